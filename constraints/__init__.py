@@ -1,0 +1,1 @@
+"""Constraints of the rebalance program: one small class each, with a readable label."""

@@ -1,0 +1,422 @@
+"""Domain objects: frozen dataclasses for everything a book holds.
+
+Units, used throughout the planner:
+- shares are float share counts (fractional where the account allows it);
+- prices and costs are dollars per share; cash, values and gains are dollars;
+- weights, bands, rates and targets are fractions (0.05 is 5 percentage points or 5 %);
+- dates are ``datetime.date``.
+
+Lots and trades can number in the millions for a large book, so the :class:`Book` keeps them
+as pandas DataFrames (columnar, vectorised) and builds :class:`Lot` / :class:`Trade` objects
+on demand for one account at a time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from types import MappingProxyType
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+CASH = "CASH"
+"""Name of the cash asset class; every model has it, with its own target and band."""
+
+Registration = Literal["taxable", "ira", "roth"]
+Restriction = Literal["none", "no_buy", "no_sell", "no_trade"]
+RebalanceTo = Literal["target", "band_edge", "midpoint"]
+Side = Literal["buy", "sell"]
+Term = Literal["ST", "LT"]
+CalendarFrequency = Literal["monthly", "quarterly", "semiannual", "annual"]
+TriggerKind = Literal["calendar", "threshold", "hybrid"]
+
+REGISTRATIONS: tuple[str, ...] = ("taxable", "ira", "roth")
+RESTRICTIONS: tuple[str, ...] = ("none", "no_buy", "no_sell", "no_trade")
+REBALANCE_TO: tuple[str, ...] = ("target", "band_edge", "midpoint")
+CALENDAR_FREQUENCIES: tuple[str, ...] = ("monthly", "quarterly", "semiannual", "annual")
+TRIGGER_KINDS: tuple[str, ...] = ("calendar", "threshold", "hybrid")
+
+LOT_COLUMNS: tuple[str, ...] = ("account_id", "lot_id", "symbol", "shares", "unit_cost", "acquired")
+TRADE_COLUMNS: tuple[str, ...] = (
+    "account_id",
+    "trade_date",
+    "symbol",
+    "side",
+    "shares",
+    "price",
+    "realized_gain",
+)
+
+
+@dataclass(frozen=True)
+class Security:
+    """A tradable security.
+
+    ``spread_bps`` is the full quoted bid-ask spread in basis points of price (a trade pays
+    half of it); ``commission`` is dollars per share traded; ``min_trade_value`` is the
+    smallest order worth sending, in dollars (a trade is 0 or at least this).
+    """
+
+    symbol: str
+    asset_class: str
+    price: float
+    wash_group: str
+    spread_bps: float = 0.0
+    commission: float = 0.0
+    min_trade_value: float = 0.0
+    restricted: Restriction = "none"
+
+    @property
+    def cost_per_dollar(self) -> float:
+        """Linear trading cost per dollar traded (half-spread plus commission), a fraction."""
+        return self.spread_bps / 2.0 / 1e4 + self.commission / self.price
+
+    @property
+    def can_buy(self) -> bool:
+        return self.restricted not in ("no_buy", "no_trade")
+
+    @property
+    def can_sell(self) -> bool:
+        return self.restricted not in ("no_sell", "no_trade")
+
+
+@dataclass(frozen=True)
+class Band:
+    """Tolerance around a target weight.
+
+    ``abs`` is an absolute half-width in weight (0.05 = +/-5 pp); ``rel`` is a half-width
+    relative to the target (0.25 = +/-25 % of the target). With both, ``combine`` picks the
+    ``tighter`` (the smaller half-width) or the ``looser`` (the larger); the 5/25 rule is
+    ``Band(abs=0.05, rel=0.25, combine="tighter")``. A band with neither never breaches.
+    """
+
+    abs: float | None = None
+    rel: float | None = None
+    combine: Literal["tighter", "looser"] = "tighter"
+
+    def half_width(self, target: float) -> float:
+        """Half-width in weight for a class with this ``target`` weight (inf if unbounded)."""
+        widths = []
+        if self.abs is not None:
+            widths.append(self.abs)
+        if self.rel is not None:
+            widths.append(self.rel * target)
+        if not widths:
+            return math.inf
+        return min(widths) if self.combine == "tighter" else max(widths)
+
+    def bounds(self, target: float) -> tuple[float, float]:
+        """(lower, upper) weights of the band around ``target``; the lower is floored at 0."""
+        h = self.half_width(target)
+        return max(0.0, target - h), target + h
+
+    def describe(self) -> str:
+        """Short human form, e.g. ``abs 5 pp`` or ``tighter of abs 5 pp / rel 25%``."""
+        parts = []
+        if self.abs is not None:
+            parts.append(f"abs {self.abs * 100:g} pp")
+        if self.rel is not None:
+            parts.append(f"rel {self.rel * 100:g}%")
+        if not parts:
+            return "no band"
+        if len(parts) == 1:
+            return parts[0]
+        return f"{self.combine} of {' / '.join(parts)}"
+
+
+@dataclass(frozen=True)
+class ClassTarget:
+    """One asset class of a model: its target weight, how it is implemented, its bands.
+
+    ``securities`` lists the securities that implement the class, the preferred one first
+    and the alternates after (e.g. ``("VTI", "ITOT", "SCHB")``); empty for cash.
+    ``security_targets`` splits ``target`` among them (by default all of it on the
+    preferred security); the values sum to ``target``. ``outer_band`` is the outer tier of
+    a tiered policy: breaching it asks for a full rebalance to target.
+    """
+
+    asset_class: str
+    target: float
+    securities: tuple[str, ...]
+    security_targets: Mapping[str, float]
+    band: Band
+    outer_band: Band | None = None
+
+
+@dataclass(frozen=True)
+class TriggerSpec:
+    """The trigger policy of a model, as written in ``models.toml``.
+
+    - ``kind``: ``calendar`` (rebalance at each review date), ``threshold`` (rebalance
+      whenever a band is breached, any day), ``hybrid`` (look at each review date, rebalance
+      only if a band is breached; an outer-band breach fires any day).
+    - ``calendar``: review frequency (for calendar and hybrid).
+    - ``force_on_calendar``: hybrid only; a review with no breach still rebalances.
+    - ``cash_flow_min``: dollars; a pending contribution or withdrawal at least this large
+      triggers a cash-flow rebalance (buy-only for a contribution, sell-only for a
+      withdrawal). ``None`` disables cash-flow triggers.
+    """
+
+    kind: TriggerKind = "threshold"
+    calendar: CalendarFrequency | None = None
+    force_on_calendar: bool = False
+    cash_flow_min: float | None = None
+
+
+@dataclass(frozen=True)
+class Model:
+    """A model portfolio.
+
+    ``classes`` holds every asset class of the model, cash included (asset class
+    :data:`CASH`, no securities); their targets sum to 1. ``rebalance_to`` is how far a
+    partial (inner-band) rebalance goes: to ``target``, to the ``band_edge`` or to the
+    ``midpoint`` between band edge and target.
+    """
+
+    name: str
+    classes: tuple[ClassTarget, ...]
+    rebalance_to: RebalanceTo = "target"
+    trigger: TriggerSpec = field(default_factory=TriggerSpec)
+    description: str = ""
+
+    def class_target(self, asset_class: str) -> ClassTarget:
+        for c in self.classes:
+            if c.asset_class == asset_class:
+                return c
+        raise KeyError(f"model {self.name} has no asset class {asset_class!r}")
+
+    @property
+    def cash(self) -> ClassTarget:
+        return self.class_target(CASH)
+
+    @property
+    def class_targets(self) -> dict[str, float]:
+        """Target weight per asset class, cash included (fractions summing to 1)."""
+        return {c.asset_class: c.target for c in self.classes}
+
+    @property
+    def security_targets(self) -> dict[str, float]:
+        """Target weight per security (alternates at 0), cash excluded."""
+        out: dict[str, float] = {}
+        for c in self.classes:
+            for s in c.securities:
+                out[s] = out.get(s, 0.0) + c.security_targets.get(s, 0.0)
+        return out
+
+    @property
+    def securities(self) -> tuple[str, ...]:
+        """Every security named by the model, preferred and alternates, in model order."""
+        seen: dict[str, None] = {}
+        for c in self.classes:
+            for s in c.securities:
+                seen.setdefault(s, None)
+        return tuple(seen)
+
+
+@dataclass(frozen=True)
+class Account:
+    """One account.
+
+    ``cash`` is settled cash in dollars; ``cash_flow`` a pending contribution (> 0) or
+    withdrawal (< 0) in dollars. ``st_rate`` and ``lt_rate`` are total marginal tax rates on
+    short- and long-term gains (fractions). ``gain_budget`` caps net realised gains of a
+    plan in dollars; ``st_gain_cap`` caps net short-term gains in dollars (``None``: no cap).
+    ``do_not_buy`` / ``do_not_sell`` are symbols this account must not buy / sell.
+    ``last_rebalanced`` is the date of the last rebalance (``None``: never).
+    """
+
+    account_id: str
+    model: str
+    household_id: str
+    registration: Registration
+    cash: float
+    st_rate: float
+    lt_rate: float
+    gain_budget: float | None = None
+    st_gain_cap: float | None = None
+    cash_flow: float = 0.0
+    fractional_shares: bool = False
+    do_not_buy: frozenset[str] = frozenset()
+    do_not_sell: frozenset[str] = frozenset()
+    last_rebalanced: date | None = None
+
+    @property
+    def taxable(self) -> bool:
+        """Whether gains and losses in this account are taxed (IRA and Roth are not)."""
+        return self.registration == "taxable"
+
+
+@dataclass(frozen=True)
+class Lot:
+    """Shares of one security bought on one date at one unit cost, in one account."""
+
+    account_id: str
+    lot_id: str
+    symbol: str
+    shares: float
+    unit_cost: float
+    acquired: date
+
+
+@dataclass(frozen=True)
+class Trade:
+    """A past trade, for the wash-sale look-back. ``realized_gain`` in dollars, if known."""
+
+    account_id: str
+    trade_date: date
+    symbol: str
+    side: Side
+    shares: float
+    price: float
+    realized_gain: float | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Run settings from the optional ``book.toml``.
+
+    - ``as_of``: the default as-of date of a run (``None``: today).
+    - ``wash_sale_scope``: ``account`` looks only at the account's own history;
+      ``household`` looks at every account of its household, IRA and Roth included.
+    - ``loss_benefit``: factor (0..1) scaling the tax benefit of a realised loss in the
+      optimiser (losses only help if gains exist to absorb them).
+    - ``tracking_error_value``: fraction of account value worth paying to remove one
+      percentage point of annualised tracking error (sets the tracking-error weight).
+    - ``hold_lt_days``: hold gain lots that turn long-term within this many days (0: off).
+    - ``wash_window_days``: the wash-sale window on each side of a loss sale (30 by law).
+    """
+
+    as_of: date | None = None
+    wash_sale_scope: Literal["account", "household"] = "account"
+    loss_benefit: float = 0.5
+    tracking_error_value: float = 0.005
+    hold_lt_days: int = 0
+    wash_window_days: int = 30
+    cash_flow_first: bool = True
+
+
+def _frozen(mapping: Mapping) -> Mapping:
+    return MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True, eq=False)
+class Book:
+    """All inputs of one run.
+
+    ``lots`` has the columns of :data:`LOT_COLUMNS` (``acquired`` as ``datetime64``) and is
+    sorted by account, symbol, acquired, lot id; ``trades`` has :data:`TRADE_COLUMNS`
+    (``trade_date`` as ``datetime64``, ``realized_gain`` NaN when unknown), sorted by
+    account, date, symbol. ``prices`` is the optional daily price history (a
+    ``DatetimeIndex`` and one column per symbol).
+    """
+
+    securities: Mapping[str, Security]
+    models: Mapping[str, Model]
+    accounts: Mapping[str, Account]
+    lots: pd.DataFrame
+    trades: pd.DataFrame
+    prices: pd.DataFrame | None = None
+    settings: Settings = field(default_factory=Settings)
+    source: Path | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "securities", _frozen(self.securities))
+        object.__setattr__(self, "models", _frozen(self.models))
+        object.__setattr__(self, "accounts", _frozen(self.accounts))
+        # Row ranges of each account in the (sorted) lots and trades frames, so that one
+        # account's slice costs O(1) instead of a scan.
+        object.__setattr__(self, "_lot_rows", _row_ranges(self.lots))
+        object.__setattr__(self, "_trade_rows", _row_ranges(self.trades))
+        households: dict[str, list[str]] = {}
+        for a in self.accounts.values():
+            households.setdefault(a.household_id, []).append(a.account_id)
+        object.__setattr__(
+            self, "_households", {h: tuple(sorted(ids)) for h, ids in households.items()}
+        )
+
+    def lot_frame(self, account_id: str) -> pd.DataFrame:
+        """The account's lots as a DataFrame slice (possibly empty)."""
+        start, stop = self._lot_rows.get(account_id, (0, 0))
+        return self.lots.iloc[start:stop]
+
+    def trade_frame(self, account_ids: str | tuple[str, ...] | list[str]) -> pd.DataFrame:
+        """Trade history of one or several accounts as a DataFrame (possibly empty)."""
+        ids = [account_ids] if isinstance(account_ids, str) else list(account_ids)
+        parts = [self.trades.iloc[slice(*self._trade_rows.get(a, (0, 0)))] for a in ids]
+        if not parts:
+            return self.trades.iloc[0:0]
+        return pd.concat(parts) if len(parts) > 1 else parts[0]
+
+    def lots_of(self, account_id: str) -> tuple[Lot, ...]:
+        """The account's lots as :class:`Lot` objects."""
+        df = self.lot_frame(account_id)
+        return tuple(
+            Lot(a, lid, s, float(q), float(c), pd.Timestamp(d).date())
+            for a, lid, s, q, c, d in zip(
+                df["account_id"],
+                df["lot_id"],
+                df["symbol"],
+                df["shares"],
+                df["unit_cost"],
+                df["acquired"],
+                strict=True,
+            )
+        )
+
+    def trades_of(self, account_ids: str | tuple[str, ...] | list[str]) -> tuple[Trade, ...]:
+        """Trade history of one or several accounts as :class:`Trade` objects."""
+        df = self.trade_frame(account_ids)
+        return tuple(
+            Trade(
+                a,
+                pd.Timestamp(d).date(),
+                s,
+                side,
+                float(q),
+                float(p),
+                None if pd.isna(g) else float(g),
+            )
+            for a, d, s, side, q, p, g in zip(
+                df["account_id"],
+                df["trade_date"],
+                df["symbol"],
+                df["side"],
+                df["shares"],
+                df["price"],
+                df["realized_gain"],
+                strict=True,
+            )
+        )
+
+    def holdings(self, account_id: str) -> dict[str, float]:
+        """Shares held per symbol (sum over lots), in symbol order."""
+        df = self.lot_frame(account_id)
+        if df.empty:
+            return {}
+        sums = df.groupby("symbol", sort=True)["shares"].sum()
+        return {str(s): float(q) for s, q in sums.items()}
+
+    def household(self, account_id: str) -> tuple[str, ...]:
+        """Ids of every account in the same household (the account itself included), sorted."""
+        return self._households[self.accounts[account_id].household_id]
+
+    def wash_scope(self, account_id: str) -> tuple[str, ...]:
+        """Accounts whose history counts for this account's wash-sale look-back."""
+        if self.settings.wash_sale_scope == "household":
+            return self.household(account_id)
+        return (account_id,)
+
+
+def _row_ranges(frame: pd.DataFrame) -> dict[str, tuple[int, int]]:
+    """Map account_id -> (first row, one past last row) of a frame sorted by account_id."""
+    if frame.empty:
+        return {}
+    ids = frame["account_id"].to_numpy()
+    starts = np.concatenate(([0], np.flatnonzero(ids[1:] != ids[:-1]) + 1))
+    stops = np.append(starts[1:], len(ids))
+    return {str(ids[a]): (int(a), int(b)) for a, b in zip(starts, stops, strict=True)}

@@ -1,0 +1,75 @@
+"""The one place where the planner's exceptions live.
+
+Every error a user can cause names where it came from: for book problems that is the file,
+the line number (1-based, the header is line 1), the field and what was expected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+class PlannerError(Exception):
+    """Base class of every error the planner raises on purpose."""
+
+
+@dataclass(frozen=True, order=True)
+class BookIssue:
+    """One problem found in a book: where it is and what was expected.
+
+    ``line`` is the 1-based line number in ``file`` (the CSV header is line 1, so the first
+    data row is line 2); ``None`` when the problem concerns the file as a whole.
+    """
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        return f"{where}: {self.field}: {self.message}"
+
+
+class BookError(PlannerError):
+    """A book failed validation; carries every problem found in one pass."""
+
+    def __init__(self, issues: Iterable[BookIssue]):
+        self.issues: tuple[BookIssue, ...] = tuple(sorted(issues, key=_issue_key))
+        n = len(self.issues)
+        head = f"{n} problem{'s' if n != 1 else ''} in book"
+        super().__init__("\n".join([head, *(f"  {i}" for i in self.issues)]))
+
+
+def _issue_key(issue: BookIssue) -> tuple:
+    return (issue.file, issue.line if issue.line is not None else -1, issue.field, issue.message)
+
+
+class ConfigError(PlannerError):
+    """A setting, option or argument outside what is allowed."""
+
+
+class InfeasibleError(PlannerError):
+    """An account's constraints cannot all hold; ``conflicts`` names the culprits by label."""
+
+    def __init__(self, account_id: str, conflicts: Iterable[str], detail: str = ""):
+        self.account_id = account_id
+        self.conflicts = tuple(conflicts)
+        names = ", ".join(self.conflicts) if self.conflicts else "no single constraint isolated"
+        msg = f"account {account_id}: infeasible; conflicting constraints: {names}"
+        super().__init__(msg + (f" ({detail})" if detail else ""))
+
+
+class SolverError(PlannerError):
+    """Every solver tried failed on a problem that is not known to be infeasible."""
+
+
+class MissingExtraError(PlannerError):
+    """An optional feature was asked for but its extra is not installed."""
+
+    def __init__(self, feature: str, extra: str, module: str):
+        super().__init__(
+            f"{feature} needs the optional package '{module}': "
+            f"pip install 'rebalance-planner[{extra}]'"
+        )
