@@ -1,1 +1,47 @@
-"""Constraints of the rebalance program: one small class each, with a readable label."""
+"""Constraints of the rebalance program: one small class each, with a readable label.
+
+Each turns a :class:`~constraints.base.Context` (the compiled template's variables and
+parameters) into cvxpy rows once, and an account's :class:`~constraints.base.AccountInputs`
+into parameter values for every solve. This package does not import the planner.
+"""
+
+from constraints.base import BIG, AccountInputs, Constraint, Context
+from constraints.holdings import (
+    CashFloor,
+    CashFlowMode,
+    ClassBands,
+    LotBounds,
+    NoShorting,
+    TurnoverCap,
+    WeightLimits,
+)
+from constraints.restrictions import DoNotBuy, DoNotSell, LegacyHoldings, Restricted
+from constraints.taxes import GainBudget, HoldNearLongTerm, ShortTermGainCap
+from constraints.trading import MinimumTrade, WholeShares
+from constraints.wash import TradeDirection, WashSaleLookback, WashSaleOneDirection
+
+__all__ = [
+    "BIG",
+    "AccountInputs",
+    "CashFloor",
+    "CashFlowMode",
+    "ClassBands",
+    "Constraint",
+    "Context",
+    "DoNotBuy",
+    "DoNotSell",
+    "GainBudget",
+    "HoldNearLongTerm",
+    "LegacyHoldings",
+    "LotBounds",
+    "MinimumTrade",
+    "NoShorting",
+    "Restricted",
+    "ShortTermGainCap",
+    "TradeDirection",
+    "TurnoverCap",
+    "WashSaleLookback",
+    "WashSaleOneDirection",
+    "WeightLimits",
+    "WholeShares",
+]

@@ -1,0 +1,181 @@
+"""What every constraint is built from, and the base class.
+
+The rebalance program of one model is compiled once (cvxpy DPP) and re-solved for each
+account with new parameter values. So a constraint has two halves:
+
+- :meth:`Constraint.rows` runs once per compiled template and returns cvxpy constraints
+  written over the template's variables and named parameters (:class:`Context`);
+- :meth:`Constraint.apply` runs once per account (and per heuristic pass) and writes that
+  account's values into the parameters it owns, or tightens the shared caps on lot sales and
+  buys (``sell_cap``, ``buy_cap``).
+
+Relaxing a constraint (to explain an infeasible account) is simply skipping its ``apply``:
+every parameter starts from a slack default. This package knows nothing of books or files;
+the planner fills :class:`AccountInputs` and imports these classes.
+
+Units: variables and parameters are fractions of the account's value ``V``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cvxpy as cp
+import numpy as np
+import scipy.sparse as sp
+
+BIG = 10.0
+"""A bound that never binds, in fractions of account value (10 x the account)."""
+
+
+@dataclass(eq=False)
+class Context:
+    """The variables, fixed matrices and named parameters of one compiled template.
+
+    Shapes: ``n`` securities, ``m = n * slots`` lot slots (security ``i`` owns slots
+    ``i*slots .. i*slots+slots-1``), ``c`` asset classes (cash excluded).
+    """
+
+    n: int
+    slots: int
+    classes: tuple[str, ...]
+    sell: cp.Variable
+    buy: cp.Variable
+    weights: cp.Variable
+    cash: cp.Expression
+    lot_to_security: sp.csr_matrix
+    security_to_class: sp.csr_matrix
+    params: dict[str, cp.Parameter] = field(default_factory=dict)
+    defaults: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def m(self) -> int:
+        return self.n * self.slots
+
+    def param(self, name: str, size: int | None, default: float) -> cp.Parameter:
+        """The parameter ``name`` (created on first use) with its slack ``default`` value."""
+        if name not in self.params:
+            shape = () if size is None else (size,)
+            self.params[name] = cp.Parameter(shape, name=name)
+            self.defaults[name] = np.full(shape, float(default))
+        return self.params[name]
+
+    @property
+    def security_sales(self) -> cp.Expression:
+        """Fraction of V sold per security (sum over its lot slots)."""
+        return self.lot_to_security @ self.sell
+
+
+@dataclass(eq=False)
+class AccountInputs:
+    """One account's data as arrays over the template's securities and lot slots.
+
+    Security arrays have length ``n``, lot-slot arrays length ``m``; padding slots have
+    ``lot_real == False`` and zero shares. Money is in dollars unless the name says
+    ``_weight`` or ``_frac`` (fractions of ``value``).
+    """
+
+    account_id: str
+    value: float
+    symbols: tuple[str, ...]
+    asset_classes: tuple[str, ...]
+    wash_groups: tuple[str, ...]
+    prices: np.ndarray
+    in_model: np.ndarray
+    hold_weight: np.ndarray
+    goal_weight: np.ndarray
+    cash_weight: float
+    cost_per_dollar: np.ndarray
+    min_trade_value: np.ndarray
+    lot_real: np.ndarray
+    lot_security: np.ndarray
+    lot_shares: np.ndarray
+    lot_unit_cost: np.ndarray
+    lot_long_term: np.ndarray
+    lot_days_to_long_term: np.ndarray
+    lot_ids: tuple[str, ...]
+    taxable: bool
+    st_rate: float
+    lt_rate: float
+    loss_benefit: float
+    cash_floor_weight: float
+    cash_ceiling_weight: float
+    class_lower: np.ndarray
+    class_upper: np.ndarray
+    restricted_buy: np.ndarray
+    restricted_sell: np.ndarray
+    do_not_buy: np.ndarray
+    do_not_sell: np.ndarray
+    wash_buy_blocked: np.ndarray
+    wash_loss_sale_blocked: np.ndarray
+    cash_flow_mode: str = "none"
+    gain_budget: float | None = None
+    st_gain_cap: float | None = None
+    hold_lt_days: int = 0
+    turnover_cap: float | None = None
+    weight_lower: float | None = None
+    weight_upper: float | None = None
+    # Heuristic state, written by the solve loop between passes, per security:
+    # direction: +1 only buys, -1 only sells, 0 free;
+    # wash_direction: +1 its wash group buys (no loss sales), -1 it sells at a loss (no buys);
+    # min_trade: +1 buy at least the minimum, -1 sell at least the minimum, 2 no trade, 0 free.
+    lot_acquired: np.ndarray | None = None  # datetime64[D] per slot, for reports and relief
+    direction: np.ndarray | None = None
+    wash_direction: np.ndarray | None = None
+    min_trade: np.ndarray | None = None
+
+    @property
+    def lot_price(self) -> np.ndarray:
+        return self.prices[self.lot_security]
+
+    @property
+    def lot_value_weight(self) -> np.ndarray:
+        """Market value of each lot slot as a fraction of the account value."""
+        return np.where(self.lot_real, self.lot_shares * self.lot_price / self.value, 0.0)
+
+    @property
+    def lot_gain_frac(self) -> np.ndarray:
+        """Realised gain per dollar of proceeds of each lot slot, ``1 - cost / price``."""
+        return np.where(self.lot_real, 1.0 - self.lot_unit_cost / self.lot_price, 0.0)
+
+    @property
+    def lot_loss(self) -> np.ndarray:
+        """Lot slots that would realise a loss if sold now."""
+        return self.lot_real & (self.lot_unit_cost > self.lot_price)
+
+    def money(self, weight: float) -> str:
+        return f"${weight * self.value:,.2f}"
+
+
+class Constraint:
+    """Base class: a named constraint of the rebalance program.
+
+    Subclasses override :meth:`rows` (template-time cvxpy rows) and/or :meth:`apply`
+    (per-account values), :meth:`active` (whether it restricts this account at all) and
+    :meth:`describe` (the label with this account's numbers, for infeasibility reports).
+    """
+
+    def rows(self, ctx: Context) -> list[cp.Constraint]:
+        return []
+
+    def apply(self, inputs: AccountInputs, values: dict[str, np.ndarray]) -> None:
+        return None
+
+    def active(self, inputs: AccountInputs) -> bool:
+        return True
+
+    def describe(self, inputs: AccountInputs) -> str:
+        return repr(self)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def cap_sells(values: dict[str, np.ndarray], mask: np.ndarray) -> None:
+    """Forbid selling the lot slots in ``mask``."""
+    values["sell_cap"] = np.where(mask, 0.0, values["sell_cap"])
+
+
+def cap_buys(values: dict[str, np.ndarray], mask: np.ndarray) -> None:
+    """Forbid buying the securities in ``mask``."""
+    values["buy_cap"] = np.where(mask, 0.0, values["buy_cap"])

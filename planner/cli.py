@@ -1,0 +1,286 @@
+"""The ``rebalance`` command: validate a book, check triggers, plan trades."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from planner.errors import BookError, PlannerError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Tax-aware trade planner for portfolio rebalancing.",
+)
+console = Console()
+err = Console(stderr=True)
+
+TABLE_ROWS = 30
+"""Rows shown in terminal tables; the CSV files hold all of them."""
+
+BookArg = Annotated[Path, typer.Argument(help="Book folder (see data/README.md).")]
+AsOfOpt = Annotated[
+    str | None,
+    typer.Option("--as-of", help="As-of date YYYY-MM-DD (default: book.toml, else today)."),
+]
+OutOpt = Annotated[Path, typer.Option("--out", help="Output folder.")]
+
+
+def _parse_date(text: str | None) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"--as-of: expected a date YYYY-MM-DD, got {text!r}") from None
+
+
+def _load(book_path: Path, as_of: str | None):
+    from planner.book import load_book
+
+    try:
+        return load_book(book_path, _parse_date(as_of))
+    except BookError as exc:
+        err.print(f"[bold red]{len(exc.issues)} problem(s) in book {book_path}[/]")
+        for issue in exc.issues:
+            err.print(f"  {issue}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+
+
+@app.command()
+def validate(book: BookArg, as_of: AsOfOpt = None) -> None:
+    """Check a book and report every problem (file, line, field, what was expected)."""
+    from planner.book import validate_book
+
+    issues = validate_book(book, _parse_date(as_of))
+    if issues:
+        err.print(f"[bold red]{len(issues)} problem(s) in book {book}[/]")
+        for issue in issues:
+            err.print(f"  {issue}", markup=False, highlight=False)
+        raise typer.Exit(1)
+    console.print(f"[green]book {book} is valid[/]")
+
+
+@app.command()
+def check(book: BookArg, as_of: AsOfOpt = None, out: OutOpt = Path("out")) -> None:
+    """Evaluate the trigger of every account; write drift.csv and triggers.csv."""
+    from planner.plan import decide
+    from planner.positions import drift_frame
+    from planner.report import write_outputs
+
+    loaded = _load(book, as_of)
+    when = loaded.settings.as_of or date.today()
+    ids = sorted(loaded.accounts)
+    with _progress() as progress:
+        task = progress.add_task("triggers", total=len(ids), rate="")
+        decisions = {}
+        for start in range(0, len(ids), 200):
+            chunk = ids[start : start + 200]
+            decisions.update(decide(loaded, when, chunk))
+            progress.update(task, advance=len(chunk))
+    drift = drift_frame(loaded)
+    triggers = triggers_frame(loaded, decisions, drift)
+    write_outputs(out, {"drift.csv": drift, "triggers.csv": triggers})
+    fired = triggers[triggers["fire"]]
+    table = Table(title=f"Triggers as of {when.isoformat()}: {len(fired)} of {len(triggers)} fire")
+    for col in ("account", "model", "largest drift", "decision", "reasons"):
+        table.add_column(col, overflow="fold")
+    for row in fired.head(TABLE_ROWS).itertuples():
+        table.add_row(
+            row.account_id,
+            row.model,
+            f"{row.max_drift_class} {row.max_drift:+.1%}",
+            row.mode,
+            row.reasons,
+        )
+    console.print(table)
+    if len(fired) > TABLE_ROWS:
+        console.print(f"... and {len(fired) - TABLE_ROWS} more in {out / 'triggers.csv'}")
+    console.print(f"wrote {out / 'drift.csv'} and {out / 'triggers.csv'}")
+
+
+def triggers_frame(book, decisions, drift: pd.DataFrame) -> pd.DataFrame:
+    """One row per account: decision, mode, largest drift and reasons."""
+    largest = drift.assign(abs_drift=drift["drift"].abs()).sort_values(
+        ["account_id", "abs_drift", "asset_class"], ascending=[True, False, True], kind="stable"
+    )
+    largest = largest.drop_duplicates("account_id").set_index("account_id")
+    rows = []
+    for account_id in sorted(decisions):
+        d = decisions[account_id]
+        has = account_id in largest.index
+        rows.append(
+            {
+                "account_id": account_id,
+                "model": book.accounts[account_id].model,
+                "fire": bool(d.fire),
+                "mode": d.mode,
+                "rebalance_to": d.rebalance_to,
+                "cash_flow_mode": d.cash_flow_mode,
+                "max_drift_class": largest.at[account_id, "asset_class"] if has else "",
+                "max_drift": float(largest.at[account_id, "drift"]) if has else 0.0,
+                "reasons": "; ".join(d.reasons),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+@app.command()
+def plan(
+    book: BookArg,
+    as_of: AsOfOpt = None,
+    out: OutOpt = Path("out"),
+    accounts: Annotated[
+        str | None, typer.Option("--accounts", help="Comma-separated account ids (default: all).")
+    ] = None,
+    exact: Annotated[
+        bool, typer.Option("--exact", help="Mixed-integer exact mode (needs the 'exact' extra).")
+    ] = False,
+    relief: Annotated[
+        str, typer.Option("--relief", help="Lot relief: optimal, min_tax, hifo, fifo, lifo.")
+    ] = "optimal",
+    what_if: Annotated[
+        bool, typer.Option("--all", help="Plan every account, triggered or not (what-if).")
+    ] = False,
+    te_value: Annotated[
+        float | None,
+        typer.Option(
+            "--te-value",
+            help="Fraction of account value worth paying to remove 1 pp^2 of tracking error.",
+        ),
+    ] = None,
+) -> None:
+    """Plan trades for every triggered account; write orders, lot_sales and summary CSVs."""
+    from planner.plan import PlanOptions
+    from planner.plan import plan as run_plan
+    from planner.report import write_outputs
+
+    loaded = _load(book, as_of)
+    ids = None
+    if accounts:
+        ids = [a.strip() for a in accounts.split(",") if a.strip()]
+        unknown = [a for a in ids if a not in loaded.accounts]
+        if unknown:
+            err.print(f"[red]--accounts: unknown account ids: {', '.join(unknown)}[/]")
+            raise typer.Exit(2)
+    try:
+        options = PlanOptions(
+            relief=relief, exact=exact, include_untriggered=what_if, tracking_error_value=te_value
+        )
+    except PlannerError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+    total = len(ids) if ids is not None else len(loaded.accounts)
+    started = time.perf_counter()
+    with _progress() as progress:
+        task = progress.add_task("planning", total=total, rate="")
+
+        def tick(done: int, _total: int) -> None:
+            rate = done / max(time.perf_counter() - started, 1e-9)
+            progress.update(task, completed=done, rate=f"{rate:,.0f} accounts/s")
+
+        try:
+            result = run_plan(loaded, accounts=ids, options=options, progress=tick)
+        except PlannerError as exc:
+            err.print(f"[red]{exc}[/]")
+            raise typer.Exit(1) from None
+    elapsed = time.perf_counter() - started
+    write_outputs(
+        out,
+        {
+            "orders.csv": result.orders,
+            "lot_sales.csv": result.lot_sales,
+            "summary.csv": result.summary,
+        },
+    )
+    _print_plan(result, elapsed, out)
+
+
+def _print_plan(result, elapsed: float, out: Path) -> None:
+    s = result.summary
+    planned = s[s["status"] == "optimal"]
+    table = Table(title=f"Plan: {len(planned)} accounts with trades")
+    for col in (
+        "account",
+        "model",
+        "decision",
+        "orders",
+        "TE before",
+        "TE after",
+        "turnover",
+        "est cost",
+        "est tax",
+        "status",
+    ):
+        table.add_column(
+            col,
+            justify="right" if col not in ("account", "model", "decision", "status") else "left",
+        )
+    order_counts = result.orders.groupby("account_id").size()
+    shown = s[s["status"] != "no_trigger"]
+    for row in shown.head(TABLE_ROWS).itertuples():
+        table.add_row(
+            row.account_id,
+            row.model,
+            row.decision,
+            str(int(order_counts.get(row.account_id, 0))),
+            f"{row.te_before:.2%}" if row.te_before == row.te_before else "",
+            f"{row.te_after:.2%}" if row.te_after == row.te_after else "",
+            f"{row.turnover:.1%}",
+            f"${row.est_cost:,.2f}",
+            f"${row.est_tax:,.2f}",
+            row.status,
+        )
+    console.print(table)
+    if len(shown) > TABLE_ROWS:
+        console.print(f"... and {len(shown) - TABLE_ROWS} more in {out / 'summary.csv'}")
+    t = result.totals()
+    failed = s[s["status"].isin(["infeasible", "error"])]
+    for row in failed.itertuples():
+        err.print(f"[yellow]{row.account_id}: {row.status}: {row.message}[/]", highlight=False)
+    console.print(
+        f"[bold]Totals[/]: {int(t['accounts'])} accounts, {int(t['planned'])} planned, "
+        f"{int(t['failed'])} failed, {int(t['orders'])} orders; "
+        f"buys ${t['buy_value']:,.0f}, sells ${t['sell_value']:,.0f}, "
+        f"est. cost ${t['est_cost']:,.2f}, est. tax ${t['est_tax']:,.2f}; "
+        f"{elapsed:.1f} s"
+    )
+    console.print(f"wrote {out / 'orders.csv'}, {out / 'lot_sales.csv'}, {out / 'summary.csv'}")
+
+
+def main() -> None:  # pragma: no cover
+    try:
+        app()
+    except PlannerError as exc:
+        err.print(f"[red]{exc}[/]")
+        sys.exit(1)

@@ -1,0 +1,515 @@
+"""Book -> triggers -> problem -> solve -> plan: the planner's main entry point.
+
+``plan(book, as_of=...)`` evaluates every account's trigger, groups the triggered accounts
+by model and lot-slot bucket, compiles one template per group, solves each account, rounds
+to executable shares and returns three DataFrames: orders, lot sales and a per-account
+summary. One failing account is reported in the summary and never stops the batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+import constraints as C
+from planner import tax
+from planner.domain import CASH, Book
+from planner.errors import ConfigError, InfeasibleError, PlannerError
+from planner.inputs import Universe, build_inputs, slot_bucket, slots_needed, universe_for
+from planner.objective import Objective, default_objective
+from planner.positions import class_weights
+from planner.problem import DEFAULT_SOLVERS, Template
+from planner.risk import RiskModel, risk_model
+from planner.rounding import RELIEF_METHODS, to_shares
+from planner.solve import solve_account
+from planner.triggers import Decision, evaluate
+
+ORDER_COLUMNS = (
+    "account_id",
+    "symbol",
+    "side",
+    "shares",
+    "est_price",
+    "est_value",
+    "est_cost",
+    "reason",
+)
+LOT_SALE_COLUMNS = (
+    "account_id",
+    "symbol",
+    "lot_id",
+    "shares",
+    "unit_cost",
+    "acquired",
+    "term",
+    "proceeds",
+    "realized_gain",
+)
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """Knobs of a planning run.
+
+    ``tracking_error_value`` (fraction of V worth one pp^2 of tracking variance) defaults to
+    the book's setting; ``objective`` overrides the whole objective. ``relief`` picks lots:
+    ``optimal`` (the optimiser's choice) or a fixed method applied to its per-security sales.
+    ``turnover_cap`` and ``max_weight``/``min_weight`` are fractions of account value.
+    ``include_untriggered`` plans every account (what-if), not only triggered ones.
+    """
+
+    tracking_error_value: float | None = None
+    objective: Objective | None = None
+    solvers: tuple[str, ...] = DEFAULT_SOLVERS
+    relief: str = "optimal"
+    turnover_cap: float | None = None
+    max_weight: float | None = None
+    min_weight: float | None = None
+    include_untriggered: bool = False
+    exact: bool = False
+    min_trade_passes: int = 3
+
+    def __post_init__(self) -> None:
+        if self.relief not in RELIEF_METHODS:
+            raise ConfigError(f"relief method {self.relief!r}: expected one of {RELIEF_METHODS}")
+
+
+@dataclass
+class AccountOutcome:
+    """What happened to one account: rows for the three outputs."""
+
+    account_id: str
+    summary: dict
+    orders: list[tuple] = field(default_factory=list)
+    lot_sales: list[tuple] = field(default_factory=list)
+
+
+@dataclass(frozen=True, eq=False)
+class PlanResult:
+    """The three outputs of a run as DataFrames, sorted for byte-identical files."""
+
+    orders: pd.DataFrame
+    lot_sales: pd.DataFrame
+    summary: pd.DataFrame
+
+    def totals(self) -> dict[str, float]:
+        s = self.summary
+        return {
+            "accounts": float(len(s)),
+            "planned": float((s["status"] == "optimal").sum()),
+            "failed": float(s["status"].isin(["infeasible", "error"]).sum()),
+            "orders": float(len(self.orders)),
+            "buy_value": float(self.orders.loc[self.orders["side"] == "buy", "est_value"].sum()),
+            "sell_value": float(self.orders.loc[self.orders["side"] == "sell", "est_value"].sum()),
+            "est_cost": float(s["est_cost"].sum()),
+            "est_tax": float(s["est_tax"].sum()),
+        }
+
+
+def constraints_for(options: PlanOptions, universe_min_trade: bool, hold_lt_days: int):
+    """The constraint list of a template, in label order."""
+    out: list[C.Constraint] = [
+        C.NoShorting(),
+        C.LotBounds(),
+        C.CashFloor(),
+        C.ClassBands(),
+        C.Restricted(),
+        C.DoNotBuy(),
+        C.DoNotSell(),
+        C.LegacyHoldings(),
+        C.CashFlowMode(),
+        C.WashSaleLookback(),
+        C.WashSaleOneDirection(),
+        C.TradeDirection(),
+        C.GainBudget(),
+        C.ShortTermGainCap(),
+    ]
+    if hold_lt_days > 0:
+        out.append(C.HoldNearLongTerm(hold_lt_days))
+    if options.turnover_cap is not None:
+        out.append(C.TurnoverCap(options.turnover_cap))
+    if options.max_weight is not None or options.min_weight is not None:
+        out.append(C.WeightLimits(options.min_weight, options.max_weight))
+    if universe_min_trade:
+        out.append(C.MinimumTrade())
+    out.append(C.WholeShares())
+    return out
+
+
+class Planner:
+    """Plans accounts of one book, caching risk models and compiled templates."""
+
+    def __init__(self, book: Book, as_of: date, options: PlanOptions | None = None):
+        self.book = book
+        self.as_of = as_of
+        self.options = options or PlanOptions()
+        te_value = self.options.tracking_error_value
+        if te_value is None:
+            te_value = book.settings.tracking_error_value
+        self.objective = self.options.objective or default_objective(te_value)
+        self._risk: dict[tuple[str, ...], RiskModel] = {}
+        self._templates: dict[tuple, Template] = {}
+        self._universes: dict[str, Universe] = {}
+
+    # -- caches ---------------------------------------------------------------------------
+    def universe(self, model_name: str, account_ids: Sequence[str]) -> Universe:
+        if model_name not in self._universes:
+            model = self.book.models[model_name]
+            self._universes[model_name] = universe_for(self.book, model, account_ids)
+        return self._universes[model_name]
+
+    def risk(self, universe: Universe) -> RiskModel:
+        key = universe.symbols
+        if key not in self._risk:
+            classes = {s: self.book.securities[s].asset_class for s in self.book.securities}
+            self._risk[key] = risk_model(self.book.prices, universe.symbols, classes)
+        return self._risk[key]
+
+    def template(self, universe: Universe, slots: int) -> Template:
+        key = (universe.symbols, slots)
+        if key not in self._templates:
+            has_min = any(self.book.securities[s].min_trade_value > 0 for s in universe.symbols)
+            self._templates[key] = Template(
+                universe.symbols,
+                universe.asset_classes,
+                slots,
+                self.risk(universe),
+                self.objective,
+                constraints_for(self.options, has_min, self.book.settings.hold_lt_days),
+                self.options.solvers,
+            )
+        return self._templates[key]
+
+    # -- one account ----------------------------------------------------------------------
+    def plan_account(
+        self, account_id: str, decision: Decision, universe: Universe
+    ) -> AccountOutcome:
+        book = self.book
+        account = book.accounts[account_id]
+        model = book.models[account.model]
+        slots = slot_bucket(slots_needed(book, account_id))
+        template = self.template(universe, slots)
+        inputs = build_inputs(
+            book,
+            account,
+            decision,
+            universe,
+            slots,
+            self.as_of,
+            class_names=template.classes,
+            turnover_cap=self.options.turnover_cap,
+            weight_lower=self.options.min_weight,
+            weight_upper=self.options.max_weight,
+        )
+        if self.options.exact:
+            from planner.exact import solve_exact
+
+            report = solve_exact(template, inputs)
+        else:
+            report = solve_account(template, inputs, self.options.min_trade_passes)
+        inputs = report.inputs
+        executable = to_shares(
+            inputs,
+            report.solution.sell,
+            report.solution.buy,
+            whole_shares=not account.fractional_shares,
+            method=self.options.relief,
+        )
+        return _outcome(
+            book, account_id, model.name, decision, inputs, template.risk, report, executable
+        )
+
+
+def _outcome(book, account_id, model_name, decision, inputs, risk, report, executable):
+    """Rows of orders, lot sales and the summary for one solved account."""
+    account = book.accounts[account_id]
+    prices = inputs.prices
+    n = len(prices)
+    lot_price = inputs.lot_price
+    value = inputs.value
+    sold_shares = np.bincount(inputs.lot_security, weights=executable.sell_shares, minlength=n)
+    held_shares = inputs.hold_weight * value / prices
+    post_shares = held_shares - sold_shares + executable.buy_shares
+    sold_value = sold_shares * prices
+    bought_value = executable.buy_shares * prices
+    cost = inputs.cost_per_dollar * (sold_value + bought_value)
+    post_value = post_shares * prices
+    total_after = post_value.sum() + executable.cash_after
+
+    # Lot sales with exact gains.
+    lot_rows = []
+    realized_st = realized_lt = 0.0
+    for s in np.flatnonzero(executable.sell_shares > 0):
+        q = float(executable.sell_shares[s])
+        i = int(inputs.lot_security[s])
+        proceeds = q * float(lot_price[s])
+        gain = proceeds - q * float(inputs.lot_unit_cost[s])
+        term = "LT" if inputs.lot_long_term[s] else "ST"
+        if term == "LT":
+            realized_lt += gain
+        else:
+            realized_st += gain
+        lot_rows.append(
+            (
+                account_id,
+                inputs.symbols[i],
+                inputs.lot_ids[s],
+                q,
+                float(inputs.lot_unit_cost[s]),
+                str(inputs.lot_acquired[s].astype("datetime64[D]")),
+                term,
+                proceeds,
+                gain,
+            )
+        )
+    est_tax = (
+        tax.capital_gains_tax(realized_st, realized_lt, account.st_rate, account.lt_rate)
+        if account.taxable
+        else 0.0
+    )
+
+    # Orders with a reason each.
+    orders = []
+    sec_targets = book.models[model_name].security_targets
+    classes = np.array(inputs.asset_classes)
+    pre_class = {c: float(inputs.hold_weight[classes == c].sum()) for c in set(classes)}
+    post_class = {c: float(post_value[classes == c].sum() / total_after) for c in set(classes)}
+    class_target = book.models[model_name].class_targets
+    for i in range(n):
+        for side, shares in (("sell", sold_shares[i]), ("buy", executable.buy_shares[i])):
+            if shares <= 0:
+                continue
+            reason = _reason(
+                inputs,
+                decision,
+                i,
+                side,
+                classes,
+                pre_class,
+                post_class,
+                class_target,
+                executable,
+                sec_targets,
+            )
+            orders.append(
+                (
+                    account_id,
+                    inputs.symbols[i],
+                    side,
+                    float(shares),
+                    float(prices[i]),
+                    float(shares * prices[i]),
+                    float(
+                        cost[i]
+                        * (shares * prices[i])
+                        / max(sold_value[i] + bought_value[i], 1e-300)
+                    ),
+                    reason,
+                )
+            )
+
+    target_weight = np.array([sec_targets.get(s, 0.0) for s in inputs.symbols])
+    summary = _summary_base(account_id, model_name, decision)
+    summary.update(
+        {
+            "status": "optimal",
+            "solver": report.solution.solver,
+            "solve_ms": report.solve_ms,
+            "passes": report.passes,
+            "value": value,
+            "te_before": risk.tracking_error(inputs.hold_weight - target_weight),
+            "te_after": risk.tracking_error(post_value / total_after - target_weight),
+            "turnover": float((sold_value.sum() + bought_value.sum()) / value),
+            "est_cost": float(cost.sum()),
+            "realized_st": realized_st,
+            "realized_lt": realized_lt,
+            "est_tax": est_tax,
+            "rounding_residual": executable.rounding_residual,
+            "message": "; ".join(report.notes),
+        }
+    )
+    for c in sorted(set(pre_class) | {CASH}):
+        summary[f"pre_{c}"] = pre_class.get(c, inputs.cash_weight if c == CASH else 0.0)
+        summary[f"post_{c}"] = (
+            post_class.get(c, 0.0) if c != CASH else executable.cash_after / total_after
+        )
+    return AccountOutcome(account_id, summary, orders, lot_rows)
+
+
+def _reason(
+    inputs, decision, i, side, classes, pre_class, post_class, class_target, executable, sec_targets
+) -> str:
+    c = classes[i]
+    if side == "sell" and not inputs.in_model[i]:
+        return "legacy holding, not in model"
+    if decision.mode == "cash_only":
+        return "invest contribution" if side == "buy" else "raise cash for withdrawal"
+    if side == "sell":
+        slots = np.flatnonzero((inputs.lot_security == i) & (executable.sell_shares > 0))
+        bought_same_class = [
+            inputs.symbols[j]
+            for j in np.flatnonzero((classes == c) & (executable.buy_shares > 0))
+            if j != i
+        ]
+        if inputs.taxable and slots.size and inputs.lot_loss[slots].all() and bought_same_class:
+            return f"tax-loss harvest, replaced by {', '.join(bought_same_class)}"
+    if side == "buy" and sec_targets.get(inputs.symbols[i], 0.0) == 0.0:
+        return f"substitute for {c} (preferred security blocked or harvested)"
+    return (
+        f"rebalance {c}: {pre_class.get(c, 0.0):.1%} -> {post_class.get(c, 0.0):.1%} "
+        f"(target {class_target.get(c, 0.0):.1%})"
+    )
+
+
+def _summary_base(account_id: str, model_name: str, decision: Decision) -> dict:
+    return {
+        "account_id": account_id,
+        "model": model_name,
+        "decision": decision.mode,
+        "rebalance_to": decision.rebalance_to,
+        "reasons": "; ".join(decision.reasons),
+    }
+
+
+def _failed(
+    account_id, model_name, decision, status, message, value=float("nan")
+) -> AccountOutcome:
+    summary = _summary_base(account_id, model_name, decision)
+    summary.update(
+        {
+            "status": status,
+            "solver": "",
+            "solve_ms": 0.0,
+            "passes": 0,
+            "value": value,
+            "te_before": float("nan"),
+            "te_after": float("nan"),
+            "turnover": 0.0,
+            "est_cost": 0.0,
+            "realized_st": 0.0,
+            "realized_lt": 0.0,
+            "est_tax": 0.0,
+            "rounding_residual": 0.0,
+            "message": message,
+        }
+    )
+    return AccountOutcome(account_id, summary)
+
+
+def decide(
+    book: Book, as_of: date, account_ids: Iterable[str] | None = None
+) -> dict[str, Decision]:
+    """Trigger decision of every (or each listed) account."""
+    weights = class_weights(book)
+    values = _values(book)
+    out = {}
+    for account_id in account_ids if account_ids is not None else sorted(book.accounts):
+        account = book.accounts[account_id]
+        row = weights.loc[account_id]
+        w = {c: float(v) for c, v in row.items() if v == v and (v != 0 or c == CASH)}
+        model = book.models[account.model]
+        for c in model.class_targets:
+            w.setdefault(c, 0.0)
+        out[account_id] = evaluate(
+            model,
+            w,
+            as_of,
+            last_rebalanced=account.last_rebalanced,
+            cash_flow=account.cash_flow,
+            value=float(values.get(account_id, 0.0)),
+        )
+    return out
+
+
+def _values(book: Book) -> pd.Series:
+    from planner.positions import account_values
+
+    return account_values(book)
+
+
+def plan(
+    book: Book,
+    as_of: date | None = None,
+    accounts: Sequence[str] | None = None,
+    options: PlanOptions | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> PlanResult:
+    """Plan every triggered account (or the listed ones) of ``book``; see the module doc."""
+    as_of = as_of or book.settings.as_of or date.today()
+    options = options or PlanOptions()
+    ids = sorted(book.accounts) if accounts is None else list(accounts)
+    unknown = [a for a in ids if a not in book.accounts]
+    if unknown:
+        raise ConfigError(f"unknown account ids: {', '.join(unknown)}")
+    decisions = decide(book, as_of, ids)
+    planner = Planner(book, as_of, options)
+    by_model: dict[str, list[str]] = {}
+    for a in ids:
+        by_model.setdefault(book.accounts[a].model, []).append(a)
+    outcomes: list[AccountOutcome] = []
+    done = 0
+    for model_name in sorted(by_model):
+        members = by_model[model_name]
+        universe = planner.universe(model_name, members)
+        for account_id in members:
+            decision = decisions[account_id]
+            outcomes.append(_plan_one(planner, account_id, model_name, decision, universe, options))
+            done += 1
+            if progress:
+                progress(done, len(ids))
+    return assemble(outcomes)
+
+
+def _plan_one(planner, account_id, model_name, decision, universe, options) -> AccountOutcome:
+    if not decision.fire and not options.include_untriggered:
+        return _failed(account_id, model_name, decision, "no_trigger", "")
+    if not decision.fire:
+        decision = _full_decision(decision)
+    start = time.perf_counter()
+    try:
+        return planner.plan_account(account_id, decision, universe)
+    except InfeasibleError as exc:
+        return _failed(account_id, model_name, decision, "infeasible", str(exc))
+    except (PlannerError, ValueError, ArithmeticError) as exc:
+        elapsed = (time.perf_counter() - start) * 1e3
+        return _failed(account_id, model_name, decision, "error", f"{exc} ({elapsed:.0f} ms)")
+
+
+def _full_decision(decision: Decision) -> Decision:
+    from dataclasses import replace
+
+    return replace(
+        decision,
+        fire=True,
+        mode="full",
+        rebalance_to="target",
+        reasons=(*decision.reasons, "what-if: planned without a trigger"),
+    )
+
+
+def assemble(outcomes: Iterable[AccountOutcome]) -> PlanResult:
+    """Stack account outcomes into the three sorted DataFrames."""
+    outcomes = sorted(outcomes, key=lambda o: o.account_id)
+    orders = pd.DataFrame([r for o in outcomes for r in o.orders], columns=list(ORDER_COLUMNS))
+    orders = orders.sort_values(["account_id", "side", "symbol"], kind="stable", ignore_index=True)
+    lot_sales = pd.DataFrame(
+        [r for o in outcomes for r in o.lot_sales], columns=list(LOT_SALE_COLUMNS)
+    ).sort_values(["account_id", "symbol", "lot_id"], kind="stable", ignore_index=True)
+    summary = pd.DataFrame([o.summary for o in outcomes])
+    if not summary.empty:
+        fixed = [c for c in summary.columns if not c.startswith(("pre_", "post_"))]
+        weights = sorted(
+            (c for c in summary.columns if c.startswith(("pre_", "post_"))),
+            key=lambda c: (
+                c.split("_", 1)[1] == CASH,
+                c.split("_", 1)[1],
+                not c.startswith("pre_"),
+            ),
+        )
+        summary = summary[fixed + weights].sort_values("account_id", ignore_index=True)
+    return PlanResult(orders, lot_sales, summary)

@@ -1,0 +1,205 @@
+"""The rebalance program of one model, compiled once and re-solved per account.
+
+Variables (fractions of the account value ``V``): ``sell`` per lot slot, ``buy`` per security,
+and the post-trade security weights ``weights = hold - S sell + buy`` (``S`` sums lot slots
+into securities; keeping ``weights`` as a variable keeps the covariance factor from
+multiplying ``S`` into a dense block). Post-trade cash is
+``cash + flow + sum(sell) - sum(buy) - costs``.
+
+Every account-specific number is a cvxpy Parameter vector, so the problem is DPP: it is
+canonicalised once per template and each account only feeds new vectors (and, with PIQP, the
+solver is updated in place rather than set up again). Lots are padded to a fixed number of
+slots per security so that all accounts of a model share one template.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cvxpy as cp
+import numpy as np
+import scipy.sparse as sp
+
+from constraints.base import AccountInputs, Constraint, Context
+from planner.objective import Objective
+from planner.risk import RiskModel
+
+DEFAULT_SOLVERS: tuple[str, ...] = ("PIQP", "CLARABEL")
+"""Solvers tried in order: PIQP is fastest on these QPs; Clarabel is the fallback."""
+
+SOLVER_OPTIONS: dict[str, dict] = {
+    # Tighter than the defaults: trades are read to 1e-6 of account value, so the solver's
+    # own tolerances must sit well below that.
+    "PIQP": {
+        "eps_abs": 1e-9,
+        "eps_rel": 1e-9,
+        "eps_duality_gap_abs": 1e-10,
+        "eps_duality_gap_rel": 1e-10,
+    },
+    "CLARABEL": {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10},
+    "OSQP": {"eps_abs": 1e-7, "eps_rel": 1e-7, "max_iter": 20000},
+}
+
+_OK = {cp.OPTIMAL}
+_INFEASIBLE = {cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE}
+
+
+@dataclass(frozen=True)
+class Solution:
+    """A continuous solution of one solve: fractions of V per lot slot and security."""
+
+    status: str
+    solver: str
+    sell: np.ndarray
+    buy: np.ndarray
+    objective: float
+    solve_ms: float
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "optimal"
+
+    @property
+    def infeasible(self) -> bool:
+        return self.status == "infeasible"
+
+
+NOISE = 1e-9
+"""Solver round-off below this fraction of account value is read as zero."""
+
+
+def _clean(values) -> np.ndarray:
+    x = np.asarray(values, dtype=float)
+    return np.where(x > NOISE, x, 0.0)
+
+
+class Template:
+    """The compiled program for one universe of securities and one lot-slot count."""
+
+    def __init__(
+        self,
+        symbols: Sequence[str],
+        asset_classes: Sequence[str],
+        slots: int,
+        risk: RiskModel,
+        objective: Objective,
+        constraints: Sequence[Constraint],
+        solvers: Sequence[str] = DEFAULT_SOLVERS,
+    ):
+        self.symbols = tuple(symbols)
+        self.asset_classes = tuple(asset_classes)
+        self.slots = int(slots)
+        self.risk = risk.subset(self.symbols)
+        self.objective = objective
+        self.constraints = tuple(constraints)
+        self.solvers = tuple(solvers)
+        n = len(self.symbols)
+        m = n * self.slots
+        classes = tuple(sorted(set(self.asset_classes)))
+        lot_to_security = sp.kron(sp.eye(n), np.ones((1, self.slots))).tocsr()
+        class_index = {c: k for k, c in enumerate(classes)}
+        security_to_class = sp.csr_matrix(
+            (np.ones(n), ([class_index[c] for c in self.asset_classes], np.arange(n))),
+            shape=(len(classes), n),
+        )
+        sell = cp.Variable(m, name="sell")
+        buy = cp.Variable(n, name="buy")
+        weights = cp.Variable(n, name="weights")
+        ctx = Context(
+            n=n,
+            slots=self.slots,
+            classes=classes,
+            sell=sell,
+            buy=buy,
+            weights=weights,
+            cash=None,  # set below, once the parameters exist
+            lot_to_security=lot_to_security,
+            security_to_class=security_to_class,
+        )
+        hold = ctx.param("hold", n, 0.0)
+        cash0 = ctx.param("cash0", None, 0.0)
+        cost = ctx.param("cost_per_dollar", n, 0.0)
+        ctx.cash = cash0 + cp.sum(sell) - cp.sum(buy) - cost @ (ctx.security_sales + buy)
+        rows = [weights == hold - ctx.security_sales + buy]
+        self.labels: list[tuple[Constraint, int]] = []
+        for c in self.constraints:
+            cons = c.rows(ctx)
+            rows.extend(cons)
+            self.labels.append((c, len(cons)))
+        self.problem = cp.Problem(cp.Minimize(objective.expr(ctx, self.risk)), rows)
+        self.ctx = ctx
+        self.n, self.m = n, m
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.ctx.classes
+
+    def values(self, inputs: AccountInputs, skip: Constraint | None = None) -> dict:
+        """Parameter values for ``inputs``: slack defaults, then every constraint but
+        ``skip`` and every objective term writes its own."""
+        values = {k: v.copy() for k, v in self.ctx.defaults.items()}
+        values["hold"] = inputs.hold_weight
+        values["cash0"] = np.asarray(inputs.cash_weight)
+        values["cost_per_dollar"] = inputs.cost_per_dollar
+        for c in self.constraints:
+            if c is not skip:
+                c.apply(inputs, values)
+        self.objective.apply(inputs, values)
+        return values
+
+    def solve(
+        self, inputs: AccountInputs, skip: Constraint | None = None, solvers=None
+    ) -> Solution:
+        """Solve for one account; try each solver in turn until one is optimal."""
+        for name, value in self.values(inputs, skip).items():
+            self.ctx.params[name].value = value
+        last = None
+        for solver in solvers or self.solvers:
+            start = time.perf_counter()
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    self.problem.solve(
+                        solver=solver, warm_start=True, **SOLVER_OPTIONS.get(solver, {})
+                    )
+                status = self.problem.status
+            except cp.error.SolverError:
+                status = "solver_error"
+            ms = (time.perf_counter() - start) * 1e3
+            if status in _OK:
+                return Solution(
+                    "optimal",
+                    solver,
+                    _clean(self.ctx.sell.value),
+                    _clean(self.ctx.buy.value),
+                    float(self.problem.value),
+                    ms,
+                )
+            last = Solution(
+                "infeasible" if status in _INFEASIBLE else str(status),
+                solver,
+                np.zeros(self.m),
+                np.zeros(self.n),
+                float("nan"),
+                ms,
+            )
+            if status in _INFEASIBLE and solver != (solvers or self.solvers)[-1]:
+                # Confirm infeasibility with the next solver before believing it.
+                continue
+        return last
+
+    def explain_infeasible(self, inputs: AccountInputs) -> list[str]:
+        """Labels of the constraints whose relaxation alone makes the account feasible."""
+        culprits = []
+        for c, _ in self.labels_all():
+            if not c.active(inputs) or type(c).__name__ == "NoShorting":
+                continue
+            if self.solve(inputs, skip=c).ok:
+                culprits.append(c.describe(inputs))
+        return culprits
+
+    def labels_all(self):
+        return [(c, n) for c, n in self.labels]

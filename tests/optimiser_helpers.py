@@ -1,0 +1,140 @@
+"""Tiny hand-built optimiser inputs, independent of books and triggers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+import constraints as C
+from constraints.base import BIG, AccountInputs
+from planner.objective import Objective, default_objective
+from planner.problem import Template
+from planner.risk import RiskModel
+
+
+def diagonal_risk(symbols: Sequence[str], vols: Sequence[float]) -> RiskModel:
+    vols = np.asarray(vols, dtype=float)
+    return RiskModel(tuple(symbols), np.diag(vols), np.zeros(len(vols)), "test diagonal")
+
+
+def covariance_risk(symbols: Sequence[str], cov: np.ndarray) -> RiskModel:
+    return RiskModel(tuple(symbols), np.linalg.cholesky(cov).T, np.zeros(len(symbols)), "test")
+
+
+def make_inputs(
+    symbols: Sequence[str],
+    prices: Sequence[float],
+    lots: Sequence[tuple[int, float, float, bool]],
+    *,
+    slots: int,
+    cash: float = 0.0,
+    goal: Sequence[float],
+    classes: Sequence[str] | None = None,
+    groups: Sequence[str] | None = None,
+    taxable: bool = True,
+    st_rate: float = 0.40,
+    lt_rate: float = 0.20,
+    loss_benefit: float = 1.0,
+    cost_per_dollar: Sequence[float] | None = None,
+    min_trade_value: Sequence[float] | None = None,
+    cash_floor: float = 0.0,
+    **overrides,
+) -> AccountInputs:
+    """``lots`` are (security index, shares, unit cost, long_term); cash in dollars."""
+    n = len(symbols)
+    m = n * slots
+    prices = np.asarray(prices, dtype=float)
+    real = np.zeros(m, dtype=bool)
+    shares = np.zeros(m)
+    cost = np.zeros(m)
+    lt = np.zeros(m, dtype=bool)
+    ids = [""] * m
+    used = [0] * n
+    for k, (i, q, c, is_lt) in enumerate(lots):
+        s = i * slots + used[i]
+        used[i] += 1
+        real[s], shares[s], cost[s], lt[s] = True, q, c, is_lt
+        ids[s] = f"L{k}"
+    held = np.bincount(np.repeat(np.arange(n), slots), weights=shares, minlength=n)
+    value = float(held @ prices + cash)
+    classes = tuple(classes or symbols)
+    fields = dict(
+        account_id="T1",
+        value=value,
+        symbols=tuple(symbols),
+        asset_classes=classes,
+        wash_groups=tuple(groups or symbols),
+        prices=prices,
+        in_model=np.ones(n, dtype=bool),
+        hold_weight=held * prices / value,
+        goal_weight=np.asarray(goal, dtype=float),
+        cash_weight=cash / value,
+        cost_per_dollar=np.asarray(cost_per_dollar if cost_per_dollar is not None else [0.0] * n),
+        min_trade_value=np.asarray(min_trade_value if min_trade_value is not None else [0.0] * n),
+        lot_real=real,
+        lot_security=np.repeat(np.arange(n), slots),
+        lot_shares=shares,
+        lot_unit_cost=cost,
+        lot_long_term=lt,
+        lot_days_to_long_term=np.where(lt, -1, 100),
+        lot_ids=tuple(ids),
+        taxable=taxable,
+        st_rate=st_rate,
+        lt_rate=lt_rate,
+        loss_benefit=loss_benefit,
+        cash_floor_weight=cash_floor,
+        cash_ceiling_weight=BIG,
+        class_lower=np.full(len(set(classes)), -BIG),
+        class_upper=np.full(len(set(classes)), BIG),
+        restricted_buy=np.zeros(n, dtype=bool),
+        restricted_sell=np.zeros(n, dtype=bool),
+        do_not_buy=np.zeros(n, dtype=bool),
+        do_not_sell=np.zeros(n, dtype=bool),
+        wash_buy_blocked=np.zeros(n, dtype=bool),
+        wash_loss_sale_blocked=np.zeros(n, dtype=bool),
+        lot_acquired=np.full(m, np.datetime64("2020-01-01", "D")),
+    )
+    fields.update(overrides)
+    return AccountInputs(**fields)
+
+
+def all_constraints(min_trade: bool = True) -> list[C.Constraint]:
+    out = [
+        C.NoShorting(),
+        C.LotBounds(),
+        C.CashFloor(),
+        C.ClassBands(),
+        C.Restricted(),
+        C.DoNotBuy(),
+        C.DoNotSell(),
+        C.LegacyHoldings(),
+        C.CashFlowMode(),
+        C.WashSaleLookback(),
+        C.WashSaleOneDirection(),
+        C.TradeDirection(),
+        C.GainBudget(),
+        C.ShortTermGainCap(),
+    ]
+    if min_trade:
+        out.append(C.MinimumTrade())
+    return out
+
+
+def make_template(
+    inputs: AccountInputs,
+    risk: RiskModel,
+    slots: int,
+    objective: Objective | None = None,
+    constraints: list[C.Constraint] | None = None,
+    solvers=("PIQP", "CLARABEL"),
+) -> Template:
+    return Template(
+        inputs.symbols,
+        inputs.asset_classes,
+        slots,
+        risk,
+        objective or default_objective(),
+        constraints if constraints is not None else all_constraints(),
+        solvers,
+    )
