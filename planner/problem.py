@@ -24,6 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from constraints.base import AccountInputs, Constraint, Context
+from planner.fastqp import FastPIQP
 from planner.objective import Objective
 from planner.risk import RiskModel
 
@@ -88,6 +89,7 @@ class Template:
         objective: Objective,
         constraints: Sequence[Constraint],
         solvers: Sequence[str] = DEFAULT_SOLVERS,
+        fast: bool = True,
     ):
         self.symbols = tuple(symbols)
         self.asset_classes = tuple(asset_classes)
@@ -96,6 +98,8 @@ class Template:
         self.objective = objective
         self.constraints = tuple(constraints)
         self.solvers = tuple(solvers)
+        self.fast = fast
+        self._fast_qp = None
         n = len(self.symbols)
         m = n * self.slots
         classes = tuple(sorted(set(self.asset_classes)))
@@ -158,6 +162,12 @@ class Template:
             self.ctx.params[name].value = value
         last = None
         for solver in solvers or self.solvers:
+            if solver == "PIQP" and self.fast:
+                sol = self._solve_fast()
+                if sol.ok or sol.infeasible:
+                    return sol
+                last = sol
+                continue
             start = time.perf_counter()
             try:
                 with warnings.catch_warnings():
@@ -190,6 +200,30 @@ class Template:
                 # Confirm infeasibility with the next solver before believing it.
                 continue
         return last
+
+    def _solve_fast(self) -> Solution:
+        """PIQP through :class:`~planner.fastqp.FastPIQP` (set up once, then updated)."""
+        if self._fast_qp is None:
+            self._fast_qp = FastPIQP(self.problem, SOLVER_OPTIONS["PIQP"])
+        result = self._fast_qp.solve()
+        if result.status != "optimal":
+            return Solution(
+                result.status,
+                "PIQP",
+                np.zeros(self.m),
+                np.zeros(self.n),
+                float("nan"),
+                result.solve_ms,
+            )
+        x = result.x
+        return Solution(
+            "optimal",
+            "PIQP",
+            _clean(x[self._fast_qp.columns(self.ctx.sell)]),
+            _clean(x[self._fast_qp.columns(self.ctx.buy)]),
+            result.objective,
+            result.solve_ms,
+        )
 
     def explain_infeasible(self, inputs: AccountInputs) -> list[str]:
         """Labels of the constraints whose relaxation alone makes the account feasible."""

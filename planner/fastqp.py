@@ -1,0 +1,183 @@
+"""PIQP set up once per template; each account only changes vectors.
+
+cvxpy canonicalises a DPP problem into an affine map from the parameter vector ``theta``
+to the solver's data. For a template every matrix (``P``, the equality and inequality
+matrices) is the same for all accounts, and the vectors (``q``, ``b``, ``h``) are sparse
+linear functions of ``theta``. This module reads those maps once from cvxpy's own
+canonicalisation (``get_problem_data``), turns every single-variable inequality row
+(``sell <= sell_cap``, ``buy >= 0``, ...) into PIQP's native box bounds, sets PIQP up once,
+and then per account computes the vectors with two sparse mat-vecs and calls
+``update`` + ``solve``. It is an exact reformulation of the cvxpy problem, not a second
+model: tests check it against cvxpy's own solve.
+
+Parameters that enter a matrix (the gain-budget rows) are supported: their matrix values are
+recomputed per account with the fixed sparsity pattern and passed to ``update`` only when
+they changed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import cvxpy as cp
+import numpy as np
+import piqp
+import scipy.sparse as sp
+
+from planner.errors import SolverError
+
+
+@dataclass(frozen=True)
+class FastResult:
+    status: str  # optimal | infeasible | <piqp status>
+    x: np.ndarray
+    objective: float
+    solve_ms: float
+
+
+class FastPIQP:
+    """A compiled template's QP held in one PIQP solver object."""
+
+    def __init__(self, problem: cp.Problem, settings: dict | None = None):
+        for p in problem.parameters():
+            if p.value is None:
+                raise SolverError(f"parameter {p.name()} has no value")
+        data, _, _ = problem.get_problem_data(cp.PIQP)
+        prog = data["param_prob"]
+        self._prog = prog
+        self.n_var = prog.x.size
+        self._param_order = sorted(
+            (
+                (col, p)
+                for p in problem.parameters()
+                for pid, col in prog.param_id_to_col.items()
+                if pid == p.id
+            ),
+            key=lambda t: t[0],
+        )
+        self._theta = np.zeros(prog.total_param_size + 1)
+        self._theta[-1] = 1.0
+
+        # q and the constant d: rows 0..n-1 and n of the q tensor.
+        q_tensor = sp.csr_matrix(prog.q)
+        self._q_map = q_tensor[: self.n_var]
+        self._d_map = np.asarray(q_tensor[self.n_var].toarray()).ravel()
+
+        # P: must not depend on parameters (the tracking-error factor is a constant).
+        prog.reduced_P.cache(keep_zeros=True)
+        p_vals = prog.reduced_P.reduced_mat
+        if p_vals is not None and sp.csr_matrix(p_vals)[:, :-1].nnz:
+            raise SolverError("quadratic term depends on parameters; fast path unavailable")
+        P, _ = prog.reduced_P.get_matrix_from_tensor(self._theta, with_offset=False)
+        self.P = sp.triu(sp.csc_matrix(P), format="csc")
+
+        # [A | b] stacked for equality (zero cone) then inequality (nonneg cone) rows.
+        prog.reduced_A.cache(keep_zeros=True)
+        reduced = sp.csr_matrix(prog.reduced_A.reduced_mat)
+        indices, indptr, shape = prog.reduced_A.problem_data_index
+        n_rows = int(shape[0])
+        start_b = int(indptr[self.n_var])
+        self._a_rows = np.asarray(indices[:start_b])
+        self._a_indptr = np.asarray(indptr[: self.n_var + 1])
+        self._a_map = reduced[:start_b]
+        self._a_const = self._a_map[:, :-1].nnz == 0
+        b_rows = np.asarray(indices[start_b:])
+        b_map = reduced[start_b:]
+        # Scatter the offset entries into a dense vector of all rows with one sparse matrix.
+        scatter = sp.csr_matrix(
+            (np.ones(len(b_rows)), (b_rows, np.arange(len(b_rows)))), shape=(n_rows, len(b_rows))
+        )
+        self._bg_map = (scatter @ b_map).tocsr()
+        self.n_eq = int(prog.cone_dims.zero)
+        self.n_rows = n_rows
+
+        AF = self._matrix(self._a_map @ self._theta)
+        self._structure(AF)
+        self._solver = None
+        self._settings = settings or {}
+        self._last_a = None
+
+    def _matrix(self, values: np.ndarray) -> sp.csc_matrix:
+        return sp.csc_matrix(
+            (values, self._a_rows, self._a_indptr), shape=(self.n_rows, self.n_var)
+        )
+
+    def _structure(self, AF: sp.csc_matrix) -> None:
+        """Split rows into equalities, general inequalities and single-variable bounds."""
+        ineq = AF[self.n_eq :].tocsr()
+        counts = np.diff(ineq.indptr)
+        single = np.flatnonzero(counts == 1)
+        self._bound_rows = single
+        self._bound_var = ineq.indices[ineq.indptr[single]]
+        self._bound_coef = ineq.data[ineq.indptr[single]]
+        if np.any(self._bound_coef == 0):
+            raise SolverError("zero coefficient in a bound row")
+        self._general_rows = np.flatnonzero(counts != 1)
+
+    def _theta_from_problem(self) -> np.ndarray:
+        theta = self._theta
+        for col, p in self._param_order:
+            value = np.asarray(p.value, dtype=float)
+            theta[col : col + value.size] = value.ravel(order="F")
+        return theta
+
+    def solve(self) -> FastResult:
+        """Solve with the parameter values currently set on the cvxpy problem."""
+        theta = self._theta_from_problem()
+        start = time.perf_counter()
+        q = self._q_map @ theta
+        bg = self._bg_map @ theta
+        # cvxpy's cone form is  A x + b in K: equalities  A_eq x = -b_eq ; inequalities
+        # -A_in x <= b_in. Bounds: a single-variable row  -a x_j <= b  gives x_j <= -b/a
+        # (a < 0) or x_j >= -b/a (a > 0).
+        b_eq = -bg[: self.n_eq]
+        g = bg[self.n_eq :]
+        limit = g[self._bound_rows] / -self._bound_coef
+        upper = np.full(self.n_var, np.inf)
+        lower = np.full(self.n_var, -np.inf)
+        is_upper = -self._bound_coef > 0
+        np.minimum.at(upper, self._bound_var[is_upper], limit[is_upper])
+        np.maximum.at(lower, self._bound_var[~is_upper], limit[~is_upper])
+        h = g[self._general_rows]
+        a_values = None if self._a_const and self._solver is not None else self._a_map @ theta
+        if self._solver is None:
+            AF = self._matrix(a_values)
+            self._A_eq = AF[: self.n_eq]
+            self._G = -AF[self.n_eq :][self._general_rows]
+            solver = piqp.SparseSolver()
+            for key, value in self._settings.items():
+                setattr(solver.settings, key, value)
+            solver.setup(
+                P=self.P, c=q, A=self._A_eq, b=b_eq, G=self._G, h_u=h, x_l=lower, x_u=upper
+            )
+            self._solver = solver
+            self._last_a = a_values
+        else:
+            kwargs = dict(c=q, b=b_eq, h_u=h, x_l=lower, x_u=upper)
+            if a_values is not None and not np.array_equal(a_values, self._last_a):
+                AF = self._matrix(a_values)
+                kwargs["A"] = AF[: self.n_eq]
+                kwargs["G"] = -AF[self.n_eq :][self._general_rows]
+                self._last_a = a_values
+            self._solver.update(**kwargs)
+        status = self._solver.solve()
+        ms = (time.perf_counter() - start) * 1e3
+        x = np.asarray(self._solver.result.x, dtype=float)
+        name = str(status).split(".")[-1]
+        if name == "PIQP_SOLVED":
+            objective = float(0.5 * x @ (self._full_p() @ x) + q @ x + self._d_map @ theta)
+            return FastResult("optimal", x, objective, ms)
+        if name == "PIQP_PRIMAL_INFEASIBLE":
+            return FastResult("infeasible", x, float("nan"), ms)
+        return FastResult(name.lower(), x, float("nan"), ms)
+
+    def _full_p(self) -> sp.csc_matrix:
+        if not hasattr(self, "_p_full"):
+            self._p_full = (self.P + sp.triu(self.P, k=1).T).tocsc()
+        return self._p_full
+
+    def columns(self, variable: cp.Variable) -> slice:
+        """Where ``variable`` sits in the solver's x."""
+        col = self._prog.var_id_to_col[variable.id]
+        return slice(col, col + variable.size)
