@@ -14,11 +14,10 @@ on demand for one account at a time.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from types import MappingProxyType
 from typing import Literal
 
 import numpy as np
@@ -300,8 +299,21 @@ class Settings:
     cash_flow_first: bool = True
 
 
+class FrozenDict(dict):
+    """A read-only dict that pickles (MappingProxyType does not), for shipping books to
+    worker processes."""
+
+    def _readonly(self, *args, **kwargs):
+        raise TypeError("book mappings are read-only")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _readonly
+
+    def __reduce__(self):
+        return (FrozenDict, (dict(self),))
+
+
 def _frozen(mapping: Mapping) -> Mapping:
-    return MappingProxyType(dict(mapping))
+    return mapping if isinstance(mapping, FrozenDict) else FrozenDict(mapping)
 
 
 @dataclass(frozen=True, eq=False)
@@ -338,6 +350,34 @@ class Book:
         object.__setattr__(
             self, "_households", {h: tuple(sorted(ids)) for h, ids in households.items()}
         )
+
+    def subset(self, account_ids: Sequence[str]) -> Book:
+        """A book with only these accounts and their households (whose trade history the
+        wash-sale look-back may need): what a worker needs for a chunk of accounts."""
+        keep: set[str] = set()
+        for a in account_ids:
+            keep.update(self.household(a))
+        ids = sorted(keep)
+        lots = pd.concat([self.lot_frame(a) for a in ids]) if ids else self.lots.iloc[0:0]
+        trades = self.trade_frame(ids)
+        return Book(
+            securities=self.securities,
+            models=self.models,
+            accounts={a: self.accounts[a] for a in ids},
+            lots=lots.reset_index(drop=True),
+            trades=trades.reset_index(drop=True),
+            prices=None,
+            settings=self.settings,
+            source=self.source,
+        )
+
+    def __getstate__(self):
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    def __setstate__(self, state):
+        for k, v in state.items():
+            object.__setattr__(self, k, v)
+        self.__post_init__()
 
     def lot_frame(self, account_id: str) -> pd.DataFrame:
         """The account's lots as a DataFrame slice (possibly empty)."""

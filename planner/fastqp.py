@@ -97,6 +97,8 @@ class FastPIQP:
         self._solver = None
         self._settings = settings or {}
         self._last_a = None
+        self.last_solver_ms = 0.0  # PIQP's solve() alone, last call
+        self.last_update_ms = 0.0  # PIQP's update() alone, last call
 
     def _matrix(self, values: np.ndarray) -> sp.csc_matrix:
         return sp.csc_matrix(
@@ -160,9 +162,14 @@ class FastPIQP:
                 kwargs["A"] = AF[: self.n_eq]
                 kwargs["G"] = -AF[self.n_eq :][self._general_rows]
                 self._last_a = a_values
+            update_start = time.perf_counter()
             self._solver.update(**kwargs)
+            self.last_update_ms = (time.perf_counter() - update_start) * 1e3
+        solver_start = time.perf_counter()
         status = self._solver.solve()
-        ms = (time.perf_counter() - start) * 1e3
+        end = time.perf_counter()
+        ms = (end - start) * 1e3
+        self.last_solver_ms = (end - solver_start) * 1e3
         x = np.asarray(self._solver.result.x, dtype=float)
         name = str(status).split(".")[-1]
         if name == "PIQP_SOLVED":

@@ -19,7 +19,7 @@ import pandas as pd
 import constraints as C
 from planner import tax
 from planner.domain import CASH, Book
-from planner.errors import ConfigError, InfeasibleError, PlannerError
+from planner.errors import ConfigError, InfeasibleError
 from planner.inputs import Universe, build_inputs, slot_bucket, slots_needed, universe_for
 from planner.objective import Objective, default_objective
 from planner.positions import class_weights
@@ -141,88 +141,110 @@ def constraints_for(options: PlanOptions, universe_min_trade: bool, hold_lt_days
     return out
 
 
-class Planner:
-    """Plans accounts of one book, caching risk models and compiled templates."""
+@dataclass(frozen=True, eq=False)
+class RunSpec:
+    """Everything a worker needs besides account data: picklable, computed once per run.
 
-    def __init__(self, book: Book, as_of: date, options: PlanOptions | None = None):
-        self.book = book
-        self.as_of = as_of
-        self.options = options or PlanOptions()
-        te_value = self.options.tracking_error_value
-        if te_value is None:
-            te_value = book.settings.tracking_error_value
-        self.objective = self.options.objective or default_objective(te_value)
-        self._risk: dict[tuple[str, ...], RiskModel] = {}
-        self._templates: dict[tuple, Template] = {}
-        self._universes: dict[str, Universe] = {}
+    ``universes`` maps a model to its traded securities; ``risks`` maps a universe's symbols
+    to its risk model; ``token`` keys the per-process template cache.
+    """
 
-    # -- caches ---------------------------------------------------------------------------
-    def universe(self, model_name: str, account_ids: Sequence[str]) -> Universe:
-        if model_name not in self._universes:
-            model = self.book.models[model_name]
-            self._universes[model_name] = universe_for(self.book, model, account_ids)
-        return self._universes[model_name]
+    as_of: date
+    options: PlanOptions
+    objective: Objective
+    decisions: dict[str, Decision]
+    universes: dict[str, Universe]
+    risks: dict[tuple[str, ...], RiskModel]
+    hold_lt_days: int
+    token: str
 
-    def risk(self, universe: Universe) -> RiskModel:
-        key = universe.symbols
-        if key not in self._risk:
-            classes = {s: self.book.securities[s].asset_class for s in self.book.securities}
-            self._risk[key] = risk_model(self.book.prices, universe.symbols, classes)
-        return self._risk[key]
 
-    def template(self, universe: Universe, slots: int) -> Template:
-        key = (universe.symbols, slots)
-        if key not in self._templates:
-            has_min = any(self.book.securities[s].min_trade_value > 0 for s in universe.symbols)
-            self._templates[key] = Template(
-                universe.symbols,
-                universe.asset_classes,
-                slots,
-                self.risk(universe),
-                self.objective,
-                constraints_for(self.options, has_min, self.book.settings.hold_lt_days),
-                self.options.solvers,
-            )
-        return self._templates[key]
+_TEMPLATES: dict[tuple, Template] = {}
+"""Compiled templates of this process, keyed by (run token, symbols, slots)."""
 
-    # -- one account ----------------------------------------------------------------------
-    def plan_account(
-        self, account_id: str, decision: Decision, universe: Universe
-    ) -> AccountOutcome:
-        book = self.book
-        account = book.accounts[account_id]
-        model = book.models[account.model]
-        slots = slot_bucket(slots_needed(book, account_id))
-        template = self.template(universe, slots)
-        inputs = build_inputs(
-            book,
-            account,
-            decision,
-            universe,
+
+def prepare(book: Book, as_of: date, ids: Sequence[str], options: PlanOptions) -> RunSpec:
+    """Trigger decisions, universes and risk models of a run (in the parent process)."""
+    te_value = options.tracking_error_value
+    if te_value is None:
+        te_value = book.settings.tracking_error_value
+    objective = options.objective or default_objective(te_value)
+    decisions = decide(book, as_of, ids)
+    by_model: dict[str, list[str]] = {}
+    for a in ids:
+        by_model.setdefault(book.accounts[a].model, []).append(a)
+    classes = {s: sec.asset_class for s, sec in book.securities.items()}
+    universes, risks = {}, {}
+    for model_name, members in sorted(by_model.items()):
+        universe = universe_for(book, book.models[model_name], members)
+        universes[model_name] = universe
+        if universe.symbols not in risks:
+            risks[universe.symbols] = risk_model(book.prices, universe.symbols, classes)
+    token = f"{id(book)}-{time.time_ns()}"
+    return RunSpec(
+        as_of, options, objective, decisions, universes, risks, book.settings.hold_lt_days, token
+    )
+
+
+def template_for(spec: RunSpec, book: Book, universe: Universe, slots: int) -> Template:
+    """The compiled template of a universe and slot count (cached per process and run)."""
+    key = (spec.token, universe.symbols, slots)
+    if key not in _TEMPLATES:
+        if len(_TEMPLATES) > 64:
+            _TEMPLATES.clear()
+        has_min = any(book.securities[s].min_trade_value > 0 for s in universe.symbols)
+        _TEMPLATES[key] = Template(
+            universe.symbols,
+            universe.asset_classes,
             slots,
-            self.as_of,
-            class_names=template.classes,
-            turnover_cap=self.options.turnover_cap,
-            weight_lower=self.options.min_weight,
-            weight_upper=self.options.max_weight,
+            spec.risks[universe.symbols],
+            spec.objective,
+            constraints_for(spec.options, has_min, spec.hold_lt_days),
+            spec.options.solvers,
         )
-        if self.options.exact:
-            from planner.exact import solve_exact
+    return _TEMPLATES[key]
 
-            report = solve_exact(template, inputs)
-        else:
-            report = solve_account(template, inputs, self.options.min_trade_passes)
-        inputs = report.inputs
-        executable = to_shares(
-            inputs,
-            report.solution.sell,
-            report.solution.buy,
-            whole_shares=not account.fractional_shares,
-            method=self.options.relief,
-        )
-        return _outcome(
-            book, account_id, model.name, decision, inputs, template.risk, report, executable
-        )
+
+def plan_chunk(book: Book, spec: RunSpec, account_ids: Sequence[str]) -> list[AccountOutcome]:
+    """Plan a chunk of accounts; ``book`` needs only these accounts (see Book.subset)."""
+    return [_plan_one(book, spec, a) for a in account_ids]
+
+
+def plan_account(book: Book, spec: RunSpec, account_id: str, decision: Decision) -> AccountOutcome:
+    """Solve one triggered account and turn the solution into output rows."""
+    account = book.accounts[account_id]
+    universe = spec.universes[account.model]
+    slots = slot_bucket(slots_needed(book, account_id))
+    template = template_for(spec, book, universe, slots)
+    options = spec.options
+    inputs = build_inputs(
+        book,
+        account,
+        decision,
+        universe,
+        slots,
+        spec.as_of,
+        class_names=template.classes,
+        turnover_cap=options.turnover_cap,
+        weight_lower=options.min_weight,
+        weight_upper=options.max_weight,
+    )
+    if options.exact:
+        from planner.exact import solve_exact
+
+        report = solve_exact(template, inputs)
+    else:
+        report = solve_account(template, inputs, options.min_trade_passes)
+    executable = to_shares(
+        report.inputs,
+        report.solution.sell,
+        report.solution.buy,
+        whole_shares=not account.fractional_shares,
+        method=options.relief,
+    )
+    return _outcome(
+        book, account_id, account.model, decision, report.inputs, template.risk, report, executable
+    )
 
 
 def _outcome(book, account_id, model_name, decision, inputs, risk, report, executable):
@@ -438,46 +460,51 @@ def plan(
     accounts: Sequence[str] | None = None,
     options: PlanOptions | None = None,
     progress: Callable[[int, int], None] | None = None,
+    executor: str = "auto",
+    workers: int | None = None,
+    chunk_size: int = 50,
+    scheduler: str | None = None,
 ) -> PlanResult:
-    """Plan every triggered account (or the listed ones) of ``book``; see the module doc."""
+    """Plan every triggered account (or the listed ones) of ``book``; see the module doc.
+
+    ``executor``: ``serial``, ``process`` (a local process pool over all cores), ``dask``
+    (a Dask cluster at ``scheduler``, or a local one), or ``auto`` (process pool for books
+    of a few hundred accounts or more on a multi-core machine, else serial).
+    """
+    from planner.batch import run_chunks
+
     as_of = as_of or book.settings.as_of or date.today()
     options = options or PlanOptions()
-    ids = sorted(book.accounts) if accounts is None else list(accounts)
+    ids = sorted(book.accounts) if accounts is None else sorted(set(accounts))
     unknown = [a for a in ids if a not in book.accounts]
     if unknown:
         raise ConfigError(f"unknown account ids: {', '.join(unknown)}")
-    decisions = decide(book, as_of, ids)
-    planner = Planner(book, as_of, options)
-    by_model: dict[str, list[str]] = {}
-    for a in ids:
-        by_model.setdefault(book.accounts[a].model, []).append(a)
-    outcomes: list[AccountOutcome] = []
-    done = 0
-    for model_name in sorted(by_model):
-        members = by_model[model_name]
-        universe = planner.universe(model_name, members)
-        for account_id in members:
-            decision = decisions[account_id]
-            outcomes.append(_plan_one(planner, account_id, model_name, decision, universe, options))
-            done += 1
-            if progress:
-                progress(done, len(ids))
+    spec = prepare(book, as_of, ids, options)
+    outcomes = run_chunks(book, spec, ids, executor, workers, chunk_size, scheduler, progress)
     return assemble(outcomes)
 
 
-def _plan_one(planner, account_id, model_name, decision, universe, options) -> AccountOutcome:
-    if not decision.fire and not options.include_untriggered:
+def _plan_one(book: Book, spec: RunSpec, account_id: str) -> AccountOutcome:
+    decision = spec.decisions[account_id]
+    model_name = book.accounts[account_id].model
+    if not decision.fire and not spec.options.include_untriggered:
         return _failed(account_id, model_name, decision, "no_trigger", "")
     if not decision.fire:
         decision = _full_decision(decision)
     start = time.perf_counter()
     try:
-        return planner.plan_account(account_id, decision, universe)
+        return plan_account(book, spec, account_id, decision)
     except InfeasibleError as exc:
         return _failed(account_id, model_name, decision, "infeasible", str(exc))
-    except (PlannerError, ValueError, ArithmeticError) as exc:
+    except Exception as exc:  # one bad account never stops the batch
         elapsed = (time.perf_counter() - start) * 1e3
-        return _failed(account_id, model_name, decision, "error", f"{exc} ({elapsed:.0f} ms)")
+        return _failed(
+            account_id,
+            model_name,
+            decision,
+            "error",
+            f"{type(exc).__name__}: {exc} ({elapsed:.0f} ms)",
+        )
 
 
 def _full_decision(decision: Decision) -> Decision:

@@ -1,0 +1,132 @@
+"""Running chunks of accounts: in process, on a local process pool, or on Dask.
+
+Workers get account data (a sub-book per chunk, or the whole book inherited by fork) and the
+run's :class:`~planner.plan.RunSpec`; never cvxpy objects, which do not pickle once solved.
+Each worker compiles a model's template once and re-uses it for every account it plans.
+A chunk that dies with its worker is reported account by account as an error.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+
+from planner.domain import Book
+from planner.errors import ConfigError, MissingExtraError
+from planner.plan import AccountOutcome, RunSpec, _failed, plan_chunk
+
+EXECUTORS = ("auto", "serial", "process", "dask")
+AUTO_PROCESS_MIN_ACCOUNTS = 300
+
+_FORKED: tuple[Book, RunSpec] | None = None
+
+
+def _chunks(ids: Sequence[str], size: int) -> list[list[str]]:
+    size = max(1, int(size))
+    return [list(ids[i : i + size]) for i in range(0, len(ids), size)]
+
+
+def _crashed(book: Book, spec: RunSpec, chunk: Sequence[str], exc: BaseException):
+    return [
+        _failed(a, book.accounts[a].model, spec.decisions[a], "error", f"worker failed: {exc!r}")
+        for a in chunk
+    ]
+
+
+def run_chunks(
+    book: Book,
+    spec: RunSpec,
+    ids: Sequence[str],
+    executor: str = "auto",
+    workers: int | None = None,
+    chunk_size: int = 50,
+    scheduler: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[AccountOutcome]:
+    if executor not in EXECUTORS:
+        raise ConfigError(f"executor {executor!r}: expected one of {EXECUTORS}")
+    cores = os.cpu_count() or 1
+    workers = workers or cores
+    if executor == "auto":
+        busy = sum(spec.decisions[a].fire or spec.options.include_untriggered for a in ids)
+        executor = "process" if busy >= AUTO_PROCESS_MIN_ACCOUNTS and workers > 1 else "serial"
+        if scheduler:
+            executor = "dask"
+    chunks = _chunks(ids, chunk_size)
+    if executor == "serial":
+        return _serial(book, spec, chunks, len(ids), progress)
+    if executor == "process":
+        return _process(book, spec, chunks, len(ids), workers, progress)
+    return _dask(book, spec, chunks, len(ids), workers, scheduler, progress)
+
+
+def _serial(book, spec, chunks, total, progress):
+    out: list[AccountOutcome] = []
+    for chunk in chunks:
+        out.extend(plan_chunk(book, spec, chunk))
+        if progress:
+            progress(len(out), total)
+    return out
+
+
+def _fork_chunk(chunk: list[str]) -> list[AccountOutcome]:
+    book, spec = _FORKED
+    return plan_chunk(book, spec, chunk)
+
+
+def _process(book, spec, chunks, total, workers, progress):
+    """A fork-based pool: workers inherit the book copy-on-write, chunks travel as ids."""
+    global _FORKED
+    _FORKED = (book, spec)
+    out: list[AccountOutcome] = []
+    try:
+        context = mp.get_context("fork")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = {pool.submit(_fork_chunk, chunk): chunk for chunk in chunks}
+            for future in as_completed(futures):
+                try:
+                    out.extend(future.result())
+                except Exception as exc:  # a dead worker fails its chunk, not the run
+                    out.extend(_crashed(book, spec, futures[future], exc))
+                if progress:
+                    progress(len(out), total)
+    finally:
+        _FORKED = None
+    return out
+
+
+def _dask(book, spec, chunks, total, workers, scheduler, progress):
+    try:
+        from dask.distributed import Client, LocalCluster
+        from dask.distributed import as_completed as dask_completed
+    except ImportError as exc:
+        raise MissingExtraError("the Dask executor", "dask", "distributed") from exc
+    cluster = None
+    if scheduler:
+        client = Client(scheduler)
+    else:
+        cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+        client = Client(cluster)
+    out: list[AccountOutcome] = []
+    try:
+        spec_future = client.scatter(spec, broadcast=True)
+        futures = {}
+        for chunk in chunks:
+            future = client.submit(plan_chunk, book.subset(chunk), spec_future, chunk, pure=False)
+            futures[future] = chunk
+        for future in dask_completed(list(futures)):
+            try:
+                out.extend(future.result())
+            except Exception as exc:
+                out.extend(_crashed(book, spec, futures[future], exc))
+            if progress:
+                progress(len(out), total)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return out
