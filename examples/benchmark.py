@@ -42,12 +42,13 @@ NAIVE_SAMPLE = 10
 
 def run_one(accounts: int, lots: int, securities: int, workers: int | None) -> dict:
     from planner.book import load_book, write_book
+    from planner.synthetic import generate_benchmark_book
+
     from planner.inputs import build_inputs, slot_bucket, slots_needed
     from planner.plan import PlanOptions, plan, prepare, template_for
     from planner.problem import Template
     from planner.report import write_outputs
     from planner.solve import solve_account
-    from planner.synthetic import generate_benchmark_book
 
     with tempfile.TemporaryDirectory() as tmp:
         book_dir = Path(tmp) / "book"
@@ -86,7 +87,12 @@ def run_one(accounts: int, lots: int, securities: int, workers: int | None) -> d
         slots = slot_bucket(slots_needed(book, account_id))
         template = template_for(spec, book, universe, slots)
         inputs = build_inputs(
-            book, account, spec.decisions[account_id], universe, slots, as_of,
+            book,
+            account,
+            spec.decisions[account_id],
+            universe,
+            slots,
+            as_of,
             class_names=template.classes,
         )
         t0 = time.perf_counter()
@@ -104,11 +110,22 @@ def run_one(accounts: int, lots: int, securities: int, workers: int | None) -> d
         slots = slot_bucket(slots_needed(book, account_id))
         t0 = time.perf_counter()
         fresh = Template(
-            universe.symbols, universe.asset_classes, slots, spec.risks[universe.symbols],
-            spec.objective, template.constraints, ("PIQP",), fast=False,
+            universe.symbols,
+            universe.asset_classes,
+            slots,
+            spec.risks[universe.symbols],
+            spec.objective,
+            template.constraints,
+            ("PIQP",),
+            fast=False,
         )
         inputs = build_inputs(
-            book, account, spec.decisions[account_id], universe, slots, as_of,
+            book,
+            account,
+            spec.decisions[account_id],
+            universe,
+            slots,
+            as_of,
             class_names=fresh.classes,
         )
         fresh.solve(replace(inputs))

@@ -2,16 +2,19 @@
 
 1. Relaxation: every convex constraint, none of the non-convex rules.
 2. Wash groups (Moehle, Kochenderfer, Boyd & Ang 2021, "Tax-aware portfolio construction via
-   convex optimization"): where the relaxation both buys and sells at a loss in one wash
-   group, re-solve once with the group's buys forbidden and once with its loss sales
-   forbidden, and keep the better. Then fix each traded security's direction (buy or sell)
-   by the sign of its net trade and re-solve; with directions fixed, "no buy and loss sale in
-   one group" is a pair of linear bounds.
-3. Minimum trade size: trades below their minimum are forced up to it (if at least half of
-   it) or dropped, and the program re-solved, a bounded number of times; a pass that turns
-   infeasible forces its dropped trades instead, and failing that is undone.
+   convex optimization"): where a solution both buys and sells at a loss in one wash group,
+   re-solve once with the group's buys forbidden and once with its loss sales forbidden,
+   and keep the better. A security traded both ways has its direction fixed by the sign of
+   its net trade. With directions fixed, "no buy and loss sale in one group" is two bounds.
+3. Minimum trade size: trades below their minimum are either forced up to it or dropped.
+   Three candidates are solved (the rule "force if at least half the minimum, else drop",
+   drop all, force all) and the best kept.
+4. Restrictions that no longer do anything are released (a group kept for loss sales whose
+   loss sales were all dropped may buy again), and steps 2-4 repeat until nothing changes,
+   a bounded number of rounds.
 
-All passes reuse one compiled template, so each is a parameter update and a solver call.
+All passes reuse one compiled template, so each is a parameter update and a solver call. An
+account whose solution already obeys every rule costs one solve.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from planner.problem import Solution, Template
 
 TRADE_EPS = 1e-7
 """A trade smaller than this fraction of account value counts as no trade."""
+MAX_ROUNDS = 4
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,8 @@ class SolveReport:
     notes: tuple[str, ...]
 
 
-def _security_totals(inputs: AccountInputs, sol: Solution) -> tuple[np.ndarray, np.ndarray]:
+def security_trades(inputs: AccountInputs, sol: Solution) -> tuple[np.ndarray, np.ndarray]:
+    """(sales, loss sales) per security, fractions of account value."""
     n = len(inputs.symbols)
     sales = np.bincount(inputs.lot_security, weights=sol.sell, minlength=n)
     loss_sales = np.bincount(
@@ -48,101 +53,189 @@ def _security_totals(inputs: AccountInputs, sol: Solution) -> tuple[np.ndarray, 
     return sales, loss_sales
 
 
-def _wash_conflicts(inputs: AccountInputs, sol: Solution) -> list[str]:
-    """Wash groups where the solution buys and also sells at a loss."""
-    _, loss_sales = _security_totals(inputs, sol)
+def _group_masks(inputs: AccountInputs) -> dict[str, np.ndarray]:
     groups = np.array(inputs.wash_groups)
-    out = []
-    for g in sorted(set(inputs.wash_groups)):
-        mask = groups == g
-        if sol.buy[mask].sum() > TRADE_EPS and loss_sales[mask].sum() > TRADE_EPS:
-            out.append(g)
-    return out
+    return {g: groups == g for g in sorted(set(inputs.wash_groups))}
+
+
+class _Search:
+    """Solves candidates for one account, counting passes and time, and remembering the
+    best solution that obeys every non-convex rule."""
+
+    def __init__(self, template: Template):
+        self.template = template
+        self.passes = 0
+        self.ms = 0.0
+        self.valid: tuple[AccountInputs, Solution] | None = None
+
+    def run(self, candidate: AccountInputs) -> Solution:
+        sol = self.template.solve(candidate)
+        self.passes += 1
+        self.ms += sol.solve_ms
+        better = self.valid is None or sol.objective < self.valid[1].objective - 1e-12
+        if sol.ok and better and valid(candidate, sol):
+            self.valid = (candidate, sol)
+        return sol
+
+    def best(self, candidates: list[AccountInputs]) -> tuple[AccountInputs, Solution] | None:
+        found = []
+        for k, c in enumerate(candidates):
+            sol = self.run(c)
+            if sol.ok:
+                found.append((sol.objective, k, c, sol))
+        if not found:
+            return None
+        _, _, c, sol = min(found, key=lambda f: (f[0], f[1]))
+        return c, sol
+
+
+def _zeros(inputs: AccountInputs, attr: str) -> np.ndarray:
+    value = getattr(inputs, attr)
+    return np.zeros(len(inputs.symbols), dtype=int) if value is None else value.copy()
+
+
+def _resolve_wash(search: _Search, inputs, sol, masks, notes):
+    """Give every group that buys and sells at a loss one direction, the better of two."""
+    _, loss_sales = security_trades(inputs, sol)
+    for group, mask in masks.items():
+        if not (sol.buy[mask].sum() > TRADE_EPS and loss_sales[mask].sum() > TRADE_EPS):
+            continue
+        candidates = []
+        for choice in (+1, -1):
+            wash = _zeros(inputs, "wash_direction")
+            wash[mask] = choice
+            candidates.append(replace(inputs, wash_direction=wash))
+        best = search.best(candidates)
+        if best is not None:
+            inputs, sol = best
+            kept = "buys kept" if inputs.wash_direction[mask][0] > 0 else "loss sales kept"
+            notes.append(f"wash group {group}: {kept}")
+            _, loss_sales = security_trades(inputs, sol)
+    return inputs, sol
+
+
+def _fix_directions(search: _Search, inputs, sol):
+    """A security bought and sold in one plan keeps only the side of its net trade."""
+    sales, _ = security_trades(inputs, sol)
+    both = (sol.buy > TRADE_EPS) & (sales > TRADE_EPS)
+    if not both.any():
+        return inputs, sol
+    direction = _zeros(inputs, "direction")
+    direction[both] = np.where(sol.buy[both] > sales[both], 1, -1)
+    candidate = replace(inputs, direction=direction)
+    fixed = search.run(candidate)
+    return (candidate, fixed) if fixed.ok else (inputs, sol)
+
+
+def _minimum_trades(search: _Search, inputs, sol, notes):
+    """Force or drop trades below their minimum: the best of three candidate rules."""
+    minimum = inputs.min_trade_value
+    if not np.any(minimum > 0):
+        return inputs, sol, False
+    sales, _ = security_trades(inputs, sol)
+    dollars = (sales + sol.buy) * inputs.value
+    # Selling a whole position below the minimum is fine: nothing is left behind.
+    whole_position = (sales > TRADE_EPS) & (sales >= inputs.hold_weight - 1e-9)
+    state = _zeros(inputs, "min_trade")
+    small = (
+        (dollars > TRADE_EPS * inputs.value)
+        & (dollars < minimum * (1 - 1e-9))
+        & (state == 0)
+        & ~whole_position
+    )
+    if not small.any():
+        return inputs, sol, False
+    side = np.where(sol.buy > sales, 1, -1)
+    rule = small & (dollars >= minimum / 2)
+    candidates = []
+    for force in (rule, np.zeros_like(small), small):
+        trial = state.copy()
+        trial[small & force] = side[small & force]
+        trial[small & ~force] = 2
+        candidates.append(replace(inputs, min_trade=trial))
+    best = search.best(candidates)
+    if best is None:
+        notes.append("minimum trade sizes could not all be met")
+        return inputs, sol, False
+    return best[0], best[1], True
+
+
+def _release_unused(inputs: AccountInputs, sol: Solution, masks) -> AccountInputs:
+    """Drop wash-group and direction restrictions the solution no longer relies on."""
+    sales, loss_sales = security_trades(inputs, sol)
+    wash = inputs.wash_direction
+    if wash is not None:
+        wash = wash.copy()
+        for mask in masks.values():
+            if wash[mask].any() and loss_sales[mask].sum() <= TRADE_EPS:
+                # Kept for loss sales that are gone, or for buys: either way no loss sale
+                # in the group remains, so buying is no longer a wash sale.
+                wash[mask] = 0
+    direction = inputs.direction
+    if direction is not None:
+        direction = np.where((sales > TRADE_EPS) | (sol.buy > TRADE_EPS), direction, 0)
+    return replace(inputs, wash_direction=wash, direction=direction)
+
+
+def valid(inputs: AccountInputs, sol: Solution) -> bool:
+    """Whether a solution obeys the non-convex rules: one direction per security, no buy
+    and loss sale in one wash group, every trade 0 or at least its minimum (or the whole
+    position)."""
+    sales, loss_sales = security_trades(inputs, sol)
+    if np.any((sol.buy > TRADE_EPS) & (sales > TRADE_EPS)):
+        return False
+    for g in set(inputs.wash_groups):
+        m = np.array([h == g for h in inputs.wash_groups])
+        if sol.buy[m].sum() > TRADE_EPS and loss_sales[m].sum() > TRADE_EPS:
+            return False
+    dollars = (sales + sol.buy) * inputs.value
+    whole = (sales > TRADE_EPS) & (sales >= inputs.hold_weight - 1e-9)
+    small = (dollars > TRADE_EPS * inputs.value) & (dollars < inputs.min_trade_value * (1 - 1e-6))
+    return not np.any(small & ~whole)
 
 
 def solve_account(template: Template, inputs: AccountInputs, max_min_trade_passes: int = 3):
     """Run the passes for one account; raises :class:`InfeasibleError` when even the
     relaxation is infeasible (naming the constraints whose relaxation would fix it)."""
-    passes = 0
-    total_ms = 0.0
+    search = _Search(template)
     notes: list[str] = []
-
-    def run(candidate: AccountInputs) -> Solution:
-        nonlocal passes, total_ms
-        sol = template.solve(candidate)
-        passes += 1
-        total_ms += sol.solve_ms
-        return sol
-
     inputs = replace(inputs, direction=None, wash_direction=None, min_trade=None)
-    best = run(inputs)
+    best = search.run(inputs)
     if not best.ok:
         if best.infeasible:
             raise InfeasibleError(inputs.account_id, template.explain_infeasible(inputs))
         raise InfeasibleError(
             inputs.account_id, [], f"solver status {best.status} with {best.solver}"
         )
+    masks = _group_masks(inputs)
+    if valid(inputs, best):
+        return SolveReport(inputs, best, search.passes, search.ms, ())
+    min_passes = 0
+    for _ in range(MAX_ROUNDS):
+        inputs, best = _resolve_wash(search, inputs, best, masks, notes)
+        inputs, best = _fix_directions(search, inputs, best)
+        changed = False
+        if min_passes < max_min_trade_passes:
+            inputs, best, changed = _minimum_trades(search, inputs, best, notes)
+            min_passes += changed
+        released = _release_unused(inputs, best, masks)
+        if not _same_restrictions(released, inputs):
+            trial = search.run(released)
+            if trial.ok and trial.objective <= best.objective + 1e-12:
+                inputs, best, changed = released, trial, True
+        if not changed and valid(inputs, best):
+            break
+    if search.valid is not None:
+        inputs, best = search.valid
+    else:
+        notes.append("no solution met every trade rule; the last one is kept")
+    return SolveReport(inputs, best, search.passes, search.ms, tuple(notes))
 
-    # 2a. one direction per wash group, choosing by objective where the relaxation mixes.
-    n = len(inputs.symbols)
-    groups = np.array(inputs.wash_groups)
-    wash_direction = np.zeros(n, dtype=int)
-    for group in _wash_conflicts(inputs, best):
-        mask = groups == group
-        options = []
-        for choice in (+1, -1):
-            trial_dir = wash_direction.copy()
-            trial_dir[mask] = choice
-            trial = replace(inputs, wash_direction=trial_dir)
-            sol = run(trial)
-            if sol.ok:
-                options.append((sol.objective, choice, trial, sol))
-        if options:
-            _, choice, inputs, best = min(options, key=lambda o: (o[0], -o[1]))
-            wash_direction[mask] = choice
-            notes.append(f"wash group {group}: {'buys kept' if choice > 0 else 'loss sales kept'}")
 
-    # 2b. fix each traded security's direction and re-solve.
-    sales, _ = _security_totals(inputs, best)
-    direction = np.where(best.buy > sales, 1, -1) * ((best.buy > TRADE_EPS) | (sales > TRADE_EPS))
-    if np.any((best.buy > TRADE_EPS) & (sales > TRADE_EPS)) or np.any(direction):
-        fixed = replace(inputs, direction=direction.astype(int))
-        sol = run(fixed)
-        if sol.ok:
-            inputs, best = fixed, sol
+def _same_restrictions(a: AccountInputs, b: AccountInputs) -> bool:
+    def same(x, y):
+        if x is None or y is None:
+            return (x is None or not np.any(x)) and (y is None or not np.any(y))
+        return np.array_equal(x, y)
 
-    # 3. minimum trade sizes.
-    minimum = inputs.min_trade_value
-    if np.any(minimum > 0):
-        state = np.zeros(n, dtype=int)
-        for _ in range(max_min_trade_passes):
-            sales, _ = _security_totals(inputs, best)
-            dollars = (sales + best.buy) * inputs.value
-            # A sale of a whole position below the minimum is fine: nothing is left behind.
-            whole_position = (sales > TRADE_EPS) & (sales >= inputs.hold_weight - 1e-9)
-            small = (
-                (dollars > TRADE_EPS * inputs.value)
-                & (dollars < minimum * (1 - 1e-9))
-                & (state == 0)
-                & ~whole_position
-            )
-            if not small.any():
-                break
-            side = np.where(best.buy > sales, 1, -1)
-            force = small & (dollars >= minimum / 2)
-            trial_state = state.copy()
-            trial_state[force] = side[force]
-            trial_state[small & ~force] = 2
-            trial = replace(inputs, min_trade=trial_state)
-            sol = run(trial)
-            if not sol.ok:
-                # Dropping made it infeasible: force those trades up to the minimum instead.
-                dropped = small & ~force
-                trial_state[dropped] = side[dropped]
-                trial = replace(inputs, min_trade=trial_state)
-                sol = run(trial)
-            if not sol.ok:
-                notes.append("minimum trade sizes could not all be met")
-                break
-            state, inputs, best = trial_state, trial, sol
-    return SolveReport(inputs, best, passes, total_ms, tuple(notes))
+    return same(a.wash_direction, b.wash_direction) and same(a.direction, b.direction)
