@@ -68,8 +68,8 @@ class Solution:
         return self.status == "infeasible"
 
 
-NOISE = 1e-9
-"""Solver round-off below this fraction of account value is read as zero."""
+NOISE = 1e-7
+"""Trades below this fraction of account value are solver round-off, read as zero."""
 
 
 def _clean(values) -> np.ndarray:

@@ -62,13 +62,22 @@ def to_shares(
     *,
     whole_shares: bool,
     method: str = "optimal",
+    sellable: np.ndarray | None = None,
 ) -> Executable:
-    """Round a continuous solution (fractions of V) to shares; see the module rules."""
+    """Round a continuous solution (fractions of V) to shares; see the module rules.
+
+    Shares are counted in integer steps (1 share, or 1e-6 share for fractional accounts) so
+    that the cash check is exact; sales are only taken from lots the optimiser sold from
+    (or, for a fixed relief method, from lots in ``sellable``, the lots the account may sell).
+    """
+    if sellable is None:
+        sellable = inputs.lot_real
     value = inputs.value
     prices = inputs.prices
     n = len(prices)
     lot_price = inputs.lot_price
-    cont_sell = np.where(inputs.lot_real, sell * value / np.where(lot_price > 0, lot_price, 1), 0)
+    safe_price = np.where(lot_price > 0, lot_price, 1.0)
+    cont_sell = np.where(inputs.lot_real, sell * value / safe_price, 0.0)
     cont_buy = buy * value / prices
     step = 1.0 if whole_shares else 10.0**-FRACTION_DECIMALS
 
@@ -79,56 +88,104 @@ def to_shares(
             continue
         held = inputs.lot_shares[slots].sum()
         total = cont_sell[slots].sum()
-        if total <= 1e-9:
+        if total <= 0:
             continue
-        if total >= held - 1e-6:
+        if total >= held - 1e-6 * max(1.0, held):
             sell_shares[slots] = inputs.lot_shares[slots]
             continue
-        target = min(np.round(total / step) * step, held)
-        if target * prices[i] < inputs.min_trade_value[i] * (1 - 1e-9):
+        chosen = slots[cont_sell[slots] > 0]
+        available = inputs.lot_shares[chosen].sum()
+        steps = min(np.round(total / step), np.floor(available / step + 1e-9))
+        target = steps * step
+        if target <= 0 or target * prices[i] < inputs.min_trade_value[i] * (1 - 1e-9):
             continue
         remaining = target
-        for s in _lot_order(inputs, slots, method, cont_sell):
+        for s in _lot_order(inputs, chosen, method, cont_sell):
             take = min(inputs.lot_shares[s], remaining)
             sell_shares[s] = take
             remaining -= take
             if remaining <= 1e-12:
                 break
+    if method != "optimal":
+        sell_shares = _relieve(inputs, sell_shares, method, sellable & inputs.lot_real)
 
+    if not whole_shares:
+        # Keep 1e-6-share granularity, except for lots sold whole.
+        whole_lot = np.isclose(sell_shares, inputs.lot_shares) & (sell_shares > 0)
+        sell_shares = np.where(whole_lot, sell_shares, np.floor(sell_shares / step + 1e-6) * step)
     costs = inputs.cost_per_dollar
     sold_value = np.bincount(inputs.lot_security, weights=sell_shares * lot_price, minlength=n)
     floor = inputs.cash_floor_weight * value
-    buy_shares = np.floor(cont_buy / step + 1e-9) * step
+    base_cash = inputs.cash_weight * value + sold_value.sum() - costs @ sold_value
 
-    def cash_after(b: np.ndarray) -> float:
-        bought = b * prices
-        return float(
-            inputs.cash_weight * value
-            + sold_value.sum()
-            - bought.sum()
-            - costs @ (sold_value + bought)
-        )
+    def cash_after(steps: np.ndarray) -> float:
+        bought = steps * step * prices
+        return float(base_cash - bought.sum() - costs @ bought)
 
-    remainder = cont_buy - buy_shares
+    buy_steps = np.floor(cont_buy / step + 1e-9)
+    remainder = cont_buy / step - buy_steps
     for i in np.argsort(-remainder, kind="stable"):
-        if remainder[i] < step / 2 or cont_buy[i] <= 0:
+        if remainder[i] < 0.5 or cont_buy[i] <= 0:
             break
-        trial = buy_shares.copy()
-        trial[i] += step
-        if cash_after(trial) >= floor - 1e-9:
-            buy_shares = trial
+        buy_steps[i] += 1
+        if cash_after(buy_steps) < floor:
+            buy_steps[i] -= 1
     # Trim buys while cash is below its floor (largest buy first).
-    while (shortfall := floor - cash_after(buy_shares)) > 1e-9 and buy_shares.sum() > 0:
-        i = int(np.argmax(buy_shares * prices))
-        cut = np.ceil(shortfall / (prices[i] * (1 + costs[i])) / step - 1e-9) * step
-        buy_shares[i] = max(0.0, buy_shares[i] - max(cut, step))
-    small = (buy_shares * prices) < inputs.min_trade_value * (1 - 1e-9)
-    buy_shares = np.where(small, 0.0, buy_shares)
-    if not whole_shares:
-        buy_shares = np.round(buy_shares, FRACTION_DECIMALS)
-        sell_shares = np.round(sell_shares, FRACTION_DECIMALS)
+    while (shortfall := floor - cash_after(buy_steps)) > 0 and buy_steps.sum() > 0:
+        i = int(np.argmax(buy_steps * prices))
+        cut = np.ceil(shortfall / (prices[i] * (1 + costs[i]) * step))
+        buy_steps[i] = max(0.0, buy_steps[i] - max(cut, 1.0))
+    # Rounded-down sales can leave cash short with nothing left to trim: sell one more step
+    # of a security already being sold (lowest tax per dollar first) until the floor holds.
+    if floor - cash_after(buy_steps) > 0:
+        tax = tax_per_dollar(inputs)
+        for s_ in np.argsort(np.where(sell_shares > 0, tax, np.inf), kind="stable"):
+            if sell_shares[s_] <= 0:
+                break
+            while (
+                floor - cash_after(buy_steps) > 0
+                and sell_shares[s_] + step <= inputs.lot_shares[s_] + 1e-12
+            ):
+                sell_shares[s_] += step
+                gained = step * lot_price[s_] * (1 - costs[inputs.lot_security[s_]])
+                base_cash += gained
+            if floor - cash_after(buy_steps) <= 0:
+                break
+    small = (buy_steps * step * prices) < inputs.min_trade_value * (1 - 1e-9)
+    buy_steps = np.where(small, 0.0, buy_steps)
+    buy_shares = buy_steps * step
     residual = float(
         np.abs((sell_shares - cont_sell) * lot_price).sum()
         + np.abs((buy_shares - cont_buy) * prices).sum()
     )
-    return Executable(sell_shares, buy_shares, cash_after(buy_shares), residual)
+    final_sold = np.bincount(inputs.lot_security, weights=sell_shares * lot_price, minlength=n)
+    bought = buy_shares * prices
+    cash = float(
+        inputs.cash_weight * value + final_sold.sum() - bought.sum() - costs @ (final_sold + bought)
+    )
+    return Executable(sell_shares, buy_shares, cash, residual)
+
+
+def _relieve(
+    inputs: AccountInputs, sell_shares: np.ndarray, method: str, sellable: np.ndarray
+) -> np.ndarray:
+    """Re-assign each security's sold shares to its lots in the relief method's order.
+
+    Only lots the account may sell are used: a lot the optimiser could not sell (a wash-sale
+    block, a near-long-term hold) is skipped, so the method applies among the rest.
+    """
+    out = np.zeros_like(sell_shares)
+    n = len(inputs.prices)
+    for i in range(n):
+        slots = np.flatnonzero((inputs.lot_security == i) & sellable)
+        total = sell_shares[inputs.lot_security == i].sum()
+        if total <= 0:
+            continue
+        remaining = total
+        for s in _lot_order(inputs, slots, method, sell_shares):
+            take = min(inputs.lot_shares[s], remaining)
+            out[s] = take
+            remaining -= take
+            if remaining <= 1e-12:
+                break
+    return out

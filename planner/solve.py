@@ -25,9 +25,9 @@ import numpy as np
 
 from constraints.base import AccountInputs
 from planner.errors import InfeasibleError
-from planner.problem import Solution, Template
+from planner.problem import NOISE, Solution, Template
 
-TRADE_EPS = 1e-7
+TRADE_EPS = NOISE
 """A trade smaller than this fraction of account value counts as no trade."""
 MAX_ROUNDS = 4
 

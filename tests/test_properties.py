@@ -1,0 +1,115 @@
+"""Invariants of solved and rounded plans over random accounts (hypothesis)."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from planner.errors import InfeasibleError
+from planner.rounding import to_shares
+from planner.solve import security_trades, solve_account
+from tests.optimiser_helpers import covariance_risk, make_inputs, make_template
+
+N, SLOTS = 4, 3
+SYMBOLS = [f"S{i}" for i in range(N)]
+GROUPS = ["G0", "G0", "G1", "G2"]  # S0 and S1 are substantially identical
+CLASSES = ["EQ", "EQ", "BD", "BD"]
+_cov = np.array(
+    [
+        [0.04, 0.0398, 0.002, 0.002],
+        [0.0398, 0.04, 0.002, 0.002],
+        [0.002, 0.002, 0.0025, 0.0024],
+        [0.002, 0.002, 0.0024, 0.0025],
+    ]
+)
+RISK = covariance_risk(SYMBOLS, _cov)
+_TEMPLATE = {}
+
+
+def template_for(inputs):
+    if "t" not in _TEMPLATE:
+        _TEMPLATE["t"] = make_template(inputs, RISK, SLOTS)
+    return _TEMPLATE["t"]
+
+
+@st.composite
+def accounts(draw):
+    prices = [draw(st.floats(5, 500)) for _ in range(N)]
+    lots = []
+    for i in range(N):
+        for _ in range(draw(st.integers(0, SLOTS))):
+            shares = draw(st.one_of(st.integers(1, 400).map(float), st.floats(0.5, 400)))
+            cost = prices[i] * draw(st.floats(0.4, 1.8))
+            lots.append((i, shares, cost, draw(st.booleans())))
+    goal = np.array([draw(st.floats(0.0, 1.0)) for _ in range(N)]) + 1e-3
+    goal = goal / goal.sum() * draw(st.floats(0.9, 1.0))
+    held = sum(q * prices[i] for i, q, _, _ in lots)
+    cash = (
+        draw(st.floats(1000, 20000)) if held < 1000 else draw(st.floats(-0.05 * held, 0.3 * held))
+    )
+    inputs = make_inputs(
+        SYMBOLS,
+        prices,
+        lots,
+        slots=SLOTS,
+        cash=cash,
+        goal=goal,
+        classes=CLASSES,
+        groups=GROUPS,
+        taxable=draw(st.booleans()),
+        loss_benefit=draw(st.floats(0, 1)),
+        cost_per_dollar=[draw(st.floats(0, 0.002)) for _ in range(N)],
+        min_trade_value=[draw(st.sampled_from([0.0, 100.0, 1000.0])) for _ in range(N)],
+        cash_floor=draw(st.floats(0, 0.05)),
+        wash_buy_blocked=np.array([draw(st.booleans()) for _ in range(N)]),
+        wash_loss_sale_blocked=np.array([draw(st.booleans()) for _ in range(N)]),
+        do_not_buy=np.array([draw(st.booleans()) for _ in range(N)]) & (np.arange(N) == 3),
+    )
+    whole = draw(st.booleans())
+    return inputs, whole
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(accounts())
+def test_plan_invariants(case):
+    inputs, whole = case
+    template = template_for(inputs)
+    try:
+        report = solve_account(template, inputs)
+    except InfeasibleError:
+        return  # explained elsewhere; nothing to check
+    sol, used = report.solution, report.inputs
+    ex = to_shares(used, sol.sell, sol.buy, whole_shares=whole)
+    lot_price = inputs.lot_price
+    # No lot oversold, nothing sold that is not held.
+    assert np.all(ex.sell_shares <= inputs.lot_shares + 1e-9)
+    assert np.all(ex.sell_shares[~inputs.lot_real] == 0)
+    # No buy in a wash-blocked group or on the do-not-buy list.
+    bought = ex.buy_shares > 0
+    assert not np.any(bought & inputs.wash_buy_blocked)
+    assert not np.any(bought & inputs.do_not_buy)
+    # No loss sale in a group with a recent buy; no buy and loss sale in one group.
+    loss_sold = (ex.sell_shares > 0) & inputs.lot_loss
+    assert not np.any(loss_sold & inputs.wash_loss_sale_blocked[inputs.lot_security])
+    loss_by_security = np.bincount(inputs.lot_security, weights=loss_sold, minlength=N) > 0
+    for g in set(GROUPS):
+        m = np.array([h == g for h in GROUPS])
+        assert not (bought[m].any() and loss_by_security[m].any())
+    # Cash at or above its floor (rounding never breaks it).
+    assert ex.cash_after >= inputs.cash_floor_weight * inputs.value - 1e-6
+    # Whole shares where required (a whole position may be sold with its fraction).
+    sold = np.bincount(inputs.lot_security, weights=ex.sell_shares, minlength=N)
+    held = np.bincount(inputs.lot_security, weights=inputs.lot_shares, minlength=N)
+    if whole:
+        assert np.allclose(ex.buy_shares, np.round(ex.buy_shares))
+        assert np.all(np.isclose(sold, np.round(sold)) | np.isclose(sold, held))
+    # Each trade 0 or at least its minimum (or a whole position).
+    traded = sold * inputs.prices + ex.buy_shares * inputs.prices
+    ok = (traded == 0) | (traded >= inputs.min_trade_value * (1 - 1e-6)) | np.isclose(sold, held)
+    assert ok.all()
+    # One direction per security.
+    assert not np.any((sold > 0) & bought)
+    sales, _ = security_trades(used, sol)
+    assert np.all(sales >= 0) and np.all(sol.buy >= 0)
+    assert lot_price.shape == inputs.lot_shares.shape
