@@ -56,6 +56,7 @@ class FastPIQP:
             ),
             key=lambda t: t[0],
         )
+        self._param_cols = {p.name(): (col, p.size) for col, p in self._param_order}
         self._theta = np.zeros(prog.total_param_size + 1)
         self._theta[-1] = 1.0
 
@@ -124,9 +125,16 @@ class FastPIQP:
             theta[col : col + value.size] = value.ravel(order="F")
         return theta
 
-    def solve(self) -> FastResult:
-        """Solve with the parameter values currently set on the cvxpy problem."""
-        theta = self._theta_from_problem()
+    def _theta_from_values(self, values: dict[str, np.ndarray]) -> np.ndarray:
+        theta = self._theta
+        for name, (col, size) in self._param_cols.items():
+            theta[col : col + size] = np.ravel(values[name])
+        return theta
+
+    def solve(self, values: dict[str, np.ndarray] | None = None) -> FastResult:
+        """Solve with ``values`` (parameter name -> array), or else with the values
+        currently set on the cvxpy problem."""
+        theta = self._theta_from_problem() if values is None else self._theta_from_values(values)
         start = time.perf_counter()
         q = self._q_map @ theta
         bg = self._bg_map @ theta

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
-import pandas as pd
 
 from constraints.base import BIG, AccountInputs
 from planner import tax
@@ -254,9 +253,5 @@ def _split_by_class(
 
 def _days_to_long_term(acquired: np.ndarray, as_of: date) -> np.ndarray:
     """Days from ``as_of`` until each lot's first long-term sale date (<= 0 once long-term)."""
-    unique = pd.unique(acquired)
-    first_lt = {
-        d: np.datetime64(tax.first_long_term_date(pd.Timestamp(d).date()), "D") for d in unique
-    }
-    as_of64 = np.datetime64(as_of, "D")
-    return np.array([(first_lt[d] - as_of64).astype(int) for d in acquired], dtype=int)
+    first = tax.first_long_term_dates(acquired).astype("datetime64[D]")
+    return (first - np.datetime64(as_of, "D")).astype(int)

@@ -158,16 +158,21 @@ class Template:
         self, inputs: AccountInputs, skip: Constraint | None = None, solvers=None
     ) -> Solution:
         """Solve for one account; try each solver in turn until one is optimal."""
-        for name, value in self.values(inputs, skip).items():
-            self.ctx.params[name].value = value
+        values = self.values(inputs, skip)
         last = None
+        values_set = False
         for solver in solvers or self.solvers:
             if solver == "PIQP" and self.fast:
-                sol = self._solve_fast()
+                sol = self._solve_fast(values)
                 if sol.ok or sol.infeasible:
                     return sol
                 last = sol
                 continue
+            if not values_set:
+                # Setting cvxpy parameters validates every value: only done off the fast path.
+                for name, value in values.items():
+                    self.ctx.params[name].value = value
+                values_set = True
             start = time.perf_counter()
             try:
                 with warnings.catch_warnings():
@@ -201,11 +206,13 @@ class Template:
                 continue
         return last
 
-    def _solve_fast(self) -> Solution:
+    def _solve_fast(self, values: dict[str, np.ndarray]) -> Solution:
         """PIQP through :class:`~planner.fastqp.FastPIQP` (set up once, then updated)."""
         if self._fast_qp is None:
+            for name, value in values.items():
+                self.ctx.params[name].value = value
             self._fast_qp = FastPIQP(self.problem, SOLVER_OPTIONS["PIQP"])
-        result = self._fast_qp.solve()
+        result = self._fast_qp.solve(values)
         if result.status != "optimal":
             return Solution(
                 result.status,

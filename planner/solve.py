@@ -94,24 +94,66 @@ def _zeros(inputs: AccountInputs, attr: str) -> np.ndarray:
     return np.zeros(len(inputs.symbols), dtype=int) if value is None else value.copy()
 
 
+MAX_GREEDY_GROUPS = 4
+"""Conflicting wash groups up to which each group's direction is also tried on its own."""
+
+
 def _resolve_wash(search: _Search, inputs, sol, masks, notes):
-    """Give every group that buys and sells at a loss one direction, the better of two."""
+    """Give every group that buys and sells at a loss one direction.
+
+    Three global candidates are solved: every conflicting group keeps its loss sales
+    (harvest), every one keeps its buys (hold), or each keeps the larger side of its
+    relaxed trades; the best is kept. With few conflicting groups, each group's direction is
+    then flipped on its own and kept when that improves the objective. So the number of
+    solves stays bounded however many loss lots the relaxation wanted to wash-trade.
+    """
     _, loss_sales = security_trades(inputs, sol)
-    for group, mask in masks.items():
-        if not (sol.buy[mask].sum() > TRADE_EPS and loss_sales[mask].sum() > TRADE_EPS):
-            continue
-        candidates = []
-        for choice in (+1, -1):
-            wash = _zeros(inputs, "wash_direction")
-            wash[mask] = choice
-            candidates.append(replace(inputs, wash_direction=wash))
-        best = search.best(candidates)
-        if best is not None:
-            inputs, sol = best
-            kept = "buys kept" if inputs.wash_direction[mask][0] > 0 else "loss sales kept"
-            notes.append(f"wash group {group}: {kept}")
-            _, loss_sales = security_trades(inputs, sol)
-    return inputs, sol
+    conflicts = [
+        (g, m)
+        for g, m in masks.items()
+        if sol.buy[m].sum() > TRADE_EPS and loss_sales[m].sum() > TRADE_EPS
+    ]
+    if not conflicts:
+        return inputs, sol
+    base = _zeros(inputs, "wash_direction")
+
+    def with_choices(choices: dict[str, int]) -> AccountInputs:
+        wash = base.copy()
+        for g, m in conflicts:
+            wash[m] = choices[g]
+        return replace(inputs, wash_direction=wash)
+
+    by_volume = {g: (-1 if loss_sales[m].sum() >= sol.buy[m].sum() else 1) for g, m in conflicts}
+    options = [
+        {g: -1 for g, _ in conflicts},
+        {g: 1 for g, _ in conflicts},
+        by_volume,
+    ]
+    unique = [dict(o) for k, o in enumerate(options) if o not in options[:k]]
+    scored = []
+    for choices in unique:
+        candidate = with_choices(choices)
+        trial = search.run(candidate)
+        if trial.ok:
+            scored.append((trial.objective, len(scored), choices, candidate, trial))
+    if not scored:
+        return inputs, sol
+    _, _, choices, inputs_best, sol_best = min(scored, key=lambda t: (t[0], t[1]))
+    if len(conflicts) <= MAX_GREEDY_GROUPS:
+        for g, _ in conflicts:
+            flipped = dict(choices)
+            flipped[g] = -flipped[g]
+            candidate = with_choices(flipped)
+            trial = search.run(candidate)
+            if trial.ok and trial.objective < sol_best.objective - 1e-12:
+                choices, inputs_best, sol_best = flipped, candidate, trial
+    harvested = sorted(g for g, c in choices.items() if c < 0)
+    held = sorted(g for g, c in choices.items() if c > 0)
+    if harvested:
+        notes.append(f"wash groups with loss sales kept (no buys): {', '.join(harvested)}")
+    if held:
+        notes.append(f"wash groups with buys kept (no loss sales): {', '.join(held)}")
+    return inputs_best, sol_best
 
 
 def _fix_directions(search: _Search, inputs, sol):
