@@ -29,12 +29,16 @@ class Universe:
         return {s: i for i, s in enumerate(self.symbols)}
 
 
-def universe_for(book: Book, model: Model, account_ids: Sequence[str]) -> Universe:
-    """Model securities (model order) plus every other security the accounts hold (sorted)."""
+def universe_for(book: Book, model: Model) -> Universe:
+    """Model securities (model order) plus every other security held by any account of the
+    model in the book (sorted): one universe per model, whichever accounts a run plans, so
+    an account's program is the same alone or in a batch."""
     own = list(model.securities)
-    held: set[str] = set()
-    for account_id in account_ids:
-        held.update(book.holdings(account_id))
+    members = [a for a, acc in book.accounts.items() if acc.model == model.name]
+    lots = book.lots
+    held = (
+        set(lots.loc[lots["account_id"].isin(members), "symbol"].unique()) if len(lots) else set()
+    )
     legacy = sorted(held - set(own))
     symbols = tuple(own + legacy)
     secs = book.securities

@@ -174,12 +174,15 @@ def prepare(book: Book, as_of: date, ids: Sequence[str], options: PlanOptions) -
     for a in ids:
         by_model.setdefault(book.accounts[a].model, []).append(a)
     classes = {s: sec.asset_class for s, sec in book.securities.items()}
+    # One estimate over every security of the book, then restricted to each universe, so an
+    # account's plan does not depend on which other accounts share its run.
+    full = risk_model(book.prices, sorted(book.securities), classes)
     universes, risks = {}, {}
-    for model_name, members in sorted(by_model.items()):
-        universe = universe_for(book, book.models[model_name], members)
+    for model_name in sorted(by_model):
+        universe = universe_for(book, book.models[model_name])
         universes[model_name] = universe
         if universe.symbols not in risks:
-            risks[universe.symbols] = risk_model(book.prices, universe.symbols, classes)
+            risks[universe.symbols] = full.subset(universe.symbols)
     token = f"{id(book)}-{time.time_ns()}"
     return RunSpec(
         as_of, options, objective, decisions, universes, risks, book.settings.hold_lt_days, token

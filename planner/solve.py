@@ -271,7 +271,7 @@ def solve_account(template: Template, inputs: AccountInputs, max_min_trade_passe
         inputs, best = search.valid
     else:
         notes.append("no solution met every trade rule; the last one is kept")
-    return SolveReport(inputs, best, search.passes, search.ms, tuple(notes))
+    return SolveReport(inputs, best, search.passes, search.ms, tuple(dict.fromkeys(notes)))
 
 
 def _same_restrictions(a: AccountInputs, b: AccountInputs) -> bool:
