@@ -28,7 +28,8 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Tax-aware trade planner for portfolio rebalancing.",
 )
-console = Console()
+# Wide tables even when piped (rich falls back to 80 columns without a terminal).
+console = Console(width=None if sys.stdout.isatty() else 132)
 err = Console(stderr=True)
 
 TABLE_ROWS = 30
@@ -257,8 +258,8 @@ def _print_plan(result, elapsed: float, out: Path) -> None:
             f"{row.te_before:.2%}" if row.te_before == row.te_before else "",
             f"{row.te_after:.2%}" if row.te_after == row.te_after else "",
             f"{row.turnover:.1%}",
-            f"${row.est_cost:,.2f}",
-            f"${row.est_tax:,.2f}",
+            _money(row.est_cost),
+            _money(row.est_tax),
             row.status,
         )
     console.print(table)
@@ -271,11 +272,16 @@ def _print_plan(result, elapsed: float, out: Path) -> None:
     console.print(
         f"[bold]Totals[/]: {int(t['accounts'])} accounts, {int(t['planned'])} planned, "
         f"{int(t['failed'])} failed, {int(t['orders'])} orders; "
-        f"buys ${t['buy_value']:,.0f}, sells ${t['sell_value']:,.0f}, "
-        f"est. cost ${t['est_cost']:,.2f}, est. tax ${t['est_tax']:,.2f}; "
+        f"buys {_money(t['buy_value'], 0)}, sells {_money(t['sell_value'], 0)}, "
+        f"est. cost {_money(t['est_cost'])}, est. tax {_money(t['est_tax'])}; "
         f"{elapsed:.1f} s"
     )
     console.print(f"wrote {out / 'orders.csv'}, {out / 'lot_sales.csv'}, {out / 'summary.csv'}")
+
+
+def _money(value: float, decimals: int = 2) -> str:
+    sign = "-" if value < 0 else ""
+    return f"{sign}${abs(value):,.{decimals}f}"
 
 
 def main() -> None:  # pragma: no cover

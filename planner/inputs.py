@@ -241,15 +241,17 @@ def _split_by_class(
     target_weight: np.ndarray,
     hold_weight: np.ndarray,
 ) -> np.ndarray:
-    """Spread class goal weights over securities: by model target within the class, or, for
-    a class with no target (legacy), by current holdings."""
+    """Spread class goal weights over securities in proportion to what the account holds in
+    the class (a partial rebalance moves classes, it does not reshuffle within one), or by
+    model target for a class it does not hold. Legacy holdings keep a goal of 0."""
     out = np.zeros(len(universe.symbols))
     classes = np.array(universe.asset_classes)
+    in_model = np.array(universe.in_model)
     for c in set(universe.asset_classes):
-        mask = classes == c
-        basis = target_weight[mask]
+        mask = (classes == c) & in_model
+        basis = hold_weight[mask]
         if basis.sum() <= 0:
-            basis = hold_weight[mask]
+            basis = target_weight[mask]
         if basis.sum() > 0:
             out[mask] = goal.get(c, 0.0) * basis / basis.sum()
     return out
