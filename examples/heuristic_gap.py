@@ -65,6 +65,7 @@ def random_account(seed: int, n: int = 5, slots: int = 3):
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--accounts", type=int, default=100)
+    parser.add_argument("--effort", choices=("thorough", "fast"), default="thorough")
     args = parser.parse_args()
     gaps, heuristic_ms, exact_ms = [], [], []
     skipped = 0
@@ -73,7 +74,7 @@ def main() -> None:
         template = make_template(inputs, risk, 3)
         try:
             t0 = time.perf_counter()
-            heuristic = solve_account(template, inputs).solution
+            heuristic = solve_account(template, inputs, effort=args.effort).solution
             t1 = time.perf_counter()
             exact = solve_exact(template, inputs).solution
             t2 = time.perf_counter()

@@ -73,8 +73,11 @@ class PlanOptions:
     include_untriggered: bool = False
     exact: bool = False
     min_trade_passes: int = 3
+    effort: str = "thorough"
 
     def __post_init__(self) -> None:
+        if self.effort not in ("thorough", "fast"):
+            raise ConfigError(f"effort {self.effort!r}: expected thorough or fast")
         if self.relief not in RELIEF_METHODS:
             raise ConfigError(f"relief method {self.relief!r}: expected one of {RELIEF_METHODS}")
 
@@ -237,7 +240,7 @@ def plan_account(book: Book, spec: RunSpec, account_id: str, decision: Decision)
 
         report = solve_exact(template, inputs)
     else:
-        report = solve_account(template, inputs, options.min_trade_passes)
+        report = solve_account(template, inputs, options.min_trade_passes, options.effort)
     executable = to_shares(
         report.inputs,
         report.solution.sell,

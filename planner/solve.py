@@ -98,7 +98,7 @@ MAX_GREEDY_GROUPS = 4
 """Conflicting wash groups up to which each group's direction is also tried on its own."""
 
 
-def _resolve_wash(search: _Search, inputs, sol, masks, notes):
+def _resolve_wash(search: _Search, inputs, sol, masks, notes, thorough: bool = True):
     """Give every group that buys and sells at a loss one direction.
 
     Three global candidates are solved: every conflicting group keeps its loss sales
@@ -124,11 +124,9 @@ def _resolve_wash(search: _Search, inputs, sol, masks, notes):
         return replace(inputs, wash_direction=wash)
 
     by_volume = {g: (-1 if loss_sales[m].sum() >= sol.buy[m].sum() else 1) for g, m in conflicts}
-    options = [
-        {g: -1 for g, _ in conflicts},
-        {g: 1 for g, _ in conflicts},
-        by_volume,
-    ]
+    options = [{g: -1 for g, _ in conflicts}, {g: 1 for g, _ in conflicts}, by_volume]
+    if not thorough:
+        options = [by_volume]
     unique = [dict(o) for k, o in enumerate(options) if o not in options[:k]]
     scored = []
     for choices in unique:
@@ -139,7 +137,7 @@ def _resolve_wash(search: _Search, inputs, sol, masks, notes):
     if not scored:
         return inputs, sol
     _, _, choices, inputs_best, sol_best = min(scored, key=lambda t: (t[0], t[1]))
-    if len(conflicts) <= MAX_GREEDY_GROUPS:
+    if thorough and len(conflicts) <= MAX_GREEDY_GROUPS:
         for g, _ in conflicts:
             flipped = dict(choices)
             flipped[g] = -flipped[g]
@@ -169,7 +167,7 @@ def _fix_directions(search: _Search, inputs, sol):
     return (candidate, fixed) if fixed.ok else (inputs, sol)
 
 
-def _minimum_trades(search: _Search, inputs, sol, notes):
+def _minimum_trades(search: _Search, inputs, sol, notes, thorough: bool = True):
     """Force or drop trades below their minimum: the best of three candidate rules."""
     minimum = inputs.min_trade_value
     if not np.any(minimum > 0):
@@ -190,7 +188,8 @@ def _minimum_trades(search: _Search, inputs, sol, notes):
     side = np.where(sol.buy > sales, 1, -1)
     rule = small & (dollars >= minimum / 2)
     candidates = []
-    for force in (rule, np.zeros_like(small), small):
+    rules = (rule, np.zeros_like(small), small) if thorough else (rule,)
+    for force in rules:
         trial = state.copy()
         trial[small & force] = side[small & force]
         trial[small & ~force] = 2
@@ -236,9 +235,19 @@ def valid(inputs: AccountInputs, sol: Solution) -> bool:
     return not np.any(small & ~whole)
 
 
-def solve_account(template: Template, inputs: AccountInputs, max_min_trade_passes: int = 3):
+def solve_account(
+    template: Template,
+    inputs: AccountInputs,
+    max_min_trade_passes: int = 3,
+    effort: str = "thorough",
+):
     """Run the passes for one account; raises :class:`InfeasibleError` when even the
-    relaxation is infeasible (naming the constraints whose relaxation would fix it)."""
+    relaxation is infeasible (naming the constraints whose relaxation would fix it).
+
+    ``effort="thorough"`` searches candidates at each non-convex step (see the module doc);
+    ``effort="fast"`` takes only the rule-based choice at each step (fewer solves, for very
+    large batches), at some cost in optimality.
+    """
     search = _Search(template)
     notes: list[str] = []
     inputs = replace(inputs, direction=None, wash_direction=None, min_trade=None)
@@ -252,21 +261,23 @@ def solve_account(template: Template, inputs: AccountInputs, max_min_trade_passe
     masks = _group_masks(inputs)
     if valid(inputs, best):
         return SolveReport(inputs, best, search.passes, search.ms, ())
+    thorough = effort == "thorough"
     min_passes = 0
     for _ in range(MAX_ROUNDS):
-        inputs, best = _resolve_wash(search, inputs, best, masks, notes)
+        inputs, best = _resolve_wash(search, inputs, best, masks, notes, thorough)
         inputs, best = _fix_directions(search, inputs, best)
-        changed = False
         if min_passes < max_min_trade_passes:
-            inputs, best, changed = _minimum_trades(search, inputs, best, notes)
+            inputs, best, changed = _minimum_trades(search, inputs, best, notes, thorough)
             min_passes += changed
-        released = _release_unused(inputs, best, masks)
-        if not _same_restrictions(released, inputs):
-            trial = search.run(released)
-            if trial.ok and trial.objective <= best.objective + 1e-12:
-                inputs, best, changed = released, trial, True
-        if not changed and valid(inputs, best):
+        if valid(inputs, best):
             break
+    if thorough and search.valid is not None:
+        # A restriction the final plan no longer uses (a group kept for loss sales whose
+        # loss sales were all dropped) may be costing something: try once without them.
+        kept_inputs, kept = search.valid
+        released = _release_unused(kept_inputs, kept, masks)
+        if not _same_restrictions(released, kept_inputs):
+            search.run(released)
     if search.valid is not None:
         inputs, best = search.valid
     else:
