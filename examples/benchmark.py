@@ -40,15 +40,16 @@ SAMPLE = 100
 NAIVE_SAMPLE = 10
 
 
-def run_one(accounts: int, lots: int, securities: int, workers: int | None) -> dict:
+def run_one(
+    accounts: int, lots: int, securities: int, workers: int | None, effort: str = "thorough"
+) -> dict:
     from planner.book import load_book, write_book
-    from planner.synthetic import generate_benchmark_book
-
     from planner.inputs import build_inputs, slot_bucket, slots_needed
     from planner.plan import PlanOptions, plan, prepare, template_for
     from planner.problem import Template
     from planner.report import write_outputs
     from planner.solve import solve_account
+    from planner.synthetic import generate_benchmark_book
 
     with tempfile.TemporaryDirectory() as tmp:
         book_dir = Path(tmp) / "book"
@@ -62,7 +63,7 @@ def run_one(accounts: int, lots: int, securities: int, workers: int | None) -> d
         start = time.perf_counter()
         book = load_book(book_dir)
         loaded = time.perf_counter()
-        result = plan(book, workers=workers)
+        result = plan(book, workers=workers, options=PlanOptions(effort=effort))
         planned = time.perf_counter()
         write_outputs(
             out_dir,
@@ -77,7 +78,7 @@ def run_one(accounts: int, lots: int, securities: int, workers: int | None) -> d
     summary = result.summary
     ok = summary[summary["status"] == "optimal"]
     as_of = book.settings.as_of
-    options = PlanOptions()
+    options = PlanOptions(effort=effort)
     sample = list(ok["account_id"].iloc[:SAMPLE])
     spec = prepare(book, as_of, sample, options)
     solver_ms, ours_ms, passes = [], [], []
@@ -96,7 +97,7 @@ def run_one(accounts: int, lots: int, securities: int, workers: int | None) -> d
             class_names=template.classes,
         )
         t0 = time.perf_counter()
-        report = solve_account(template, inputs)
+        report = solve_account(template, inputs, effort=effort)
         ours_ms.append((time.perf_counter() - t0) * 1e3)
         passes.append(report.passes)
         # Solver-only: the final pass's vectors, PIQP update + solve alone.
@@ -161,9 +162,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small grid (smoke test)")
     parser.add_argument("--one", nargs=3, type=int, metavar=("ACCOUNTS", "LOTS", "SECURITIES"))
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--effort", choices=("thorough", "fast"), default="thorough")
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_one(*args.one, args.workers)))
+        print(json.dumps(run_one(*args.one, args.workers, args.effort)))
         return
     grid = QUICK if args.quick else GRID
     header = (
@@ -171,10 +173,20 @@ def main() -> None:
         f"{'acct/s':>7} {'ms/acct':>7} {'solve ms':>8} {'passes':>6} {'solver ms':>9} "
         f"{'ratio':>5} {'naive ms':>8} {'RSS MB':>7} {'worker MB':>9} {'failed':>6}"
     )
+    print(f"effort: {args.effort}")
     print(header)
     print("-" * len(header))
     for accounts, lots, securities in grid:
-        cmd = [sys.executable, __file__, "--one", str(accounts), str(lots), str(securities)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--one",
+            str(accounts),
+            str(lots),
+            str(securities),
+            "--effort",
+            args.effort,
+        ]
         if args.workers:
             cmd += ["--workers", str(args.workers)]
         proc = subprocess.run(cmd, capture_output=True, text=True)

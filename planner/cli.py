@@ -180,6 +180,19 @@ def plan(
             help="Fraction of account value worth paying to remove 1 pp^2 of tracking error.",
         ),
     ] = None,
+    effort: Annotated[
+        str, typer.Option("--effort", help="thorough (candidate search) or fast (rules only).")
+    ] = "thorough",
+    executor: Annotated[
+        str, typer.Option("--executor", help="auto, serial, process or dask.")
+    ] = "auto",
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Worker processes (default: all cores).")
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", help="Dask scheduler address (implies --executor dask)."),
+    ] = None,
 ) -> None:
     """Plan trades for every triggered account; write orders, lot_sales and summary CSVs."""
     from planner.plan import PlanOptions
@@ -196,7 +209,11 @@ def plan(
             raise typer.Exit(2)
     try:
         options = PlanOptions(
-            relief=relief, exact=exact, include_untriggered=what_if, tracking_error_value=te_value
+            relief=relief,
+            exact=exact,
+            include_untriggered=what_if,
+            tracking_error_value=te_value,
+            effort=effort,
         )
     except PlannerError as exc:
         err.print(f"[red]{exc}[/]")
@@ -211,7 +228,15 @@ def plan(
             progress.update(task, completed=done, rate=f"{rate:,.0f} accounts/s")
 
         try:
-            result = run_plan(loaded, accounts=ids, options=options, progress=tick)
+            result = run_plan(
+                loaded,
+                accounts=ids,
+                options=options,
+                progress=tick,
+                executor="dask" if scheduler else executor,
+                workers=workers,
+                scheduler=scheduler,
+            )
         except PlannerError as exc:
             err.print(f"[red]{exc}[/]")
             raise typer.Exit(1) from None
