@@ -21,11 +21,15 @@ from planner.triggers import (
 AS_OF = date(2026, 11, 20)
 
 
+FIVE_PP = Band(abs=0.05)
+THRESHOLD = TriggerSpec("threshold")
+
+
 def model(
-    band=Band(abs=0.05),
+    band=FIVE_PP,
     outer=None,
     rebalance_to="band_edge",
-    trigger=TriggerSpec("threshold"),
+    trigger=THRESHOLD,
     equity=0.60,
     cash=0.02,
 ) -> Model:
