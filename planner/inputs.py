@@ -59,10 +59,17 @@ def slots_needed(book: Book, account_id: str) -> int:
     return int(lots.groupby("symbol").size().max())
 
 
+SLOT_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64)
+
+
 def slot_bucket(count: int) -> int:
-    """Lot slots per security for a template: the next power of two (1, 2, 4, 8, ...), so
-    accounts with similar lot counts share a compiled template."""
-    return 1 << max(0, int(count - 1).bit_length())
+    """Lot slots per security for a template: the smallest bucket that holds ``count`` (1,
+    2, 3, 4, 5, 6, 8, 10, 12, 16, ... then multiples of 16), so accounts with similar lot
+    counts share a compiled template without much padding."""
+    for bucket in SLOT_BUCKETS:
+        if count <= bucket:
+            return bucket
+    return -(-count // 16) * 16
 
 
 def partial_goal(
