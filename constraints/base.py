@@ -52,11 +52,14 @@ class Context:
     def m(self) -> int:
         return self.n * self.slots
 
-    def param(self, name: str, size: int | None, default: float) -> cp.Parameter:
-        """The parameter ``name`` (created on first use) with its slack ``default`` value."""
+    def param(
+        self, name: str, size: int | None, default: float, nonneg: bool = False
+    ) -> cp.Parameter:
+        """The parameter ``name`` (created on first use) with its slack ``default`` value;
+        ``nonneg`` declares its sign (needed where it multiplies a convex expression)."""
         if name not in self.params:
             shape = () if size is None else (size,)
-            self.params[name] = cp.Parameter(shape, name=name)
+            self.params[name] = cp.Parameter(shape, name=name, nonneg=nonneg)
             self.defaults[name] = np.full(shape, float(default))
         return self.params[name]
 
@@ -120,6 +123,8 @@ class AccountInputs:
     # wash_direction: +1 its wash group buys (no loss sales), -1 it sells at a loss (no buys);
     # min_trade: +1 buy at least the minimum, -1 sell at least the minimum, 2 no trade, 0 free.
     lot_acquired: np.ndarray | None = None  # datetime64[D] per slot, for reports and relief
+    # Market impact per security: cost / V = impact * (traded / V) ** 1.5 (0: none).
+    impact: np.ndarray | None = None
     direction: np.ndarray | None = None
     wash_direction: np.ndarray | None = None
     min_trade: np.ndarray | None = None

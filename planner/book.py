@@ -45,7 +45,15 @@ TRUE = {"true", "1", "yes"}
 FALSE = {"false", "0", "no"}
 
 SECURITY_COLUMNS = ("symbol", "asset_class", "price")
-SECURITY_OPTIONAL = ("wash_group", "spread_bps", "commission", "min_trade_value", "restricted")
+SECURITY_OPTIONAL = (
+    "wash_group",
+    "spread_bps",
+    "commission",
+    "min_trade_value",
+    "restricted",
+    "adv",
+    "volatility",
+)
 ACCOUNT_COLUMNS = (
     "account_id",
     "model",
@@ -602,6 +610,10 @@ def _load(path: str | Path, as_of: date | None) -> tuple[Book | None, list[BookI
             True,
         )
         restricted = _enum(sec, "restricted", "securities.csv", issues, RESTRICTIONS, "none")
+        adv = _number(sec, "adv", "securities.csv", issues, "dollars > 0", lambda v: v > 0, True)
+        vol = _number(
+            sec, "volatility", "securities.csv", issues, "a number >= 0", lambda v: v >= 0, True
+        )
         group = sec["wash_group"] if "wash_group" in sec.columns else sec["symbol"]
         for k in range(len(sec)):
             s = sec["symbol"].iat[k]
@@ -615,6 +627,8 @@ def _load(path: str | Path, as_of: date | None) -> tuple[Book | None, list[BookI
                     float(np.nan_to_num(commission.iat[k])),
                     float(np.nan_to_num(minimum.iat[k])),
                     restricted.iat[k] if restricted.iat[k] in RESTRICTIONS else "none",
+                    None if np.isnan(adv.iat[k]) else float(adv.iat[k]),
+                    None if np.isnan(vol.iat[k]) else float(vol.iat[k]),
                 )
     models = _models(path, securities, issues)
 
@@ -873,6 +887,8 @@ def write_book(book: Book, path: str | Path) -> Path:
                     _fmt(s.commission, 4),
                     _fmt(s.min_trade_value, 2),
                     s.restricted,
+                    _fmt(s.adv, 2),
+                    _fmt(s.volatility, 6),
                 ]
                 for s in secs
             ],

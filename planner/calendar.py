@@ -1,4 +1,14 @@
-"""NYSE business days and review dates for calendar triggers."""
+"""NYSE business days and the review dates of calendar triggers.
+
+A *scheduled* date is the first day of a review period: the 1st of every month (monthly), of
+January/April/July/October (quarterly), of January/July (semiannual) or of January (annual).
+The *review* date of a period is the first NYSE business day on or after its scheduled date:
+weekends and exchange holidays (including one-off closures such as 2001-09-11 or
+2025-01-09, as listed by the ``holidays`` package) push it forward.
+
+Every function takes and returns ``datetime.date``; frequencies are the strings of
+:data:`planner.domain.CALENDAR_FREQUENCIES`.
+"""
 
 from __future__ import annotations
 
@@ -7,55 +17,97 @@ from functools import lru_cache
 
 import holidays
 
-FREQUENCY_MONTHS = {"monthly": 1, "quarterly": 3, "semiannual": 6, "annual": 12}
+from planner.domain import CALENDAR_FREQUENCIES
+
+FREQUENCY_MONTHS: dict[str, int] = {"monthly": 1, "quarterly": 3, "semiannual": 6, "annual": 12}
+"""Length of a review period in months; periods start in January."""
+
+# Closures push a review forward by a few days (the longest run in modern times, after
+# 2001-09-11, was four weekdays plus a weekend). Looking this far back before a window's start
+# catches a scheduled date that falls before the window but whose review falls inside it.
+_MAX_SHIFT = timedelta(days=31)
 
 
-@lru_cache(maxsize=64)
+def _months(frequency: str) -> int:
+    try:
+        return FREQUENCY_MONTHS[frequency]
+    except KeyError:
+        raise ValueError(
+            f"unknown calendar frequency {frequency!r}; expected one of "
+            f"{', '.join(CALENDAR_FREQUENCIES)}"
+        ) from None
+
+
+@lru_cache(maxsize=256)
 def _closed(year: int) -> frozenset[date]:
-    return frozenset(holidays.financial_holidays("NYSE", years=year).keys())
+    """NYSE holidays and special closures of one calendar year."""
+    return frozenset(holidays.financial_holidays("NYSE", years=year))
 
 
 def is_business_day(d: date) -> bool:
-    """Whether the NYSE is open on ``d`` (weekdays that are not exchange holidays)."""
+    """Whether the NYSE is open on ``d``: a weekday that is not an exchange holiday."""
     return d.weekday() < 5 and d not in _closed(d.year)
 
 
 def next_business_day_on_or_after(d: date) -> date:
+    """``d`` itself if the NYSE is open that day, else the next day it is."""
     while not is_business_day(d):
         d += timedelta(days=1)
     return d
 
 
+def _period_start(frequency: str, year: int, month: int) -> tuple[int, int]:
+    """(year, month) of the scheduled date of the period holding ``year``-``month``."""
+    step = _months(frequency)
+    return year, (month - 1) // step * step + 1
+
+
+def _add_months(year: int, month: int, months: int) -> tuple[int, int]:
+    index = year * 12 + (month - 1) + months
+    return index // 12, index % 12 + 1
+
+
 def scheduled_dates(frequency: str, start: date, end: date) -> list[date]:
-    """Scheduled review dates (1st of the month of each period) in [start, end]."""
-    step = FREQUENCY_MONTHS[frequency]
+    """Scheduled (unshifted) review dates in [start, end], ascending."""
+    step = _months(frequency)
+    year, month = _period_start(frequency, start.year, start.month)
     out = []
-    year, month = start.year, 1
-    while date(year, month, 1) <= end:
-        d = date(year, month, 1)
+    while (d := date(year, month, 1)) <= end:
         if d >= start:
             out.append(d)
-        month += step
-        if month > 12:
-            year, month = year + (month - 1) // 12, (month - 1) % 12 + 1
+        year, month = _add_months(year, month, step)
     return out
 
 
 def review_dates(frequency: str, start: date, end: date) -> list[date]:
-    """Reviews in [start, end]: first business day on or after each scheduled date."""
-    lookback = date(start.year - 1, 1, 1)
-    reviews = (next_business_day_on_or_after(d) for d in scheduled_dates(frequency, lookback, end))
-    return sorted({r for r in reviews if start <= r <= end})
+    """Review dates in [start, end], ascending: the first business day on or after each
+    scheduled date (which may itself lie shortly before ``start``)."""
+    scheduled = scheduled_dates(frequency, start - _MAX_SHIFT, end)
+    reviews = (next_business_day_on_or_after(d) for d in scheduled)
+    return [r for r in reviews if start <= r <= end]
 
 
+@lru_cache(maxsize=8192)
 def last_review_on_or_before(frequency: str, d: date) -> date:
-    return review_dates(frequency, date(d.year - 1, 1, 1), d)[-1]
+    """The latest review date on or before ``d``.
+
+    Cached: a batch asks this for thousands of accounts with the same as-of date.
+    """
+    step = _months(frequency)
+    year, month = _period_start(frequency, d.year, d.month)
+    # The current period's review may still be ahead of d (e.g. Jan 1 -> Jan 2); then the
+    # previous period's review, at least a month earlier, is the answer.
+    while (review := next_business_day_on_or_after(date(year, month, 1))) > d:
+        year, month = _add_months(year, month, -step)
+    return review
 
 
 def review_due(frequency: str, last_rebalanced: date | None, as_of: date) -> date | None:
-    """The latest review date in (last_rebalanced, as_of], or None; never rebalanced means
-    the latest review on or before as-of is due."""
-    last = last_review_on_or_before(frequency, as_of)
-    if last_rebalanced is None or last > last_rebalanced:
-        return last
+    """The latest review date ``r`` with ``last_rebalanced < r <= as_of``, or ``None``.
+
+    Never rebalanced (``None``) means the latest review on or before ``as_of`` is due.
+    """
+    latest = last_review_on_or_before(frequency, as_of)
+    if last_rebalanced is None or latest > last_rebalanced:
+        return latest
     return None

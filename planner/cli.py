@@ -180,6 +180,13 @@ def plan(
             help="Fraction of account value worth paying to remove 1 pp^2 of tracking error.",
         ),
     ] = None,
+    impact: Annotated[
+        float | None,
+        typer.Option(
+            "--impact",
+            help="Market-impact coefficient b (needs adv and volatility in securities.csv).",
+        ),
+    ] = None,
     effort: Annotated[
         str, typer.Option("--effort", help="thorough (candidate search) or fast (rules only).")
     ] = "thorough",
@@ -214,6 +221,7 @@ def plan(
             include_untriggered=what_if,
             tracking_error_value=te_value,
             effort=effort,
+            market_impact=impact,
         )
     except PlannerError as exc:
         err.print(f"[red]{exc}[/]")

@@ -58,7 +58,9 @@ class Security:
 
     ``spread_bps`` is the full quoted bid-ask spread in basis points of price (a trade pays
     half of it); ``commission`` is dollars per share traded; ``min_trade_value`` is the
-    smallest order worth sending, in dollars (a trade is 0 or at least this).
+    smallest order worth sending, in dollars (a trade is 0 or at least this). ``adv`` is the
+    average daily traded value in dollars and ``volatility`` the annualised volatility (a
+    fraction); with both, the optional market-impact term applies.
     """
 
     symbol: str
@@ -69,6 +71,8 @@ class Security:
     commission: float = 0.0
     min_trade_value: float = 0.0
     restricted: Restriction = "none"
+    adv: float | None = None
+    volatility: float | None = None
 
     @property
     def cost_per_dollar(self) -> float:

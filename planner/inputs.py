@@ -218,6 +218,7 @@ def build_inputs(
         lot_days_to_long_term=days_to_lt,
         lot_ids=tuple(lot_ids),
         lot_acquired=lot_acquired,
+        impact=_impact(book, universe, value),
         taxable=account.taxable,
         st_rate=account.st_rate,
         lt_rate=account.lt_rate,
@@ -261,6 +262,16 @@ def _split_by_class(
             basis = target_weight[mask]
         if basis.sum() > 0:
             out[mask] = goal.get(c, 0.0) * basis / basis.sum()
+    return out
+
+
+def _impact(book: Book, universe: Universe, value: float) -> np.ndarray:
+    """Per-security impact coefficient ``sigma * sqrt(V / ADV)`` (0 without ADV or vol)."""
+    out = np.zeros(len(universe.symbols))
+    for i, s in enumerate(universe.symbols):
+        sec = book.securities[s]
+        if sec.adv and sec.volatility:
+            out[i] = sec.volatility * np.sqrt(value / sec.adv)
     return out
 
 

@@ -129,6 +129,42 @@ class Tax(Term):
         return float(tax_per_dollar(inputs) @ sell)
 
 
+class MarketImpact(Term):
+    """Square-root market impact, ``b * sigma * |t|^1.5 / sqrt(ADV)`` dollars for a trade of
+    ``t`` dollars (Almgren et al. 2005); in fractions of V it is
+    ``b * sigma * sqrt(V / ADV) * (t / V)^1.5``. Convex, but not quadratic: a template with
+    this term is solved by a conic solver (Clarabel), not PIQP. Securities without ``adv`` and
+    ``volatility`` have no impact.
+    """
+
+    conic = True
+
+    def __init__(self, coefficient: float = 1.0):
+        self.coefficient = coefficient
+
+    def expr(self, ctx: Context, risk: RiskModel) -> cp.Expression:
+        impact = ctx.param("impact", ctx.n, 0.0, nonneg=True)
+        traded = ctx.security_sales + ctx.buy
+        return impact @ cp.power(traded, 1.5)
+
+    def apply(self, inputs: AccountInputs, values: dict[str, np.ndarray]) -> None:
+        base = np.zeros(len(inputs.symbols)) if inputs.impact is None else inputs.impact
+        values["impact"] = np.maximum(self.coefficient * base, 0.0)
+
+    def value(self, inputs, risk, sell, buy, weights) -> float:
+        sales = np.bincount(inputs.lot_security, weights=sell, minlength=len(buy))
+        base = np.zeros(len(buy)) if inputs.impact is None else inputs.impact
+        return float(self.coefficient * base @ (sales + buy) ** 1.5)
+
+    def __repr__(self) -> str:
+        return f"MarketImpact({self.coefficient:g})"
+
+
+def is_conic(objective: Objective) -> bool:
+    """Whether the objective needs a conic solver (it has a non-quadratic term)."""
+    return any(getattr(t, "conic", False) for _, t in objective.terms)
+
+
 def tax_per_dollar(inputs: AccountInputs) -> np.ndarray:
     """Linear tax per dollar of proceeds of each lot slot (negative for a loss)."""
     if not inputs.taxable:

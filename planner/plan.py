@@ -21,7 +21,7 @@ from planner import tax
 from planner.domain import CASH, Book
 from planner.errors import ConfigError, InfeasibleError
 from planner.inputs import Universe, build_inputs, slot_bucket, slots_needed, universe_for
-from planner.objective import Objective, default_objective
+from planner.objective import MarketImpact, Objective, default_objective
 from planner.positions import class_weights
 from planner.problem import DEFAULT_SOLVERS, Template
 from planner.risk import RiskModel, risk_model
@@ -74,6 +74,7 @@ class PlanOptions:
     exact: bool = False
     min_trade_passes: int = 3
     effort: str = "thorough"
+    market_impact: float | None = None
 
     def __post_init__(self) -> None:
         if self.effort not in ("thorough", "fast"):
@@ -172,6 +173,8 @@ def prepare(book: Book, as_of: date, ids: Sequence[str], options: PlanOptions) -
     if te_value is None:
         te_value = book.settings.tracking_error_value
     objective = options.objective or default_objective(te_value)
+    if options.market_impact:
+        objective = objective + MarketImpact(options.market_impact)
     decisions = decide(book, as_of, ids)
     by_model: dict[str, list[str]] = {}
     for a in ids:

@@ -25,7 +25,7 @@ import scipy.sparse as sp
 
 from constraints.base import AccountInputs, Constraint, Context
 from planner.fastqp import FastPIQP
-from planner.objective import Objective
+from planner.objective import Objective, is_conic
 from planner.risk import RiskModel
 
 DEFAULT_SOLVERS: tuple[str, ...] = ("PIQP", "CLARABEL")
@@ -97,8 +97,12 @@ class Template:
         self.risk = risk.subset(self.symbols)
         self.objective = objective
         self.constraints = tuple(constraints)
+        conic = is_conic(objective)
+        # A non-quadratic term (market impact) needs a conic solver; PIQP cannot take it.
         self.solvers = tuple(solvers)
-        self.fast = fast
+        if conic:
+            self.solvers = tuple(s for s in solvers if s != "PIQP") or ("CLARABEL",)
+        self.fast = fast and not conic
         self._fast_qp = None
         n = len(self.symbols)
         m = n * self.slots

@@ -288,3 +288,26 @@ def test_objective_composes():
     obj = 0.005 * TrackingError() + TransactionCost() + 0.5 * default_objective().terms[2][1]
     assert [w for w, _ in obj.terms] == [0.005, 1.0, 0.5]
     assert "TrackingError" in repr(obj)
+
+
+def test_market_impact_shrinks_large_trades():
+    """The 3/2-power impact term (solved by Clarabel) makes the plan trade less."""
+    from planner.objective import MarketImpact
+
+    common = dict(slots=1, goal=[0.5, 0.5], taxable=False, cost_per_dollar=[0.0005, 0.0005])
+    plain = make_inputs(["A", "B"], [100.0, 50.0], [(0, 1000, 100.0, True)], **common)
+    costly = make_inputs(
+        ["A", "B"],
+        [100.0, 50.0],
+        [(0, 1000, 100.0, True)],
+        impact=np.array([0.5, 0.5]),
+        **common,
+    )
+    risk = diagonal_risk(["A", "B"], [0.2, 0.2])
+    objective = default_objective() + MarketImpact()
+    template = make_template(plain, risk, 1, objective=objective)
+    assert template.solvers == ("CLARABEL",) and not template.fast
+    without = solve_account(template, plain).solution
+    with_impact = solve_account(template, costly).solution
+    assert with_impact.ok and without.ok
+    assert with_impact.sell[0] < without.sell[0] - 0.01

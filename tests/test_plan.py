@@ -7,12 +7,12 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pytest
-from planner.synthetic import generate_book
 
 from planner import tax
 from planner.domain import CASH
 from planner.plan import PlanOptions, plan
 from planner.report import write_outputs
+from planner.synthetic import generate_book
 
 AS_OF = date(2026, 11, 20)
 
