@@ -52,7 +52,9 @@ def main() -> None:
         f"{'real. ST':>10} {'real. LT':>10} {'est. tax':>10} {'est. cost':>9}"
     )
     for weight in WEIGHTS:
-        options = PlanOptions(tracking_error_value=weight, include_untriggered=True)
+        options = PlanOptions(
+            tracking_error_value=weight, include_untriggered=True, force_full=True
+        )
         row = plan(book, accounts=[account_id], options=options, executor="serial").summary.iloc[0]
         if row["status"] != "optimal":
             print(f"{weight:>9g}  {row['status']}: {row['message']}")

@@ -60,7 +60,8 @@ class PlanOptions:
     the book's setting; ``objective`` overrides the whole objective. ``relief`` picks lots:
     ``optimal`` (the optimiser's choice) or a fixed method applied to its per-security sales.
     ``turnover_cap`` and ``max_weight``/``min_weight`` are fractions of account value.
-    ``include_untriggered`` plans every account (what-if), not only triggered ones.
+    ``include_untriggered`` plans every account (what-if), not only triggered ones;
+    ``force_full`` plans a full rebalance to target whatever the trigger asked for.
     """
 
     tracking_error_value: float | None = None
@@ -75,6 +76,7 @@ class PlanOptions:
     min_trade_passes: int = 3
     effort: str = "thorough"
     market_impact: float | None = None
+    force_full: bool = False
 
     def __post_init__(self) -> None:
         if self.effort not in ("thorough", "fast"):
@@ -498,7 +500,7 @@ def _plan_one(book: Book, spec: RunSpec, account_id: str) -> AccountOutcome:
     model_name = book.accounts[account_id].model
     if not decision.fire and not spec.options.include_untriggered:
         return _failed(account_id, model_name, decision, "no_trigger", "")
-    if not decision.fire:
+    if not decision.fire or (spec.options.force_full and decision.mode != "full"):
         decision = _full_decision(decision)
     start = time.perf_counter()
     try:
@@ -519,6 +521,14 @@ def _plan_one(book: Book, spec: RunSpec, account_id: str) -> AccountOutcome:
 def _full_decision(decision: Decision) -> Decision:
     from dataclasses import replace
 
+    if decision.fire:
+        return replace(
+            decision,
+            mode="full",
+            rebalance_to="target",
+            class_bounds={},
+            reasons=(*decision.reasons, "what-if: full rebalance to target"),
+        )
     return replace(
         decision,
         fire=True,

@@ -181,3 +181,29 @@ def test_taxable_high_bracket_pays_less_than_exempt_twin(book):
     gains_ira = ira_row["realized_st"] + ira_row["realized_lt"]
     gains_taxable = taxable[0].realized_st + taxable[0].realized_lt
     assert gains_taxable < gains_ira
+
+
+def test_exact_mode_plans_an_account(book, result):
+    pytest.importorskip("pyscipopt")
+    account_id = sorted(result.summary.loc[result.summary["status"] == "optimal", "account_id"])[0]
+    exact = plan(
+        book, as_of=AS_OF, accounts=[account_id], options=PlanOptions(exact=True), executor="serial"
+    )
+    row = exact.summary.iloc[0]
+    assert row["status"] == "optimal" and row["solver"] == "SCIP"
+
+
+def test_fixed_relief_method_uses_fifo_lots(book, result):
+    ids = sorted(result.lot_sales["account_id"].unique())[:5]
+    fifo = plan(
+        book, as_of=AS_OF, accounts=ids, options=PlanOptions(relief="fifo"), executor="serial"
+    )
+    for (account_id, symbol), sold in fifo.lot_sales.groupby(["account_id", "symbol"]):
+        lots = book.lot_frame(account_id)
+        lots = lots[lots["symbol"] == symbol].sort_values(["acquired", "lot_id"])
+        sold_ids = set(sold["lot_id"])
+        # FIFO: every lot older than a sold lot is sold too (unless it could not be sold).
+        order = list(lots["lot_id"])
+        last = max(order.index(x) for x in sold_ids)
+        skipped = [x for x in order[:last] if x not in sold_ids]
+        assert len(skipped) <= 1
