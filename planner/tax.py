@@ -290,15 +290,20 @@ def net_capital_gains(
             net_st, net_lt = (0.0, total) if total >= 0 else (total, 0.0)
     st_loss = max(-net_st, 0.0)
     lt_loss = max(-net_lt, 0.0)
-    offset = min(ordinary_offset_limit, st_loss + lt_loss)
-    used_st = min(st_loss, offset)
-    used_lt = offset - used_st
+    if st_loss + lt_loss <= ordinary_offset_limit:
+        # Everything is deducted; computed apart so that no rounding dust is carried.
+        offset, carry_st, carry_lt = st_loss + lt_loss, 0.0, 0.0
+    else:
+        offset = ordinary_offset_limit
+        used_st = min(st_loss, offset)
+        carry_st = st_loss - used_st
+        carry_lt = max(lt_loss - (offset - used_st), 0.0)
     return NettingResult(
         net_st=net_st,
         net_lt=net_lt,
         ordinary_offset=offset,
-        carryforward_st=st_loss - used_st,
-        carryforward_lt=lt_loss - used_lt,
+        carryforward_st=carry_st,
+        carryforward_lt=carry_lt,
         taxable_st=max(net_st, 0.0),
         taxable_lt=max(net_lt, 0.0),
     )

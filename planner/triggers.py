@@ -1,176 +1,370 @@
-"""Rebalance triggers: calendar, threshold (absolute/relative/combined, tiered), hybrid,
-cash flow, composing with ``&`` and ``|``.
+"""Rebalance triggers: calendar, threshold (absolute / relative / combined, tiered), hybrid and
+cash flow, as small policies that compose with ``&`` and ``|``.
 
-A policy looks at an :class:`AccountState` and returns a :class:`Decision`: fire or not,
-the mode (``full`` > ``partial`` > ``cash_only`` > ``none``), how far a partial rebalance
-goes, human reasons, and the class bounds a partial rebalance must reach.
+A policy looks at an :class:`AccountState` (class weights, model, dates, pending flow) and
+returns a :class:`Decision`: whether to rebalance now, the mode, how far a partial rebalance
+goes, human-readable reasons and, for a partial rebalance, the post-trade weight interval of
+every asset class. Weights, bands and drifts are fractions; money is dollars.
 
-Composition rules:
-- ``a | b`` fires if either fires; the stronger mode wins; reasons are joined.
-- ``a & b`` fires only if both fire; the mode is the stronger of the two (a calendar part
-  says "full", a threshold part may say "partial": the threshold's mode is used when the
-  other part is a calendar gate), reasons are joined.
+Policies
+--------
+- :class:`Calendar` fires when a review date ``r`` (first NYSE business day on or after the
+  1st of a period, see :mod:`planner.calendar`) satisfies ``last_rebalanced < r <= as_of``;
+  an account never rebalanced is due. Mode ``full``, to ``target``.
+- :class:`Threshold` fires when any class is outside its band: every class of the model, cash
+  included, and every class held outside the model (a *legacy* holding, target 0). A weight
+  exactly on a band edge is inside (tolerance :data:`EDGE_TOL`). Only inner bands breached:
+  mode ``partial`` towards ``rebalance_to`` (``full`` when that is ``target``); any outer band
+  breached: ``full`` to ``target``.
+- :class:`OuterOnly` fires (``full``) only on an outer-band breach: a hybrid's any-day alarm.
+- :class:`CashFlow` fires on a pending contribution or withdrawal of at least ``min_dollars``:
+  mode ``cash_only``, ``buy_only`` for a contribution, ``sell_only`` for a withdrawal.
+
+Partial bounds
+--------------
+With ``h`` a class's inner half-width, a breaching class must end inside
+``[target - h', target + h']`` where ``h' = h`` (``band_edge``), ``h / 2`` (``midpoint``) or
+0 (``target``); every other class must stay inside its inner band ``[target - h, target + h]``.
+Intervals are clipped to [0, 1]. Full and cash-only decisions carry no bounds.
+
+Composition (modes rank ``full > partial > cash_only > none``)
+---------------------------------------------------------------
+- ``a | b`` fires if either fires; the mode is the strongest of the parts that fire.
+- ``a & b`` fires only if both fire; the mode is the weakest of the two: each part consents
+  to at most its own mode. ``Calendar & Threshold`` therefore takes the threshold's mode
+  (partial or full), ``Threshold & CashFlow`` trades the flow only.
+- In both, the reasons are those of the parts that fire, in order, without duplicates. A
+  partial result intersects the bounds of its partial parts (each interval holds the target,
+  so the intersection is never empty) and goes as far as the deepest of them
+  (``target`` > ``midpoint`` > ``band_edge``). ``cash_flow_mode`` comes from a cash-flow part
+  that fired, even when a full or partial mode wins (the flow's direction is still reported).
+- A decision that does not fire has mode ``none``, no reasons and no bounds, but keeps every
+  breach its parts saw (a hybrid off its review date sees a breach and waits).
+
+Model policies (:func:`policy_for`)
+-----------------------------------
+- ``calendar``: ``Calendar(freq)``.
+- ``threshold``: ``Threshold.from_model(model)``.
+- ``hybrid``: ``(Calendar(freq) & Threshold) | OuterOnly(Threshold)``: on a review date only
+  if a band is breached, any day on an outer breach. With ``force_on_calendar`` the calendar
+  also fires alone, so every review is a full rebalance to target, breach or not (a forced
+  review that traded *less* for a *larger* drift would be perverse).
+- ``cash_flow_min`` set: ``... | CashFlow(cash_flow_min)``.
+
+Legacy holdings: a class held outside the model has target 0 and the band
+``Band(abs=a)`` with ``a`` the smallest absolute half-width of the model's non-cash classes
+(normally the model's default ``abs``); a relative band means nothing around a zero target.
+A model without absolute bands falls back to the narrowest of its classes' half-widths. The
+legacy class has no outer tier.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
+from typing import Literal
 
-from planner.calendar import review_due
-from planner.domain import CASH, Band, Model
+from planner.calendar import FREQUENCY_MONTHS, review_due
+from planner.domain import CASH, REBALANCE_TO, Band, FrozenDict, Model, RebalanceTo
 
-MODE_RANK = {"none": 0, "cash_only": 1, "partial": 2, "full": 3}
+Mode = Literal["full", "partial", "cash_only", "none"]
+CashFlowMode = Literal["none", "buy_only", "sell_only"]
+Tier = Literal["inner", "outer"]
+
+MODE_RANK: dict[str, int] = {"none": 0, "cash_only": 1, "partial": 2, "full": 3}
+"""Strength of a mode: ``|`` keeps the strongest, ``&`` the weakest."""
+
+KEEP_OF_BAND: dict[str, float] = {"band_edge": 1.0, "midpoint": 0.5, "target": 0.0}
+"""Fraction of the inner half-width a breaching class may keep after a partial rebalance."""
+
+EDGE_TOL = 1e-9
+"""Weights within this of a band edge count as inside (sums of fractions are inexact)."""
+
+CASH_FLOW_MODES: tuple[str, ...] = ("none", "buy_only", "sell_only")
+
+
+def _pct_pair(a: float, b: float) -> tuple[str, str]:
+    """Both fractions as percentages with one decimal, or more if one would read equal."""
+    for digits in (1, 2, 3, 4):
+        sa, sb = f"{a:.{digits}%}", f"{b:.{digits}%}"
+        if sa != sb:
+            break
+    return sa, sb
 
 
 @dataclass(frozen=True)
 class Breach:
-    """A class outside a band: its weight, target, band edges and which tier."""
+    """An asset class outside one of its bands.
+
+    ``weight``, ``target``, ``lower`` and ``upper`` are fractions of account value;
+    ``tier`` says which band (``inner`` or ``outer``); ``band_text`` describes it.
+    """
 
     asset_class: str
     weight: float
     target: float
     lower: float
     upper: float
-    tier: str
+    tier: Tier
     band_text: str
 
+    @property
+    def side(self) -> Literal["upper", "lower"]:
+        return "upper" if self.weight > self.upper else "lower"
+
+    @property
+    def edge(self) -> float:
+        """The band edge crossed (a weight)."""
+        return self.upper if self.side == "upper" else self.lower
+
     def describe(self) -> str:
-        if self.weight > self.upper:
-            edge, side, op = self.upper, "upper", ">"
-        else:
-            edge, side, op = self.lower, "lower", "<"
-        tier = "" if self.tier == "inner" else "outer "
-        return (
-            f"{self.asset_class} {self.weight:.1%} {op} {edge:.1%} {tier}{side} band "
-            f"({self.band_text})"
-        )
+        """E.g. ``US_EQUITY 66.2% > 65.0% upper band (abs 5 pp)``."""
+        weight, edge = _pct_pair(self.weight, self.edge)
+        op = ">" if self.side == "upper" else "<"
+        tier = "outer " if self.tier == "outer" else ""
+        return f"{self.asset_class} {weight} {op} {edge} {tier}{self.side} band ({self.band_text})"
+
+    def __str__(self) -> str:
+        return self.describe()
 
 
 @dataclass(frozen=True)
 class Decision:
-    """Whether and how to rebalance one account now."""
+    """Whether and how to rebalance one account now.
+
+    - ``mode``: ``full`` (to target), ``partial`` (breaching classes back inside
+      ``class_bounds``), ``cash_only`` (invest a contribution / raise a withdrawal only),
+      ``none`` (exactly when ``fire`` is false).
+    - ``rebalance_to``: how far a partial rebalance goes; ``target`` for other modes.
+    - ``class_bounds``: asset class -> (lower, upper) post-trade weight, partial mode only.
+    - ``cash_flow_mode``: set when a cash-flow trigger fired (``buy_only`` / ``sell_only``).
+    - ``breaches``: every band breach seen, whether or not it fired.
+    - ``max_drift``: the largest ``|weight - target|`` over classes (a fraction, >= 0), of
+      class ``max_drift_class``.
+    """
 
     fire: bool
-    mode: str = "none"
-    rebalance_to: str = "target"
+    mode: Mode = "none"
+    rebalance_to: RebalanceTo = "target"
     reasons: tuple[str, ...] = ()
-    class_bounds: Mapping[str, tuple[float, float]] = field(default_factory=dict)
-    cash_flow_mode: str = "none"
+    class_bounds: Mapping[str, tuple[float, float]] = field(default_factory=FrozenDict)
+    cash_flow_mode: CashFlowMode = "none"
     breaches: tuple[Breach, ...] = ()
     max_drift: float = 0.0
     max_drift_class: str = ""
 
+    def __post_init__(self) -> None:
+        if self.mode not in MODE_RANK:
+            raise ValueError(f"unknown mode {self.mode!r}")
+        if self.rebalance_to not in REBALANCE_TO:
+            raise ValueError(f"unknown rebalance_to {self.rebalance_to!r}")
+        if self.cash_flow_mode not in CASH_FLOW_MODES:
+            raise ValueError(f"unknown cash_flow_mode {self.cash_flow_mode!r}")
+        if self.fire != (self.mode != "none"):
+            raise ValueError(f"fire={self.fire} contradicts mode {self.mode!r}")
+        if self.class_bounds and self.mode != "partial":
+            raise ValueError("only a partial decision has class bounds")
+        # FrozenDict, not MappingProxyType: decisions are pickled to worker processes.
+        object.__setattr__(self, "class_bounds", FrozenDict(self.class_bounds))
+        object.__setattr__(self, "reasons", tuple(self.reasons))
+        object.__setattr__(self, "breaches", tuple(self.breaches))
+
     def __str__(self) -> str:
         if not self.fire:
-            return "no rebalance"
-        return f"{self.mode} rebalance to {self.rebalance_to}: " + "; ".join(self.reasons)
-
-
-NO_DECISION = Decision(False)
+            if not self.max_drift_class:
+                return "no rebalance"
+            return f"no rebalance (largest drift {self.max_drift_class} {self.max_drift:.1%})"
+        head = f"{self.mode} rebalance"
+        if self.mode != "cash_only":
+            head += f" to {self.rebalance_to}"
+        if self.cash_flow_mode != "none":
+            head += f" ({self.cash_flow_mode})"
+        return f"{head}: " + "; ".join(self.reasons)
 
 
 @dataclass(frozen=True)
 class AccountState:
-    """What a policy sees: weights by class (cash under ``CASH``), the model, dates, flow."""
+    """What a policy sees of one account.
+
+    ``weights``: asset class -> fraction of account value, cash under ``CASH``; classes not in
+    the model are legacy holdings (target 0). ``cash_flow``: pending contribution (> 0) or
+    withdrawal (< 0), dollars. ``value``: account value in dollars (``None``: unknown); the
+    built-in policies do not need it.
+    """
 
     as_of: date
     weights: Mapping[str, float]
     model: Model
     last_rebalanced: date | None = None
     cash_flow: float = 0.0
-    value: float = 0.0
+    value: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "weights", FrozenDict(self.weights))
+
+    @cached_property
+    def targets(self) -> dict[str, float]:
+        """Target weight per class of the model, cash included."""
+        return self.model.class_targets
+
+    @cached_property
+    def classes(self) -> tuple[str, ...]:
+        """The model's classes (model order), then legacy classes held (weight != 0), sorted."""
+        legacy = sorted(c for c, w in self.weights.items() if w and c not in self.targets)
+        return (*self.targets, *legacy)
+
+    def weight(self, asset_class: str) -> float:
+        return float(self.weights.get(asset_class, 0.0))
+
+    def target(self, asset_class: str) -> float:
+        return self.targets.get(asset_class, 0.0)
+
+    @cached_property
+    def max_drift(self) -> tuple[float, str]:
+        """(largest |weight - target|, its class); the first class in :attr:`classes` wins ties."""
+        best, name = 0.0, ""
+        for c in self.classes:
+            d = abs(self.weight(c) - self.target(c))
+            if d > best:
+                best, name = d, c
+        return best, name
 
 
-def _drift(state: AccountState) -> tuple[float, str]:
-    targets = state.model.class_targets
-    best, name = 0.0, ""
-    for c in sorted(set(targets) | set(state.weights)):
-        d = state.weights.get(c, 0.0) - targets.get(c, 0.0)
-        if abs(d) > abs(best) + 1e-15:
-            best, name = d, c
-    return best, name
+def _quiet(state: AccountState, breaches: Iterable[Breach] = ()) -> Decision:
+    """A decision that does not fire (keeping any breach seen)."""
+    drift, name = state.max_drift
+    return Decision(False, breaches=_unique(breaches), max_drift=drift, max_drift_class=name)
 
 
-def _stronger(a: str, b: str) -> str:
-    return a if MODE_RANK[a] >= MODE_RANK[b] else b
+def _unique(items: Iterable) -> tuple:
+    return tuple(dict.fromkeys(items))
+
+
+# -- policies ------------------------------------------------------------------------------
 
 
 class Policy:
-    """Base class of trigger policies."""
+    """A trigger policy; combine with ``&`` (all must fire) and ``|`` (any fires)."""
 
     def evaluate(self, state: AccountState) -> Decision:
         raise NotImplementedError
 
     def __and__(self, other: Policy) -> Policy:
-        return All(self, other)
+        if not isinstance(other, Policy):
+            return NotImplemented
+        return AllOf(self, other)
 
     def __or__(self, other: Policy) -> Policy:
-        return Any_(self, other)
+        if not isinstance(other, Policy):
+            return NotImplemented
+        return AnyOf(self, other)
 
 
-def _merge(a: Decision, b: Decision, fire: bool, gate: bool) -> Decision:
-    mode = _stronger(a.mode, b.mode)
-    if gate:  # calendar & threshold: the threshold says how far
-        mode = b.mode if a.mode == "full" and b.fire else mode
-    bounds = dict(a.class_bounds) | dict(b.class_bounds)
-    rebalance_to = b.rebalance_to if mode == b.mode else a.rebalance_to
-    if mode == "full":
+def _intersect(
+    bounds: Sequence[Mapping[str, tuple[float, float]]],
+) -> dict[str, tuple[float, float]]:
+    out: dict[str, tuple[float, float]] = {}
+    for b in bounds:
+        for c, (lo, hi) in b.items():
+            if c in out:
+                lo, hi = max(lo, out[c][0]), min(hi, out[c][1])
+            out[c] = (lo, hi)
+    return out
+
+
+def _merge(
+    state: AccountState, firing: Sequence[Decision], mode: Mode, seen: Sequence[Decision]
+) -> Decision:
+    """One fired decision of mode ``mode`` from the parts that fired (see the module doc)."""
+    partial = [d for d in firing if d.mode == "partial"]
+    if mode == "partial":
+        bounds = _intersect([d.class_bounds for d in partial])
+        rebalance_to = min((d.rebalance_to for d in partial), key=KEEP_OF_BAND.__getitem__)
+    else:
         bounds, rebalance_to = {}, "target"
+    flow = [d.cash_flow_mode for d in firing if d.cash_flow_mode != "none"]
+    drift, name = state.max_drift
     return Decision(
-        fire=fire,
-        mode=mode if fire else "none",
-        rebalance_to=rebalance_to if fire else "target",
-        reasons=tuple(dict.fromkeys(a.reasons + b.reasons)),
-        class_bounds=bounds if fire and mode == "partial" else {},
-        cash_flow_mode=a.cash_flow_mode if a.cash_flow_mode != "none" else b.cash_flow_mode,
-        breaches=a.breaches + b.breaches,
-        max_drift=a.max_drift if abs(a.max_drift) >= abs(b.max_drift) else b.max_drift,
-        max_drift_class=a.max_drift_class
-        if abs(a.max_drift) >= abs(b.max_drift)
-        else b.max_drift_class,
+        True,
+        mode,
+        rebalance_to,
+        _unique(r for d in firing for r in d.reasons),
+        bounds,
+        flow[0] if flow else "none",
+        _unique(b for d in seen for b in d.breaches),
+        drift,
+        name,
     )
 
 
-class All(Policy):
-    def __init__(self, first: Policy, second: Policy):
-        self.first, self.second = first, second
+class _Compound(Policy):
+    symbol = "?"
 
-    def evaluate(self, state: AccountState) -> Decision:
-        a, b = self.first.evaluate(state), self.second.evaluate(state)
-        gate = isinstance(self.first, Calendar)
-        return _merge(a, b, a.fire and b.fire, gate)
-
-    def __repr__(self) -> str:
-        return f"({self.first!r} & {self.second!r})"
-
-
-class Any_(Policy):
-    def __init__(self, first: Policy, second: Policy):
-        self.first, self.second = first, second
-
-    def evaluate(self, state: AccountState) -> Decision:
-        a, b = self.first.evaluate(state), self.second.evaluate(state)
-        return _merge(a, b, a.fire or b.fire, False)
+    def __init__(self, *parts: Policy):
+        if len(parts) < 2:
+            raise ValueError("a compound policy needs at least two parts")
+        flat: list[Policy] = []
+        for p in parts:
+            # (a & b) & c is a & b & c: flatten so that reasons keep a simple order.
+            flat.extend(p.parts if type(p) is type(self) else (p,))
+        self.parts: tuple[Policy, ...] = tuple(flat)
 
     def __repr__(self) -> str:
-        return f"({self.first!r} | {self.second!r})"
+        return "(" + f" {self.symbol} ".join(repr(p) for p in self.parts) + ")"
+
+
+class AllOf(_Compound):
+    """Fires only if every part fires; the weakest of their modes (``a & b``)."""
+
+    symbol = "&"
+
+    def evaluate(self, state: AccountState) -> Decision:
+        ds = [p.evaluate(state) for p in self.parts]
+        if not all(d.fire for d in ds):
+            return _quiet(state, (b for d in ds for b in d.breaches))
+        mode = min((d.mode for d in ds), key=MODE_RANK.__getitem__)
+        return _merge(state, ds, mode, ds)
+
+
+class AnyOf(_Compound):
+    """Fires if any part fires; the strongest mode of those that fire (``a | b``)."""
+
+    symbol = "|"
+
+    def evaluate(self, state: AccountState) -> Decision:
+        ds = [p.evaluate(state) for p in self.parts]
+        firing = [d for d in ds if d.fire]
+        if not firing:
+            return _quiet(state, (b for d in ds for b in d.breaches))
+        mode = max((d.mode for d in firing), key=MODE_RANK.__getitem__)
+        return _merge(state, firing, mode, ds)
 
 
 class Calendar(Policy):
-    """Fires when a review date falls after the last rebalance and on or before as-of."""
+    """Fires (full, to target) when a review date falls in ``(last_rebalanced, as_of]``.
+
+    ``frequency``: ``monthly``, ``quarterly``, ``semiannual`` or ``annual``.
+    """
 
     def __init__(self, frequency: str):
+        if frequency not in FREQUENCY_MONTHS:
+            raise ValueError(
+                f"unknown calendar frequency {frequency!r}; "
+                f"expected one of {', '.join(FREQUENCY_MONTHS)}"
+            )
         self.frequency = frequency
 
     def evaluate(self, state: AccountState) -> Decision:
-        drift, name = _drift(state)
         due = review_due(self.frequency, state.last_rebalanced, state.as_of)
         if due is None:
-            return Decision(False, max_drift=drift, max_drift_class=name)
-        last = state.last_rebalanced.isoformat() if state.last_rebalanced else "never"
-        reason = f"{self.frequency} review due {due.isoformat()} (last rebalanced {last})"
+            return _quiet(state)
+        last = state.last_rebalanced
+        since = f"last rebalanced {last.isoformat()}" if last else "never rebalanced"
+        drift, name = state.max_drift
+        reason = f"{self.frequency} review due {due.isoformat()} ({since})"
         return Decision(True, "full", "target", (reason,), max_drift=drift, max_drift_class=name)
 
     def __repr__(self) -> str:
@@ -178,119 +372,143 @@ class Calendar(Policy):
 
 
 class Threshold(Policy):
-    """Fires when any class (cash included) is outside its band.
+    """Fires when any class is outside its band (see the module doc for tiers and bounds).
 
-    ``bands`` maps a class to its inner band; ``outer`` to its outer band (tier); classes
-    held outside the model use ``default``. An inner breach asks for a partial rebalance to
-    ``rebalance_to`` (a full one when that is ``target``); an outer breach for a full one.
+    ``abs`` / ``rel`` / ``combine`` make the default inner band (a :class:`Band`: ``abs`` in
+    weight, ``rel`` as a fraction of target). ``overrides`` gives per-class inner bands,
+    ``outer`` the default outer band (``None``: no outer tier) and ``outer_overrides``
+    per-class outer bands (``None`` values switch the tier off for that class). ``legacy``
+    is the inner band of classes held outside the model (default: the default band).
+    ``rebalance_to`` is how far an inner breach goes (``target`` makes it a full rebalance).
     """
 
     def __init__(
         self,
         abs: float | None = None,
         rel: float | None = None,
-        combine: str = "tighter",
+        combine: Literal["tighter", "looser"] = "tighter",
+        *,
         overrides: Mapping[str, Band] | None = None,
         outer: Band | None = None,
-        rebalance_to: str = "band_edge",
         outer_overrides: Mapping[str, Band | None] | None = None,
+        legacy: Band | None = None,
+        rebalance_to: RebalanceTo = "target",
     ):
+        if rebalance_to not in REBALANCE_TO:
+            raise ValueError(f"unknown rebalance_to {rebalance_to!r}")
+        if combine not in ("tighter", "looser"):
+            raise ValueError(f"unknown combine {combine!r}")
         self.default = Band(abs, rel, combine)
         self.overrides = dict(overrides or {})
         self.outer = outer
         self.outer_overrides = dict(outer_overrides or {})
+        self.legacy = legacy
         self.rebalance_to = rebalance_to
+        self._label = f"Threshold({self.default.describe()})"
 
     @classmethod
     def from_model(cls, model: Model) -> Threshold:
-        bands = {c.asset_class: c.band for c in model.classes}
-        outer = {c.asset_class: c.outer_band for c in model.classes}
-        non_cash = [c.band for c in model.classes if c.asset_class != CASH]
-        default = non_cash[0] if non_cash else Band(abs=0.05)
-        t = cls(default.abs, default.rel, default.combine, bands, None, model.rebalance_to, outer)
+        """The model's own bands: each class's inner and outer band, cash included, the
+        legacy band of :func:`legacy_band`, and the model's ``rebalance_to``."""
+        t = cls(
+            overrides={c.asset_class: c.band for c in model.classes},
+            outer_overrides={c.asset_class: c.outer_band for c in model.classes},
+            legacy=legacy_band(model),
+            rebalance_to=model.rebalance_to,
+        )
+        t._label = f"Threshold.from_model({model.name!r})"
         return t
 
-    def band(self, asset_class: str) -> Band:
-        return self.overrides.get(asset_class, self.default)
+    def band(self, asset_class: str, in_model: bool = True) -> Band:
+        """Inner band of a class (a legacy one when ``in_model`` is false)."""
+        if asset_class in self.overrides:
+            return self.overrides[asset_class]
+        if not in_model and self.legacy is not None:
+            return self.legacy
+        return self.default
 
     def outer_band(self, asset_class: str) -> Band | None:
+        """Outer band of a class, or ``None`` when it has no outer tier."""
         return self.outer_overrides.get(asset_class, self.outer)
 
-    def evaluate(self, state: AccountState) -> Decision:
-        targets = state.model.class_targets
-        drift, name = _drift(state)
-        breaches = []
-        for c in sorted(set(targets) | {k for k, w in state.weights.items() if w}):
-            w = state.weights.get(c, 0.0)
-            t = targets.get(c, 0.0)
+    def breaches(self, state: AccountState) -> list[Breach]:
+        """Every class outside a band; an outer breach hides the (implied) inner one."""
+        out = []
+        for c in state.classes:
+            in_model = c in state.targets
             outer = self.outer_band(c)
-            if outer is not None:
-                lo, hi = outer.bounds(t)
-                if w < lo - 1e-12 or w > hi + 1e-12:
-                    breaches.append(Breach(c, w, t, lo, hi, "outer", outer.describe()))
-                    continue
-            band = self.band(c)
-            lo, hi = band.bounds(t)
-            if w < lo - 1e-12 or w > hi + 1e-12:
-                breaches.append(Breach(c, w, t, lo, hi, "inner", band.describe()))
+            b = _breach(state, c, outer, "outer", in_model) if outer is not None else None
+            if b is None:
+                b = _breach(state, c, self.band(c, in_model), "inner", in_model)
+            if b is not None:
+                out.append(b)
+        return out
+
+    def evaluate(self, state: AccountState) -> Decision:
+        breaches = self.breaches(state)
         if not breaches:
-            return Decision(False, max_drift=drift, max_drift_class=name)
+            return _quiet(state)
+        drift, name = state.max_drift
         reasons = tuple(b.describe() for b in breaches)
-        if any(b.tier == "outer" for b in breaches) or self.rebalance_to == "target":
-            return Decision(
-                True, "full", "target", reasons, {}, "none", tuple(breaches), drift, name
-            )
-        bounds = {}
-        for c in sorted(set(targets) | {b.asset_class for b in breaches}):
-            t = targets.get(c, 0.0)
-            h = self.band(c).half_width(t)
-            if any(b.asset_class == c for b in breaches):
-                h = h if self.rebalance_to == "band_edge" else h / 2
-            bounds[c] = (max(0.0, t - h), t + h)
+        if self.rebalance_to == "target" or any(b.tier == "outer" for b in breaches):
+            return Decision(True, "full", "target", reasons, {}, "none", breaches, drift, name)
         return Decision(
             True,
             "partial",
             self.rebalance_to,
             reasons,
-            bounds,
+            self.partial_bounds(state, {b.asset_class for b in breaches}),
             "none",
-            tuple(breaches),
+            breaches,
             drift,
             name,
         )
 
-    def __repr__(self) -> str:
-        return f"Threshold({self.default.describe()})"
-
-
-class CashFlow(Policy):
-    """Fires on a pending contribution or withdrawal of at least ``minimum`` dollars."""
-
-    def __init__(self, minimum: float):
-        self.minimum = minimum
-
-    def evaluate(self, state: AccountState) -> Decision:
-        drift, name = _drift(state)
-        flow = state.cash_flow
-        if abs(flow) < self.minimum or flow == 0:
-            return Decision(False, max_drift=drift, max_drift_class=name)
-        kind = "contribution" if flow > 0 else "withdrawal"
-        mode = "buy_only" if flow > 0 else "sell_only"
-        reason = f"{kind} ${abs(flow):,.0f} >= ${self.minimum:,.0f} cash-flow trigger"
-        return Decision(True, "cash_only", "target", (reason,), {}, mode, (), drift, name)
+    def partial_bounds(
+        self, state: AccountState, breached: set[str]
+    ) -> dict[str, tuple[float, float]]:
+        """Post-trade interval of every class for a partial rebalance (module doc)."""
+        keep = KEEP_OF_BAND[self.rebalance_to]
+        bounds = {}
+        for c in state.classes:
+            t = state.target(c)
+            h = self.band(c, c in state.targets).half_width(t)
+            if c in breached:
+                h *= keep
+            bounds[c] = (max(0.0, t - h), min(1.0, t + h))
+        return bounds
 
     def __repr__(self) -> str:
-        return f"CashFlow({self.minimum:g})"
+        return self._label
 
 
-class Never(Policy):
-    def evaluate(self, state: AccountState) -> Decision:
-        drift, name = _drift(state)
-        return Decision(False, max_drift=drift, max_drift_class=name)
+def _breach(
+    state: AccountState, asset_class: str, band: Band, tier: Tier, in_model: bool
+) -> Breach | None:
+    t = state.target(asset_class)
+    if math.isinf(band.half_width(t)):
+        return None  # a band with neither abs nor rel never breaches
+    w = state.weight(asset_class)
+    lo, hi = band.bounds(t)
+    if lo - EDGE_TOL <= w <= hi + EDGE_TOL:
+        return None
+    text = band.describe() if in_model else f"{band.describe()}, not in model"
+    return Breach(asset_class, w, t, lo, hi, tier, text)
+
+
+def legacy_band(model: Model) -> Band:
+    """Inner band of a class held outside ``model`` (target 0): see the module doc."""
+    own = [c for c in model.classes if c.asset_class != CASH]
+    absolute = [c.band.abs for c in own if c.band.abs is not None]
+    if absolute:
+        return Band(abs=min(absolute))
+    widths = [c.band.half_width(c.target) for c in own if c.target > 0]
+    finite = [w for w in widths if math.isfinite(w)]
+    return Band(abs=min(finite)) if finite else Band()
 
 
 class OuterOnly(Policy):
-    """Fires (full) only on an outer-band breach: the any-day alert of a hybrid policy."""
+    """Fires (full, to target) only when ``threshold`` sees an outer-band breach."""
 
     def __init__(self, threshold: Threshold):
         self.threshold = threshold
@@ -299,22 +517,51 @@ class OuterOnly(Policy):
         d = self.threshold.evaluate(state)
         if d.fire and any(b.tier == "outer" for b in d.breaches):
             return d
-        return Decision(False, max_drift=d.max_drift, max_drift_class=d.max_drift_class)
+        return _quiet(state, d.breaches)
+
+    def __repr__(self) -> str:
+        return f"OuterOnly({self.threshold!r})"
+
+
+class CashFlow(Policy):
+    """Fires (cash only) on a pending flow of at least ``min_dollars`` either way:
+    ``buy_only`` for a contribution, ``sell_only`` for a withdrawal."""
+
+    def __init__(self, min_dollars: float):
+        if not min_dollars >= 0:
+            raise ValueError(f"cash-flow minimum must be >= 0 dollars, got {min_dollars!r}")
+        self.min_dollars = float(min_dollars)
+
+    def evaluate(self, state: AccountState) -> Decision:
+        flow = state.cash_flow
+        if flow == 0 or abs(flow) < self.min_dollars:
+            return _quiet(state)
+        kind, mode = ("contribution", "buy_only") if flow > 0 else ("withdrawal", "sell_only")
+        reason = f"{kind} ${abs(flow):,.0f} >= ${self.min_dollars:,.0f} cash-flow trigger"
+        drift, name = state.max_drift
+        return Decision(True, "cash_only", "target", (reason,), {}, mode, (), drift, name)
+
+    def __repr__(self) -> str:
+        return f"CashFlow({self.min_dollars:g})"
 
 
 def policy_for(model: Model) -> Policy:
-    """The policy a model's ``[trigger]`` table describes."""
+    """The policy of the model's ``[trigger]`` table and bands (see the module doc)."""
     spec = model.trigger
-    threshold = Threshold.from_model(model)
+    if spec.kind in ("calendar", "hybrid") and spec.calendar is None:
+        raise ValueError(f"model {model.name}: a {spec.kind} trigger needs a calendar")
+    policy: Policy
     if spec.kind == "calendar":
-        policy: Policy = Calendar(spec.calendar)
+        policy = Calendar(spec.calendar)
     elif spec.kind == "threshold":
-        policy = threshold
-    else:
-        gate = Calendar(spec.calendar)
-        policy = (gate & threshold) | OuterOnly(threshold)
+        policy = Threshold.from_model(model)
+    elif spec.kind == "hybrid":
+        review, threshold = Calendar(spec.calendar), Threshold.from_model(model)
+        policy = (review & threshold) | OuterOnly(threshold)
         if spec.force_on_calendar:
-            policy = policy | gate
+            policy = review | policy
+    else:
+        raise ValueError(f"model {model.name}: unknown trigger kind {spec.kind!r}")
     if spec.cash_flow_min is not None:
         policy = policy | CashFlow(spec.cash_flow_min)
     return policy
@@ -326,13 +573,11 @@ def evaluate(
     as_of: date,
     last_rebalanced: date | None = None,
     cash_flow: float = 0.0,
-    value: float = 0.0,
+    value: float | None = None,
 ) -> Decision:
-    """Decision for one account under its model's policy."""
-    state = AccountState(as_of, dict(weights), model, last_rebalanced, cash_flow, value)
-    decision = policy_for(model).evaluate(state)
-    if decision.fire and decision.mode == "cash_only":
-        return decision
-    if decision.fire and cash_flow and decision.cash_flow_mode == "none":
-        return replace(decision, cash_flow_mode="buy_only" if cash_flow > 0 else "sell_only")
-    return decision
+    """Decision for one account under its model's policy (:func:`policy_for`).
+
+    ``weights``: class -> fraction, cash under ``CASH``; ``cash_flow`` and ``value`` dollars.
+    """
+    state = AccountState(as_of, weights, model, last_rebalanced, cash_flow, value)
+    return policy_for(model).evaluate(state)
