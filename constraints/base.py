@@ -18,6 +18,7 @@ Units: variables and parameters are fractions of the account's value ``V``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import cvxpy as cp
@@ -63,10 +64,16 @@ class Context:
             self.defaults[name] = np.full(shape, float(default))
         return self.params[name]
 
+    sales: cp.Variable | None = None
+    """Fraction of V sold per security: a variable tied to the lot sales by one equality
+    row per security, so that rows over whole-account sales (cash, turnover, minimum sale)
+    have ``n`` entries rather than ``m``; dense rows over every lot slow the solver's
+    factorisation down markedly."""
+
     @property
     def security_sales(self) -> cp.Expression:
         """Fraction of V sold per security (sum over its lot slots)."""
-        return self.lot_to_security @ self.sell
+        return self.sales if self.sales is not None else self.lot_to_security @ self.sell
 
 
 @dataclass(eq=False)
@@ -96,7 +103,7 @@ class AccountInputs:
     lot_unit_cost: np.ndarray
     lot_long_term: np.ndarray
     lot_days_to_long_term: np.ndarray
-    lot_ids: tuple[str, ...]
+    lot_ids: Sequence[str]  # per slot ("" for padding)
     taxable: bool
     st_rate: float
     lt_rate: float
@@ -159,6 +166,11 @@ class Constraint:
     (per-account values), :meth:`active` (whether it restricts this account at all) and
     :meth:`describe` (the label with this account's numbers, for infeasibility reports).
     """
+
+    search_state = False
+    """True for the constraints that read the solve loop's state (directions, minimum-trade
+    choices): the rest give the same values on every pass, so those are computed once per
+    account. ``apply`` must assign new arrays, never change the ones in ``values`` in place."""
 
     def rows(self, ctx: Context) -> list[cp.Constraint]:
         return []

@@ -118,7 +118,9 @@ class TurnoverCap(Constraint):
         self.cap = cap
 
     def rows(self, ctx: Context) -> list[cp.Constraint]:
-        return [cp.sum(ctx.sell) + cp.sum(ctx.buy) <= ctx.param("turnover_cap", None, BIG)]
+        return [
+            cp.sum(ctx.security_sales) + cp.sum(ctx.buy) <= ctx.param("turnover_cap", None, BIG)
+        ]
 
     def apply(self, inputs: AccountInputs, values: dict[str, np.ndarray]) -> None:
         values["turnover_cap"] = np.asarray(self.cap)

@@ -16,6 +16,8 @@ class MinimumTrade(Constraint):
     that decision into floors and caps.
     """
 
+    search_state = True
+
     def rows(self, ctx: Context) -> list[cp.Constraint]:
         buy_floor = ctx.param("buy_floor", ctx.n, 0.0)
         sell_floor = ctx.param("sell_floor", ctx.n, 0.0)

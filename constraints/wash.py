@@ -37,6 +37,8 @@ class WashSaleOneDirection(Constraint):
     sales; -1: the group sells at a loss, so no buys), after which this is two bound masks.
     """
 
+    search_state = True
+
     def apply(self, inputs: AccountInputs, values: dict[str, np.ndarray]) -> None:
         if inputs.wash_direction is None:
             return
@@ -55,6 +57,8 @@ class WashSaleOneDirection(Constraint):
 
 class TradeDirection(Constraint):
     """One direction per security: a security is bought or sold in a plan, not both."""
+
+    search_state = True
 
     def apply(self, inputs: AccountInputs, values: dict[str, np.ndarray]) -> None:
         if inputs.direction is None:

@@ -41,7 +41,7 @@ NAIVE_SAMPLE = 10
 
 
 def run_one(
-    accounts: int, lots: int, securities: int, workers: int | None, effort: str = "thorough"
+    accounts: int, lots: int, securities: int, workers: int | None, effort: str = "standard"
 ) -> dict:
     from planner.book import load_book, write_book
     from planner.inputs import build_inputs, slot_bucket, slots_needed
@@ -162,7 +162,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small grid (smoke test)")
     parser.add_argument("--one", nargs=3, type=int, metavar=("ACCOUNTS", "LOTS", "SECURITIES"))
     parser.add_argument("--workers", type=int, default=None)
-    parser.add_argument("--effort", choices=("thorough", "fast"), default="thorough")
+    parser.add_argument("--effort", choices=("standard", "thorough"), default="standard")
     args = parser.parse_args()
     if args.one:
         print(json.dumps(run_one(*args.one, args.workers, args.effort)))

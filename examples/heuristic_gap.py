@@ -65,7 +65,7 @@ def random_account(seed: int, n: int = 5, slots: int = 3):
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--accounts", type=int, default=100)
-    parser.add_argument("--effort", choices=("thorough", "fast"), default="thorough")
+    parser.add_argument("--effort", choices=("standard", "thorough"), default="standard")
     args = parser.parse_args()
     gaps, heuristic_ms, exact_ms = [], [], []
     skipped = 0

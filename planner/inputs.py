@@ -11,18 +11,34 @@ import numpy as np
 from constraints.base import BIG, AccountInputs
 from planner import tax
 from planner.domain import CASH, Account, Book, Model
+from planner.lotarrays import accounts_with_recent_trades, lot_arrays
 from planner.triggers import Decision
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Universe:
-    """The securities one template trades: the model's, then legacy holdings, in order."""
+    """The securities one template trades: the model's, then legacy holdings, in order.
+
+    The arrays are per security of the universe and fixed for a run: prices (dollars),
+    linear cost per dollar traded, minimum trade (dollars), firm-wide restrictions, model
+    target weights, and the impact scale ``sigma / sqrt(ADV)`` (0 without ADV or volatility).
+    ``position`` maps a code of the book's sorted securities to the universe index (-1 if
+    not in the universe).
+    """
 
     model: str
     symbols: tuple[str, ...]
     asset_classes: tuple[str, ...]
     wash_groups: tuple[str, ...]
     in_model: tuple[bool, ...]
+    prices: np.ndarray
+    cost_per_dollar: np.ndarray
+    min_trade_value: np.ndarray
+    restricted_buy: np.ndarray
+    restricted_sell: np.ndarray
+    target_weight: np.ndarray
+    impact_scale: np.ndarray
+    position: np.ndarray
 
     @property
     def index(self) -> dict[str, int]:
@@ -34,29 +50,46 @@ def universe_for(book: Book, model: Model) -> Universe:
     model in the book (sorted): one universe per model, whichever accounts a run plans, so
     an account's program is the same alone or in a batch."""
     own = list(model.securities)
+    arrays = lot_arrays(book)
     members = [a for a, acc in book.accounts.items() if acc.model == model.name]
-    lots = book.lots
-    held = (
-        set(lots.loc[lots["account_id"].isin(members), "symbol"].unique()) if len(lots) else set()
-    )
+    held_codes: set[int] = set()
+    for a in members:
+        held_codes.update(np.unique(arrays.symbol_code[arrays.rows(a)]).tolist())
+    held = {arrays.symbols[c] for c in held_codes}
     legacy = sorted(held - set(own))
     symbols = tuple(own + legacy)
-    secs = book.securities
+    secs = [book.securities[s] for s in symbols]
+    targets = model.security_targets
+    position = np.full(len(arrays.symbols), -1, dtype=np.int64)
+    code = {s: k for k, s in enumerate(arrays.symbols)}
+    for i, s in enumerate(symbols):
+        position[code[s]] = i
     return Universe(
         model=model.name,
         symbols=symbols,
-        asset_classes=tuple(secs[s].asset_class for s in symbols),
-        wash_groups=tuple(secs[s].wash_group for s in symbols),
+        asset_classes=tuple(sec.asset_class for sec in secs),
+        wash_groups=tuple(sec.wash_group for sec in secs),
         in_model=tuple([True] * len(own) + [False] * len(legacy)),
+        prices=np.array([sec.price for sec in secs], dtype=float),
+        cost_per_dollar=np.array([sec.cost_per_dollar for sec in secs], dtype=float),
+        min_trade_value=np.array([sec.min_trade_value for sec in secs], dtype=float),
+        restricted_buy=np.array([not sec.can_buy for sec in secs], dtype=bool),
+        restricted_sell=np.array([not sec.can_sell for sec in secs], dtype=bool),
+        target_weight=np.array([targets.get(s, 0.0) for s in symbols], dtype=float),
+        impact_scale=np.array(
+            [
+                sec.volatility / np.sqrt(sec.adv) if sec.adv and sec.volatility else 0.0
+                for sec in secs
+            ],
+            dtype=float,
+        ),
+        position=position,
     )
 
 
 def slots_needed(book: Book, account_id: str) -> int:
     """Largest number of lots the account holds in one security (at least 1)."""
-    lots = book.lot_frame(account_id)
-    if lots.empty:
-        return 1
-    return int(lots.groupby("symbol").size().max())
+    return max(1, lot_arrays(book).max_lots.get(account_id, 1))
 
 
 SLOT_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64)
@@ -123,37 +156,39 @@ def build_inputs(
 ) -> AccountInputs:
     """Arrays of one account over the universe's securities and ``slots`` lots each."""
     model = book.models[account.model]
-    secs = book.securities
     n = len(universe.symbols)
-    index = universe.index
-    prices = np.array([secs[s].price for s in universe.symbols])
+    prices = universe.prices
+    arrays = lot_arrays(book)
+    rows = arrays.rows(account.account_id)
 
-    lots = book.lot_frame(account.account_id)
     m = n * slots
     lot_real = np.zeros(m, dtype=bool)
     lot_shares = np.zeros(m)
     lot_cost = np.zeros(m)
     lot_acquired = np.full(m, np.datetime64(as_of, "D"))
-    lot_ids = [""] * m
+    lot_ids = np.full(m, "", dtype=object)
+    long_term = np.zeros(m, dtype=bool)
+    days_to_lt = np.zeros(m, dtype=np.int64)
     shares_held = np.zeros(n)
-    if not lots.empty:
-        sec_idx = lots["symbol"].map(index).to_numpy()
-        # Position of each lot within its security (lots are sorted by symbol, acquired).
-        within = lots.groupby("symbol", sort=False).cumcount().to_numpy()
+    if rows.stop > rows.start:
+        sec_idx = universe.position[arrays.symbol_code[rows]]
+        if np.any(sec_idx < 0):
+            raise ValueError(f"account {account.account_id}: holds a security outside its universe")
+        within = arrays.within[rows]
         if within.max() >= slots:
             raise ValueError(f"account {account.account_id}: more lots than template slots")
         slot = sec_idx * slots + within
+        shares = arrays.shares[rows]
         lot_real[slot] = True
-        lot_shares[slot] = lots["shares"].to_numpy(dtype=float)
-        lot_cost[slot] = lots["unit_cost"].to_numpy(dtype=float)
-        lot_acquired[slot] = lots["acquired"].to_numpy().astype("datetime64[D]")
-        for s, lid in zip(slot, lots["lot_id"], strict=True):
-            lot_ids[s] = str(lid)
-        np.add.at(shares_held, sec_idx, lots["shares"].to_numpy(dtype=float))
+        lot_shares[slot] = shares
+        lot_cost[slot] = arrays.unit_cost[rows]
+        lot_acquired[slot] = arrays.acquired[rows]
+        lot_ids[slot] = arrays.lot_id[rows]
+        lt_all, days_all = arrays.terms(as_of)
+        long_term[slot] = lt_all[rows]
+        days_to_lt[slot] = days_all[rows]
+        shares_held = np.bincount(sec_idx, weights=shares, minlength=n)
     lot_security = np.repeat(np.arange(n), slots)
-
-    long_term = np.asarray(tax.holding_terms(lot_acquired, as_of), dtype=bool)
-    days_to_lt = _days_to_long_term(lot_acquired, as_of)
 
     held_value = float(shares_held @ prices)
     cash = account.cash + account.cash_flow
@@ -165,8 +200,7 @@ def build_inputs(
         )
 
     # Goal weights per security: the model's, or the partial-rebalance goal split by class.
-    sec_targets = model.security_targets
-    target_weight = np.array([sec_targets.get(s, 0.0) for s in universe.symbols])
+    target_weight = universe.target_weight
     class_targets = model.class_targets
     lower = np.full(len(class_names), -BIG)
     upper = np.full(len(class_names), BIG)
@@ -190,12 +224,7 @@ def build_inputs(
             cash_floor = max(cash_floor, lo)
             cash_ceiling = hi
 
-    wash = tax.wash_sale_blocks(
-        book.trades_of(book.wash_scope(account.account_id)),
-        {s: sec.wash_group for s, sec in secs.items()},
-        as_of,
-        window_days=book.settings.wash_window_days,
-    )
+    wash = wash_blocks(book, account.account_id, as_of)
     groups = universe.wash_groups
     return AccountInputs(
         account_id=account.account_id,
@@ -208,17 +237,17 @@ def build_inputs(
         hold_weight=shares_held * prices / value,
         goal_weight=goal_weight,
         cash_weight=cash / value,
-        cost_per_dollar=np.array([secs[s].cost_per_dollar for s in universe.symbols]),
-        min_trade_value=np.array([secs[s].min_trade_value for s in universe.symbols]),
+        cost_per_dollar=universe.cost_per_dollar,
+        min_trade_value=universe.min_trade_value,
         lot_real=lot_real,
         lot_security=lot_security,
         lot_shares=lot_shares,
         lot_unit_cost=lot_cost,
         lot_long_term=long_term,
         lot_days_to_long_term=days_to_lt,
-        lot_ids=tuple(lot_ids),
+        lot_ids=lot_ids,
         lot_acquired=lot_acquired,
-        impact=_impact(book, universe, value),
+        impact=universe.impact_scale * np.sqrt(value),
         taxable=account.taxable,
         st_rate=account.st_rate,
         lt_rate=account.lt_rate,
@@ -227,12 +256,12 @@ def build_inputs(
         cash_ceiling_weight=cash_ceiling,
         class_lower=lower,
         class_upper=upper,
-        restricted_buy=np.array([not secs[s].can_buy for s in universe.symbols]),
-        restricted_sell=np.array([not secs[s].can_sell for s in universe.symbols]),
-        do_not_buy=np.array([s in account.do_not_buy for s in universe.symbols]),
-        do_not_sell=np.array([s in account.do_not_sell for s in universe.symbols]),
-        wash_buy_blocked=np.array([g in wash.buy_blocked for g in groups]),
-        wash_loss_sale_blocked=np.array([g in wash.loss_sale_blocked for g in groups]),
+        restricted_buy=universe.restricted_buy,
+        restricted_sell=universe.restricted_sell,
+        do_not_buy=_flags(universe.symbols, account.do_not_buy),
+        do_not_sell=_flags(universe.symbols, account.do_not_sell),
+        wash_buy_blocked=_flags(groups, wash.buy_blocked),
+        wash_loss_sale_blocked=_flags(groups, wash.loss_sale_blocked),
         cash_flow_mode=decision.cash_flow_mode if decision.mode == "cash_only" else "none",
         gain_budget=account.gain_budget,
         st_gain_cap=account.st_gain_cap,
@@ -265,17 +294,41 @@ def _split_by_class(
     return out
 
 
-def _impact(book: Book, universe: Universe, value: float) -> np.ndarray:
-    """Per-security impact coefficient ``sigma * sqrt(V / ADV)`` (0 without ADV or vol)."""
-    out = np.zeros(len(universe.symbols))
-    for i, s in enumerate(universe.symbols):
-        sec = book.securities[s]
-        if sec.adv and sec.volatility:
-            out[i] = sec.volatility * np.sqrt(value / sec.adv)
-    return out
+def _flags(names: Sequence[str], members) -> np.ndarray:
+    """Boolean array: which of ``names`` are in ``members``."""
+    if not members:
+        return np.zeros(len(names), dtype=bool)
+    return np.array([x in members for x in names], dtype=bool)
 
 
-def _days_to_long_term(acquired: np.ndarray, as_of: date) -> np.ndarray:
-    """Days from ``as_of`` until each lot's first long-term sale date (<= 0 once long-term)."""
-    first = tax.first_long_term_dates(acquired).astype("datetime64[D]")
-    return (first - np.datetime64(as_of, "D")).astype(int)
+_NO_BLOCKS = tax.WashSaleBlocks({}, {})
+
+
+def wash_blocks(book: Book, account_id: str, as_of: date) -> tax.WashSaleBlocks:
+    """Wash-sale blocks of an account on ``as_of`` from the trade history of its wash-sale
+    scope (the account, or its household with IRA and Roth accounts: a buy there washes a
+    taxable loss, while a loss sale there is no deductible loss and blocks nothing)."""
+    scope = book.wash_scope(account_id)
+    window = book.settings.wash_window_days
+    recent = _recent_traders(book, as_of, window)
+    if not recent.intersection(scope):
+        return _NO_BLOCKS
+    return tax.wash_sale_blocks(
+        book.trades_of(scope),
+        {s: sec.wash_group for s, sec in book.securities.items()},
+        as_of,
+        window_days=window,
+        registrations={a: book.accounts[a].registration for a in scope},
+    )
+
+
+_RECENT: dict[tuple[int, date, int], frozenset[str]] = {}
+
+
+def _recent_traders(book: Book, as_of: date, window: int) -> frozenset[str]:
+    key = (id(book), as_of, window)
+    if key not in _RECENT:
+        if len(_RECENT) > 8:
+            _RECENT.clear()
+        _RECENT[key] = accounts_with_recent_trades(book, as_of, window)
+    return _RECENT[key]

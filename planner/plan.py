@@ -26,7 +26,7 @@ from planner.positions import class_weights
 from planner.problem import DEFAULT_SOLVERS, Template
 from planner.risk import RiskModel, risk_model
 from planner.rounding import RELIEF_METHODS, to_shares
-from planner.solve import solve_account
+from planner.solve import EFFORTS, solve_account
 from planner.triggers import Decision, evaluate
 
 ORDER_COLUMNS = (
@@ -74,13 +74,13 @@ class PlanOptions:
     include_untriggered: bool = False
     exact: bool = False
     min_trade_passes: int = 3
-    effort: str = "thorough"
+    effort: str = "standard"
     market_impact: float | None = None
     force_full: bool = False
 
     def __post_init__(self) -> None:
-        if self.effort not in ("thorough", "fast"):
-            raise ConfigError(f"effort {self.effort!r}: expected thorough or fast")
+        if self.effort not in EFFORTS:
+            raise ConfigError(f"effort {self.effort!r}: expected one of {', '.join(EFFORTS)}")
         if self.relief not in RELIEF_METHODS:
             raise ConfigError(f"relief method {self.relief!r}: expected one of {RELIEF_METHODS}")
 
@@ -252,6 +252,7 @@ def plan_account(book: Book, spec: RunSpec, account_id: str, decision: Decision)
         report.solution.buy,
         whole_shares=not account.fractional_shares,
         method=options.relief,
+        sellable=template.sellable(report.inputs),
     )
     return _outcome(
         book, account_id, account.model, decision, report.inputs, template.risk, report, executable
@@ -274,32 +275,29 @@ def _outcome(book, account_id, model_name, decision, inputs, risk, report, execu
     post_value = post_shares * prices
     total_after = post_value.sum() + executable.cash_after
 
-    # Lot sales with exact gains.
-    lot_rows = []
-    realized_st = realized_lt = 0.0
-    for s in np.flatnonzero(executable.sell_shares > 0):
-        q = float(executable.sell_shares[s])
-        i = int(inputs.lot_security[s])
-        proceeds = q * float(lot_price[s])
-        gain = proceeds - q * float(inputs.lot_unit_cost[s])
-        term = "LT" if inputs.lot_long_term[s] else "ST"
-        if term == "LT":
-            realized_lt += gain
-        else:
-            realized_st += gain
-        lot_rows.append(
-            (
-                account_id,
-                inputs.symbols[i],
-                inputs.lot_ids[s],
-                q,
-                float(inputs.lot_unit_cost[s]),
-                str(inputs.lot_acquired[s].astype("datetime64[D]")),
-                term,
-                proceeds,
-                gain,
-            )
+    # Lot sales with exact gains: proceeds minus basis, per lot, the way a broker reports.
+    sold_slots = np.flatnonzero(executable.sell_shares > 0)
+    q = executable.sell_shares[sold_slots]
+    proceeds = q * lot_price[sold_slots]
+    gains = proceeds - q * inputs.lot_unit_cost[sold_slots]
+    long_term = inputs.lot_long_term[sold_slots]
+    realized_lt = float(gains[long_term].sum())
+    realized_st = float(gains[~long_term].sum())
+    acquired = inputs.lot_acquired[sold_slots].astype("datetime64[D]").astype(str)
+    lot_rows = [
+        (
+            account_id,
+            inputs.symbols[inputs.lot_security[s]],
+            inputs.lot_ids[s],
+            float(q[k]),
+            float(inputs.lot_unit_cost[s]),
+            acquired[k],
+            "LT" if long_term[k] else "ST",
+            float(proceeds[k]),
+            float(gains[k]),
         )
+        for k, s in enumerate(sold_slots)
+    ]
     est_tax = (
         tax.capital_gains_tax(realized_st, realized_lt, account.st_rate, account.lt_rate)
         if account.taxable
@@ -307,46 +305,34 @@ def _outcome(book, account_id, model_name, decision, inputs, risk, report, execu
     )
 
     # Orders with a reason each.
-    orders = []
-    sec_targets = book.models[model_name].security_targets
+    model = book.models[model_name]
     classes = np.array(inputs.asset_classes)
-    pre_class = {c: float(inputs.hold_weight[classes == c].sum()) for c in set(classes)}
-    post_class = {c: float(post_value[classes == c].sum() / total_after) for c in set(classes)}
-    class_target = book.models[model_name].class_targets
-    for i in range(n):
-        for side, shares in (("sell", sold_shares[i]), ("buy", executable.buy_shares[i])):
-            if shares <= 0:
-                continue
-            reason = _reason(
-                inputs,
-                decision,
-                i,
-                side,
-                classes,
-                pre_class,
-                post_class,
-                class_target,
-                executable,
-                sec_targets,
-            )
+    class_names = sorted(set(inputs.asset_classes))
+    class_code = np.searchsorted(class_names, classes)
+    pre = np.bincount(class_code, weights=inputs.hold_weight, minlength=len(class_names))
+    post = np.bincount(class_code, weights=post_value, minlength=len(class_names)) / total_after
+    pre_class = dict(zip(class_names, pre.tolist(), strict=True))
+    post_class = dict(zip(class_names, post.tolist(), strict=True))
+    why = _Reasons(inputs, decision, classes, pre_class, post_class, model, executable)
+    orders = []
+    traded_value = np.maximum(sold_value + bought_value, 1e-300)
+    for side, shares in (("sell", sold_shares), ("buy", executable.buy_shares)):
+        for i in np.flatnonzero(shares > 0):
+            dollars = float(shares[i] * prices[i])
             orders.append(
                 (
                     account_id,
                     inputs.symbols[i],
                     side,
-                    float(shares),
+                    float(shares[i]),
                     float(prices[i]),
-                    float(shares * prices[i]),
-                    float(
-                        cost[i]
-                        * (shares * prices[i])
-                        / max(sold_value[i] + bought_value[i], 1e-300)
-                    ),
-                    reason,
+                    dollars,
+                    float(cost[i] * dollars / traded_value[i]),
+                    why.reason(int(i), side),
                 )
             )
 
-    target_weight = np.array([sec_targets.get(s, 0.0) for s in inputs.symbols])
+    target_weight = model_target_weights(model, inputs.symbols)
     summary = _summary_base(account_id, model_name, decision)
     summary.update(
         {
@@ -363,7 +349,7 @@ def _outcome(book, account_id, model_name, decision, inputs, risk, report, execu
             "realized_lt": realized_lt,
             "est_tax": est_tax,
             "rounding_residual": executable.rounding_residual,
-            "message": "; ".join(report.notes),
+            "message": "; ".join(_notes(report.notes, executable)),
         }
     )
     for c in sorted(set(pre_class) | {CASH}):
@@ -374,29 +360,62 @@ def _outcome(book, account_id, model_name, decision, inputs, risk, report, execu
     return AccountOutcome(account_id, summary, orders, lot_rows)
 
 
-def _reason(
-    inputs, decision, i, side, classes, pre_class, post_class, class_target, executable, sec_targets
-) -> str:
-    c = classes[i]
-    if side == "sell" and not inputs.in_model[i]:
-        return "legacy holding, not in model"
-    if decision.mode == "cash_only":
-        return "invest contribution" if side == "buy" else "raise cash for withdrawal"
-    if side == "sell":
-        slots = np.flatnonzero((inputs.lot_security == i) & (executable.sell_shares > 0))
-        bought_same_class = [
-            inputs.symbols[j]
-            for j in np.flatnonzero((classes == c) & (executable.buy_shares > 0))
-            if j != i
-        ]
-        if inputs.taxable and slots.size and inputs.lot_loss[slots].all() and bought_same_class:
-            return f"tax-loss harvest, replaced by {', '.join(bought_same_class)}"
-    if side == "buy" and sec_targets.get(inputs.symbols[i], 0.0) == 0.0:
-        return f"substitute for {c} (preferred security blocked or harvested)"
-    return (
-        f"rebalance {c}: {pre_class.get(c, 0.0):.1%} -> {post_class.get(c, 0.0):.1%} "
-        f"(target {class_target.get(c, 0.0):.1%})"
-    )
+def model_target_weights(model, symbols) -> np.ndarray:
+    """The model's target weight of each of ``symbols`` (0 for a security not in it)."""
+    targets = model.security_targets
+    return np.array([targets.get(s, 0.0) for s in symbols])
+
+
+class _Reasons:
+    """The human reason of each order of one account (one line, for the blotter)."""
+
+    def __init__(self, inputs, decision, classes, pre_class, post_class, model, executable):
+        self.inputs = inputs
+        self.decision = decision
+        self.classes = classes
+        self.pre_class = pre_class
+        self.post_class = post_class
+        self.class_target = model.class_targets
+        self.security_target = model.security_targets
+        self.executable = executable
+        sold_slot = executable.sell_shares > 0
+        # Securities whose sold lots are all at a loss (a harvest, if replaced).
+        n = len(inputs.prices)
+        sold_lots = np.bincount(inputs.lot_security, weights=sold_slot, minlength=n)
+        sold_loss_lots = np.bincount(
+            inputs.lot_security, weights=sold_slot & inputs.lot_loss, minlength=n
+        )
+        self.all_loss = (sold_lots > 0) & (sold_loss_lots == sold_lots)
+
+    def reason(self, i: int, side: str) -> str:
+        inputs, c = self.inputs, self.classes[i]
+        if side == "sell" and not inputs.in_model[i]:
+            return "legacy holding, not in model"
+        if self.decision.mode == "cash_only":
+            return "invest contribution" if side == "buy" else "raise cash for withdrawal"
+        if side == "sell" and inputs.taxable and self.all_loss[i]:
+            bought = self.executable.buy_shares > 0
+            replaced = [
+                inputs.symbols[j] for j in np.flatnonzero((self.classes == c) & bought) if j != i
+            ]
+            if replaced:
+                return f"tax-loss harvest, replaced by {', '.join(replaced)}"
+        if side == "buy" and self.security_target.get(inputs.symbols[i], 0.0) == 0.0:
+            return f"substitute for {c} (preferred security blocked or harvested)"
+        return (
+            f"rebalance {c}: {self.pre_class.get(c, 0.0):.1%} -> "
+            f"{self.post_class.get(c, 0.0):.1%} (target {self.class_target.get(c, 0.0):.1%})"
+        )
+
+
+def _notes(notes: Sequence[str], executable) -> list[str]:
+    out = list(notes)
+    if executable.cash_shortfall > 0:
+        out.append(
+            f"cash ends ${executable.cash_shortfall:,.2f} below its floor: no whole-share "
+            "sale could cover it"
+        )
+    return out
 
 
 def _summary_base(account_id: str, model_name: str, decision: Decision) -> dict:

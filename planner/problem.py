@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cvxpy as cp
 import numpy as np
@@ -116,6 +116,7 @@ class Template:
         sell = cp.Variable(m, name="sell")
         buy = cp.Variable(n, name="buy")
         weights = cp.Variable(n, name="weights")
+        sales = cp.Variable(n, name="sales")
         ctx = Context(
             n=n,
             slots=self.slots,
@@ -126,18 +127,21 @@ class Template:
             cash=None,  # set below, once the parameters exist
             lot_to_security=lot_to_security,
             security_to_class=security_to_class,
+            sales=sales,
         )
         hold = ctx.param("hold", n, 0.0)
         cash0 = ctx.param("cash0", None, 0.0)
         cost = ctx.param("cost_per_dollar", n, 0.0)
-        ctx.cash = cash0 + cp.sum(sell) - cp.sum(buy) - cost @ (ctx.security_sales + buy)
-        rows = [weights == hold - ctx.security_sales + buy]
+        ctx.cash = cash0 + cp.sum(sales) - cp.sum(buy) - cost @ (sales + buy)
+        rows = [sales == lot_to_security @ sell, weights == hold - sales + buy]
         self.labels: list[tuple[Constraint, int]] = []
         for c in self.constraints:
             cons = c.rows(ctx)
             rows.extend(cons)
             self.labels.append((c, len(cons)))
         self.problem = cp.Problem(cp.Minimize(objective.expr(ctx, self.risk)), rows)
+        self._search_constraints = tuple(c for c in self.constraints if c.search_state)
+        self._base_key = None
         self.ctx = ctx
         self.n, self.m = n, m
 
@@ -147,16 +151,39 @@ class Template:
 
     def values(self, inputs: AccountInputs, skip: Constraint | None = None) -> dict:
         """Parameter values for ``inputs``: slack defaults, then every constraint but
-        ``skip`` and every objective term writes its own."""
-        values = {k: v.copy() for k, v in self.ctx.defaults.items()}
-        values["hold"] = inputs.hold_weight
-        values["cash0"] = np.asarray(inputs.cash_weight)
-        values["cost_per_dollar"] = inputs.cost_per_dollar
-        for c in self.constraints:
+        ``skip`` and every objective term writes its own.
+
+        The part that does not depend on the solve loop's state is kept for the last
+        account seen, so each further pass only re-applies the search-state constraints.
+        """
+        key = (inputs.account_id, id(inputs.lot_shares), id(inputs.hold_weight), id(skip))
+        if self._base_key != key:
+            base = {k: v.copy() for k, v in self.ctx.defaults.items()}
+            base["hold"] = inputs.hold_weight
+            base["cash0"] = np.asarray(inputs.cash_weight)
+            base["cost_per_dollar"] = inputs.cost_per_dollar
+            for c in self.constraints:
+                if c is not skip and not c.search_state:
+                    c.apply(inputs, base)
+            self.objective.apply(inputs, base)
+            # The key holds array ids: keep the arrays alive so the ids are not reused.
+            self._base_key, self._base, self._base_arrays = (
+                key,
+                base,
+                (inputs.lot_shares, inputs.hold_weight),
+            )
+        values = dict(self._base)
+        for c in self._search_constraints:
             if c is not skip:
                 c.apply(inputs, values)
-        self.objective.apply(inputs, values)
         return values
+
+    def sellable(self, inputs: AccountInputs) -> np.ndarray:
+        """Lot slots the account's rules let it sell at all (held, not restricted, not
+        wash-blocked, not held for long-term treatment); the solve loop's own search state
+        (directions, minimum-trade choices) is left out."""
+        rules = replace(inputs, direction=None, wash_direction=None, min_trade=None)
+        return inputs.lot_real & (self.values(rules)["sell_cap"] > 0)
 
     def solve(
         self, inputs: AccountInputs, skip: Constraint | None = None, solvers=None
