@@ -23,7 +23,8 @@ def main() -> None:
     path = write_book(book, args.out)
     print(
         f"wrote demo book to {path}: {len(book.accounts)} accounts, {len(book.lots)} lots, "
-        f"{len(book.trades)} trades, {len(book.securities)} securities, "
+        f"{len(book.trades)} trades ({(book.trades['side'] == 'sell').sum()} loss sales), "
+        f"{len(book.securities)} securities, "
         f"{len(book.prices)} days of prices"
     )
 

@@ -102,12 +102,26 @@ def last_review_on_or_before(frequency: str, d: date) -> date:
     return review
 
 
-def review_due(frequency: str, last_rebalanced: date | None, as_of: date) -> date | None:
-    """The latest review date ``r`` with ``last_rebalanced < r <= as_of``, or ``None``.
+def is_review_date(frequency: str, d: date) -> bool:
+    """Whether ``d`` is a review date (the first business day of a review period)."""
+    return last_review_on_or_before(frequency, d) == d
 
-    Never rebalanced (``None``) means the latest review on or before ``as_of`` is due.
+
+def review_due(frequency: str, last_reviewed: date | None, as_of: date) -> date | None:
+    """The review due on ``as_of``: the latest review date ``r`` with
+    ``last_reviewed < r <= as_of``, or ``None`` when there is none.
+
+    ``last_reviewed`` is the last time the account was looked at: the later of its last
+    rebalance and its last recorded review (a hybrid's *quiet* review trades nothing, so
+    only the review record remembers it). A review not recorded stays due until the
+    account is reviewed or rebalanced (a missed review is caught up, naming the latest).
+
+    With no history at all (``None``) nothing can have been missed that we know of, so
+    only a review falling on ``as_of`` itself is due: a new account is first reviewed on
+    the next review date, not every day until someone records a review. (Between review
+    dates the other triggers still apply: outer bands and cash flows.)
     """
+    if last_reviewed is None:
+        return as_of if is_review_date(frequency, as_of) else None
     latest = last_review_on_or_before(frequency, as_of)
-    if last_rebalanced is None or latest > last_rebalanced:
-        return latest
-    return None
+    return latest if latest > last_reviewed else None

@@ -95,20 +95,12 @@ def validate(book: BookArg, as_of: AsOfOpt = None) -> None:
 @app.command()
 def check(book: BookArg, as_of: AsOfOpt = None, out: OutOpt = Path("out")) -> None:
     """Evaluate the trigger of every account; write drift.csv and triggers.csv."""
-    from planner.plan import decide
     from planner.positions import drift_frame
     from planner.report import write_outputs
 
     loaded = _load(book, as_of)
     when = loaded.settings.as_of or date.today()
-    ids = sorted(loaded.accounts)
-    with _progress() as progress:
-        task = progress.add_task("triggers", total=len(ids), rate="")
-        decisions = {}
-        for start in range(0, len(ids), 200):
-            chunk = ids[start : start + 200]
-            decisions.update(decide(loaded, when, chunk))
-            progress.update(task, advance=len(chunk))
+    decisions = _check_decisions(loaded, when)
     drift = drift_frame(loaded)
     triggers = triggers_frame(loaded, decisions, drift)
     write_outputs(out, {"drift.csv": drift, "triggers.csv": triggers})
@@ -128,6 +120,40 @@ def check(book: BookArg, as_of: AsOfOpt = None, out: OutOpt = Path("out")) -> No
     if len(fired) > TABLE_ROWS:
         console.print(f"... and {len(fired) - TABLE_ROWS} more in {out / 'triggers.csv'}")
     console.print(f"wrote {out / 'drift.csv'} and {out / 'triggers.csv'}")
+
+
+CHECK_CHUNK = 500
+"""Accounts evaluated between two progress updates of ``check``."""
+
+
+def _check_decisions(book, when: date) -> dict:
+    """Trigger decision of every account, with a progress bar.
+
+    The weights and values of the whole book are computed once, vectorised (they cost as
+    much for one account as for all of them); each account then only evaluates its policy.
+    """
+    from planner.positions import account_values, class_weights
+    from planner.triggers import evaluate_account
+
+    rows = class_weights(book).to_dict("index")
+    values = account_values(book)
+    ids = sorted(book.accounts)
+    decisions = {}
+    with _progress() as progress:
+        task = progress.add_task("triggers", total=len(ids), rate="")
+        for start in range(0, len(ids), CHECK_CHUNK):
+            chunk = ids[start : start + CHECK_CHUNK]
+            for account_id in chunk:
+                account = book.accounts[account_id]
+                decisions[account_id] = evaluate_account(
+                    account,
+                    book.models[account.model],
+                    rows[account_id],
+                    when,
+                    float(values.get(account_id, 0.0)),
+                )
+            progress.update(task, advance=len(chunk))
+    return decisions
 
 
 def triggers_frame(book, decisions, drift: pd.DataFrame) -> pd.DataFrame:

@@ -230,7 +230,11 @@ class Account:
     short- and long-term gains (fractions). ``gain_budget`` caps net realised gains of a
     plan in dollars; ``st_gain_cap`` caps net short-term gains in dollars (``None``: no cap).
     ``do_not_buy`` / ``do_not_sell`` are symbols this account must not buy / sell.
-    ``last_rebalanced`` is the date of the last rebalance (``None``: never).
+    ``last_rebalanced`` is the date of the last rebalance (``None``: never);
+    ``last_reviewed`` the date of the last calendar review, whether it traded or not (a
+    hybrid's quiet review is recorded only here; ``None``: none recorded). Calendar and
+    hybrid triggers count reviews from the later of the two
+    (see :func:`planner.calendar.review_due`).
     """
 
     account_id: str
@@ -247,6 +251,7 @@ class Account:
     do_not_buy: frozenset[str] = frozenset()
     do_not_sell: frozenset[str] = frozenset()
     last_rebalanced: date | None = None
+    last_reviewed: date | None = None
 
     @property
     def taxable(self) -> bool:

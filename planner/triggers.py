@@ -8,9 +8,13 @@ every asset class. Weights, bands and drifts are fractions; money is dollars.
 
 Policies
 --------
-- :class:`Calendar` fires when a review date ``r`` (first NYSE business day on or after the
-  1st of a period, see :mod:`planner.calendar`) satisfies ``last_rebalanced < r <= as_of``;
-  an account never rebalanced is due. Mode ``full``, to ``target``.
+- :class:`Calendar` fires when a review is due: a review date ``r`` (first NYSE business
+  day on or after the 1st of a period, see :mod:`planner.calendar`) with
+  ``last_reviewed < r <= as_of``, where ``last_reviewed`` is the later of the account's
+  last rebalance and its last recorded review (a hybrid's quiet review trades nothing, so
+  only ``last_reviewed`` remembers it). A review missed since then stays due until the
+  account is reviewed. An account with neither date is due only when ``as_of`` is itself a
+  review date (:func:`planner.calendar.review_due`). Mode ``full``, to ``target``.
 - :class:`Threshold` fires when any class is outside its band: every class of the model, cash
   included, and every class held outside the model (a *legacy* holding, target 0). A weight
   exactly on a band edge is inside (tolerance :data:`EDGE_TOL`). Only inner bands breached:
@@ -45,8 +49,10 @@ Model policies (:func:`policy_for`)
 -----------------------------------
 - ``calendar``: ``Calendar(freq)``.
 - ``threshold``: ``Threshold.from_model(model)``.
-- ``hybrid``: ``(Calendar(freq) & Threshold) | OuterOnly(Threshold)``: on a review date only
-  if a band is breached, any day on an outer breach. With ``force_on_calendar`` the calendar
+- ``hybrid``: ``(Calendar(freq) & Threshold) | OuterOnly(Threshold)``: fires when a review
+  is due and a band is breached, and any day on an outer breach. Between reviews an inner
+  breach waits for the next review date (once the last review is recorded in
+  ``last_reviewed`` or ``last_rebalanced``). With ``force_on_calendar`` the calendar
   also fires alone, so every review is a full rebalance to target, breach or not (a forced
   review that traded *less* for a *larger* drift would be perverse).
 - ``cash_flow_min`` set: ``... | CashFlow(cash_flow_min)``.
@@ -68,7 +74,7 @@ from functools import cached_property
 from typing import Literal
 
 from planner.calendar import FREQUENCY_MONTHS, review_due
-from planner.domain import CASH, REBALANCE_TO, Band, FrozenDict, Model, RebalanceTo
+from planner.domain import CASH, REBALANCE_TO, Account, Band, FrozenDict, Model, RebalanceTo
 
 Mode = Literal["full", "partial", "cash_only", "none"]
 CashFlowMode = Literal["none", "buy_only", "sell_only"]
@@ -192,7 +198,8 @@ class AccountState:
     ``weights``: asset class -> fraction of account value, cash under ``CASH``; classes not in
     the model are legacy holdings (target 0). ``cash_flow``: pending contribution (> 0) or
     withdrawal (< 0), dollars. ``value``: account value in dollars (``None``: unknown); the
-    built-in policies do not need it.
+    built-in policies do not need it. ``last_rebalanced`` / ``last_reviewed``: the account's
+    last rebalance and last calendar review (``None``: none on record).
     """
 
     as_of: date
@@ -201,9 +208,26 @@ class AccountState:
     last_rebalanced: date | None = None
     cash_flow: float = 0.0
     value: float | None = None
+    last_reviewed: date | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "weights", FrozenDict(self.weights))
+
+    @property
+    def reviewed_through(self) -> date | None:
+        """The later of ``last_rebalanced`` and ``last_reviewed``: reviews on or before this
+        date are done (``None``: no history)."""
+        known = [d for d in (self.last_rebalanced, self.last_reviewed) if d is not None]
+        return max(known) if known else None
+
+    def history_text(self) -> str:
+        """E.g. ``last rebalanced 2025-10-16`` or ``last reviewed 2026-07-01``."""
+        rebalanced, reviewed = self.last_rebalanced, self.last_reviewed
+        if reviewed is not None and (rebalanced is None or reviewed > rebalanced):
+            return f"last reviewed {reviewed.isoformat()}"
+        if rebalanced is not None:
+            return f"last rebalanced {rebalanced.isoformat()}"
+        return "no earlier review on record"
 
     @cached_property
     def targets(self) -> dict[str, float]:
@@ -344,7 +368,9 @@ class AnyOf(_Compound):
 
 
 class Calendar(Policy):
-    """Fires (full, to target) when a review date falls in ``(last_rebalanced, as_of]``.
+    """Fires (full, to target) when a review is due: a review date in
+    ``(reviewed_through, as_of]``, or ``as_of`` itself is a review date for an account with
+    no history (:attr:`AccountState.reviewed_through`, :func:`planner.calendar.review_due`).
 
     ``frequency``: ``monthly``, ``quarterly``, ``semiannual`` or ``annual``.
     """
@@ -358,13 +384,11 @@ class Calendar(Policy):
         self.frequency = frequency
 
     def evaluate(self, state: AccountState) -> Decision:
-        due = review_due(self.frequency, state.last_rebalanced, state.as_of)
+        due = review_due(self.frequency, state.reviewed_through, state.as_of)
         if due is None:
             return _quiet(state)
-        last = state.last_rebalanced
-        since = f"last rebalanced {last.isoformat()}" if last else "never rebalanced"
         drift, name = state.max_drift
-        reason = f"{self.frequency} review due {due.isoformat()} ({since})"
+        reason = f"{self.frequency} review due {due.isoformat()} ({state.history_text()})"
         return Decision(True, "full", "target", (reason,), max_drift=drift, max_drift_class=name)
 
     def __repr__(self) -> str:
@@ -574,10 +598,38 @@ def evaluate(
     last_rebalanced: date | None = None,
     cash_flow: float = 0.0,
     value: float | None = None,
+    last_reviewed: date | None = None,
 ) -> Decision:
     """Decision for one account under its model's policy (:func:`policy_for`).
 
     ``weights``: class -> fraction, cash under ``CASH``; ``cash_flow`` and ``value`` dollars.
     """
-    state = AccountState(as_of, weights, model, last_rebalanced, cash_flow, value)
+    state = AccountState(as_of, weights, model, last_rebalanced, cash_flow, value, last_reviewed)
     return policy_for(model).evaluate(state)
+
+
+def evaluate_account(
+    account: Account,
+    model: Model,
+    weights: Mapping[str, float],
+    as_of: date,
+    value: float | None = None,
+) -> Decision:
+    """Decision for ``account`` (its dates and pending cash flow) under ``model``.
+
+    ``weights`` is the account's row of :func:`planner.positions.class_weights` (or any
+    class -> fraction mapping): NaN weights (an account worth nothing) and zero weights of
+    classes outside the model are dropped. ``value``: account value in dollars.
+    """
+    w = {str(c): float(v) for c, v in weights.items() if v == v and (v != 0 or c == CASH)}
+    for c in model.class_targets:
+        w.setdefault(c, 0.0)
+    return evaluate(
+        model,
+        w,
+        as_of,
+        last_rebalanced=account.last_rebalanced,
+        cash_flow=account.cash_flow,
+        value=value,
+        last_reviewed=account.last_reviewed,
+    )

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from planner.calendar import (
     is_business_day,
+    is_review_date,
     last_review_on_or_before,
     next_business_day_on_or_after,
     review_dates,
@@ -160,15 +161,36 @@ def test_last_review_on_or_before(frequency, day, expected):
 @pytest.mark.parametrize(
     ("last", "expected"),
     [
-        (None, date(2026, 10, 1)),  # never rebalanced: the latest review is due
         (date(2026, 6, 15), date(2026, 10, 1)),  # two reviews missed: the latest is named
         (date(2026, 9, 30), date(2026, 10, 1)),
-        (date(2026, 10, 1), None),  # rebalanced on the review date itself
+        (date(2026, 10, 1), None),  # reviewed on the review date itself
         (date(2026, 11, 2), None),
+        (date(2026, 11, 20), None),
     ],
 )
 def test_review_due(last, expected):
     assert review_due("quarterly", last, date(2026, 11, 20)) == expected
+
+
+@pytest.mark.parametrize(
+    ("as_of", "expected"),
+    [
+        (date(2026, 11, 20), None),  # between reviews: nothing known to be missed
+        (date(2026, 10, 1), date(2026, 10, 1)),  # on a review date: that review
+        (date(2026, 1, 1), None),  # the scheduled date is a holiday ...
+        (date(2026, 1, 2), date(2026, 1, 2)),  # ... its review is the next business day
+        (date(2026, 1, 5), None),
+    ],
+)
+def test_review_due_without_history_only_on_a_review_date(as_of, expected):
+    assert review_due("quarterly", None, as_of) == expected
+
+
+def test_is_review_date():
+    assert is_review_date("monthly", date(2026, 8, 3))
+    assert not is_review_date("monthly", date(2026, 8, 1))  # Saturday
+    assert not is_review_date("quarterly", date(2026, 11, 2))  # monthly only
+    assert is_review_date("annual", date(2028, 1, 3))
 
 
 def test_unknown_frequency_is_an_error():
@@ -204,3 +226,15 @@ def test_last_review_is_the_latest(frequency, day):
     last = last_review_on_or_before(frequency, day)
     assert last <= day
     assert review_dates(frequency, last, day) == [last]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(FREQUENCIES), DAYS, st.one_of(st.none(), st.integers(0, 800)))
+def test_review_due_is_the_latest_review_since_the_last_one(frequency, as_of, ago):
+    last = None if ago is None else as_of - timedelta(days=ago)
+    due = review_due(frequency, last, as_of)
+    if last is None:
+        assert due == (as_of if review_dates(frequency, as_of, as_of) else None)
+    else:
+        reviews = review_dates(frequency, last + timedelta(days=1), as_of)
+        assert due == (reviews[-1] if reviews else None)

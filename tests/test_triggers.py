@@ -1,18 +1,22 @@
-"""Trigger policies: calendar, threshold (abs, rel, 5/25, overrides), tiers, hybrid, cash flow,
-composition with & and |, legacy holdings and the decisions' reasons, bounds and text."""
+"""Trigger policies: threshold (abs, rel, 5/25, overrides), cash and legacy classes, tiers and
+partial bounds, calendar reviews (what is due, quiet reviews, first runs), hybrid, cash flow,
+composition with & and |, and the decisions' reasons, bounds and text.
+
+Business days and review dates themselves are tested in ``test_calendar.py``."""
 
 from __future__ import annotations
 
 import math
 import pickle
+from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from planner.calendar import review_due
-from planner.domain import CASH, Band, ClassTarget, Model, TriggerSpec
+from planner.calendar import review_dates
+from planner.domain import CASH, Account, Band, ClassTarget, Model, TriggerSpec
 from planner.triggers import (
     AccountState,
     AllOf,
@@ -24,13 +28,17 @@ from planner.triggers import (
     OuterOnly,
     Threshold,
     evaluate,
+    evaluate_account,
     legacy_band,
     policy_for,
 )
 
-AS_OF = date(2026, 11, 20)  # latest quarterly review on or before: 2026-10-01
-BEFORE_REVIEW = date(2026, 9, 1)  # last rebalanced before 2026-10-01: a review is due
-AFTER_REVIEW = date(2026, 10, 5)  # last rebalanced after it: no review due
+AS_OF = date(2026, 11, 20)  # between reviews: the latest quarterly review is REVIEW
+REVIEW = date(2026, 10, 1)  # a quarterly review date
+PREVIOUS_REVIEW = date(2026, 7, 1)  # the quarterly review before it
+NEXT_REVIEW = date(2027, 1, 4)  # the one after (Jan 1 is a holiday, then a weekend)
+BEFORE_REVIEW = date(2026, 9, 1)  # last rebalanced before REVIEW: REVIEW is due on or after it
+AFTER_REVIEW = date(2026, 10, 5)  # last rebalanced after REVIEW: nothing due until NEXT_REVIEW
 
 FIVE_PP = Band(abs=0.05)
 CASH_BAND = Band(abs=0.02)
@@ -75,13 +83,20 @@ def W(us=0.50, intl=0.10, bonds=0.38, cash=0.02, **legacy) -> dict[str, float]:
     return w
 
 
+BREACH = W(us=0.56, intl=0.06, bonds=0.36)  # US_EQUITY over its inner band only
+QUIET = W(us=0.53, intl=0.08, bonds=0.37)
+OUTER_BREACH = W(us=0.61, intl=0.06, bonds=0.31)  # US_EQUITY over a 10 pp outer band
+
+
 def flat(bounds) -> dict[str, tuple[float, float]]:
     """Class bounds rounded to 12 decimals, so float noise does not fail an equality."""
     return {c: (round(lo, 12), round(hi, 12)) for c, (lo, hi) in dict(bounds).items()}
 
 
-def state(weights, model=None, last=None, cash_flow=0.0) -> AccountState:
-    return AccountState(AS_OF, weights, model or make_model(), last, cash_flow, 1e6)
+def state(
+    weights, model=None, last=None, cash_flow=0.0, *, as_of=AS_OF, reviewed=None
+) -> AccountState:
+    return AccountState(as_of, weights, model or make_model(), last, cash_flow, 1e6, reviewed)
 
 
 # -- threshold: absolute, relative, combined, overrides ------------------------------------
@@ -128,6 +143,8 @@ def test_relative_band():
     d = evaluate(m, W(intl=0.125, bonds=0.355), AS_OF)
     assert d.reasons == ("INTL_EQUITY 12.5% > 12.0% upper band (rel 20%)",)
     assert not evaluate(m, W(us=0.59, bonds=0.29), AS_OF).fire
+    d = evaluate(m, W(us=0.61, bonds=0.27), AS_OF)  # 50% +/- 10 pp: the upper edge is 60%
+    assert d.reasons == ("US_EQUITY 61.0% > 60.0% upper band (rel 20%)",)
 
 
 def test_five_twenty_five_tighter():
@@ -305,24 +322,20 @@ def test_outer_override_none_switches_tier_off():
     assert d.mode == "partial"
 
 
-# -- calendar ------------------------------------------------------------------------------
+# -- calendar: when a review is due --------------------------------------------------------
+
+QUARTERLY = TriggerSpec("calendar", "quarterly")
 
 
 def test_calendar_review_due_reason():
-    m = make_model(trigger=TriggerSpec("calendar", "quarterly"))
+    m = make_model(trigger=QUARTERLY)
     d = evaluate(m, W(), AS_OF, last_rebalanced=date(2026, 6, 15))
     assert d.fire and d.mode == "full" and d.rebalance_to == "target"
     assert d.reasons == ("quarterly review due 2026-10-01 (last rebalanced 2026-06-15)",)
 
 
-def test_calendar_never_rebalanced_is_due():
-    m = make_model(trigger=TriggerSpec("calendar", "annual"))
-    d = evaluate(m, W(), AS_OF)
-    assert d.reasons == ("annual review due 2026-01-02 (never rebalanced)",)
-
-
 def test_calendar_not_due_ignores_breaches():
-    m = make_model(trigger=TriggerSpec("calendar", "quarterly"))
+    m = make_model(trigger=QUARTERLY)
     d = evaluate(m, W(us=0.70, bonds=0.18), AS_OF, last_rebalanced=AFTER_REVIEW)
     assert not d.fire
 
@@ -365,10 +378,66 @@ def test_unknown_frequency():
         Calendar("weekly")
 
 
-# -- hybrid --------------------------------------------------------------------------------
+# -- calendar: recorded reviews and first runs ---------------------------------------------
 
-BREACH = W(us=0.56, intl=0.06, bonds=0.36)  # US_EQUITY over its inner band only
-QUIET = W(us=0.53, intl=0.08, bonds=0.37)
+
+def test_last_reviewed_on_the_review_date_suppresses_it():
+    m = make_model(trigger=QUARTERLY)
+    assert not evaluate(m, W(), AS_OF, date(2026, 6, 15), last_reviewed=REVIEW).fire
+    assert not evaluate(m, W(), AS_OF, date(2026, 6, 15), last_reviewed=AFTER_REVIEW).fire
+    assert not evaluate(m, W(), AS_OF, None, last_reviewed=REVIEW).fire
+
+
+def test_review_missed_since_the_last_recorded_one_is_due():
+    m = make_model(trigger=QUARTERLY)
+    d = evaluate(m, W(), AS_OF, date(2026, 3, 2), last_reviewed=PREVIOUS_REVIEW)
+    assert d.reasons == ("quarterly review due 2026-10-01 (last reviewed 2026-07-01)",)
+
+
+def test_reason_names_the_later_of_rebalance_and_review():
+    m = make_model(trigger=QUARTERLY)
+    d = evaluate(m, W(), AS_OF, date(2026, 8, 14), last_reviewed=PREVIOUS_REVIEW)
+    assert d.reasons == ("quarterly review due 2026-10-01 (last rebalanced 2026-08-14)",)
+    s = state(W(), last=date(2026, 8, 14), reviewed=PREVIOUS_REVIEW)
+    assert s.reviewed_through == date(2026, 8, 14)
+    assert state(W(), reviewed=PREVIOUS_REVIEW).reviewed_through == PREVIOUS_REVIEW
+    assert state(W()).reviewed_through is None
+
+
+def test_no_history_is_due_only_on_a_review_date():
+    # A first run between reviews has missed nothing we know of: it waits for the next one.
+    m = make_model(trigger=TriggerSpec("calendar", "annual"))
+    assert not evaluate(m, W(), AS_OF).fire
+    assert not evaluate(m, W(), date(2026, 1, 1)).fire  # a holiday: the review is Jan 2
+    d = evaluate(m, W(), date(2026, 1, 2))
+    assert d.reasons == ("annual review due 2026-01-02 (no earlier review on record)",)
+    assert not evaluate(m, W(), date(2026, 1, 5)).fire
+
+
+def test_a_review_is_done_once_recorded_and_the_next_one_comes_due():
+    m = make_model(trigger=QUARTERLY)
+    assert evaluate(m, W(), REVIEW, last_reviewed=PREVIOUS_REVIEW).fire
+    # Recorded on the review day: quiet until the next review date, due again on it.
+    for day in (REVIEW, date(2026, 10, 2), AS_OF, date(2027, 1, 1), date(2027, 1, 3)):
+        assert not evaluate(m, W(), day, last_reviewed=REVIEW).fire, day
+    d = evaluate(m, W(), NEXT_REVIEW, last_reviewed=REVIEW)
+    assert d.reasons == ("quarterly review due 2027-01-04 (last reviewed 2026-10-01)",)
+
+
+def test_evaluate_account_reads_the_accounts_dates_and_flow():
+    m = make_model(trigger=TriggerSpec("hybrid", "quarterly", cash_flow_min=5000))
+    account = Account("A1", "m", "H1", "taxable", 0.0, 0.3, 0.2, last_rebalanced=BEFORE_REVIEW)
+    row = {**BREACH, "GOLD": 0.0, "TIPS": float("nan")}  # a row of class_weights
+    d = evaluate_account(account, m, row, AS_OF, 1e6)
+    assert d == evaluate(m, BREACH, AS_OF, BEFORE_REVIEW, 0.0, 1e6)
+    assert d.fire  # REVIEW was never recorded: still due
+    reviewed = replace(account, last_reviewed=REVIEW, cash_flow=-9_000.0)
+    d = evaluate_account(reviewed, m, row, AS_OF, 1e6)
+    assert d.mode == "cash_only" and d.cash_flow_mode == "sell_only"
+    assert [b.asset_class for b in d.breaches] == ["US_EQUITY"]
+
+
+# -- hybrid --------------------------------------------------------------------------------
 
 
 def test_hybrid_off_calendar_waits_but_records_the_breach():
@@ -377,46 +446,77 @@ def test_hybrid_off_calendar_waits_but_records_the_breach():
     assert [b.asset_class for b in d.breaches] == ["US_EQUITY"]
 
 
-def test_hybrid_on_calendar_with_breach_is_partial():
-    d = evaluate(make_model(trigger=HYBRID), BREACH, AS_OF, last_rebalanced=BEFORE_REVIEW)
+def test_hybrid_breach_on_a_review_date_is_partial():
+    m = make_model(trigger=HYBRID)
+    d = evaluate(m, BREACH, REVIEW, last_rebalanced=BEFORE_REVIEW)
     assert d.fire and d.mode == "partial" and d.rebalance_to == "band_edge"
     assert d.reasons == (
         "quarterly review due 2026-10-01 (last rebalanced 2026-09-01)",
         "US_EQUITY 56.0% > 55.0% upper band (abs 5 pp)",
     )
     assert d.class_bounds["US_EQUITY"] == pytest.approx((0.45, 0.55))
+    d = evaluate(m, BREACH, REVIEW, date(2025, 5, 12), last_reviewed=PREVIOUS_REVIEW)
+    assert d.reasons[0] == "quarterly review due 2026-10-01 (last reviewed 2026-07-01)"
+    d = evaluate(m, BREACH, REVIEW)  # no history: the review on as_of is due
+    assert d.reasons[0] == "quarterly review due 2026-10-01 (no earlier review on record)"
 
 
 def test_hybrid_quiet_review_does_not_fire():
-    assert not evaluate(make_model(trigger=HYBRID), QUIET, AS_OF, BEFORE_REVIEW).fire
+    assert not evaluate(make_model(trigger=HYBRID), QUIET, REVIEW, BEFORE_REVIEW).fire
+
+
+def test_hybrid_breach_after_a_quiet_review_waits_for_the_next_review():
+    m = make_model(trigger=HYBRID)
+    last = date(2025, 10, 16)
+    for day in (date(2026, 10, 20), AS_OF, date(2027, 1, 1)):
+        d = evaluate(m, BREACH, day, last, last_reviewed=REVIEW)
+        assert not d.fire and [b.asset_class for b in d.breaches] == ["US_EQUITY"], day
+    d = evaluate(m, BREACH, NEXT_REVIEW, last, last_reviewed=REVIEW)
+    assert d.mode == "partial"
+    assert d.reasons[0] == "quarterly review due 2027-01-04 (last reviewed 2026-10-01)"
+
+
+def test_hybrid_without_history_waits_off_a_review_date():
+    m = make_model(outer=Band(abs=0.10), trigger=HYBRID)
+    assert not evaluate(m, BREACH, AS_OF).fire
+    assert evaluate(m, OUTER_BREACH, AS_OF).mode == "full"
+
+
+def test_hybrid_missed_review_is_caught_up():
+    # Rebalanced before REVIEW and no review recorded since: REVIEW is still due.
+    d = evaluate(make_model(trigger=HYBRID), BREACH, AS_OF, last_rebalanced=BEFORE_REVIEW)
+    assert d.mode == "partial"
+    assert d.reasons[0] == "quarterly review due 2026-10-01 (last rebalanced 2026-09-01)"
 
 
 def test_hybrid_outer_breach_fires_any_day():
     m = make_model(outer=Band(abs=0.10), trigger=HYBRID)
-    d = evaluate(m, W(us=0.61, intl=0.06, bonds=0.31), AS_OF, last_rebalanced=AFTER_REVIEW)
+    d = evaluate(m, OUTER_BREACH, AS_OF, last_rebalanced=AFTER_REVIEW)
     assert d.fire and d.mode == "full"
     assert d.reasons == (
         "US_EQUITY 61.0% > 60.0% outer upper band (abs 10 pp)",
         "US_BONDS 31.0% < 33.0% lower band (abs 5 pp)",
     )
+    assert evaluate(m, OUTER_BREACH, AS_OF, None, last_reviewed=REVIEW) == d
 
 
 def test_hybrid_inner_breach_off_calendar_with_outer_tier_waits():
     m = make_model(outer=Band(abs=0.10), trigger=HYBRID)
     assert not evaluate(m, BREACH, AS_OF, last_rebalanced=AFTER_REVIEW).fire
+    assert not evaluate(m, BREACH, AS_OF, BEFORE_REVIEW, last_reviewed=REVIEW).fire
 
 
 FORCED = TriggerSpec("hybrid", "quarterly", force_on_calendar=True)
 
 
 def test_force_on_calendar_quiet_review_is_full():
-    d = evaluate(make_model(trigger=FORCED), QUIET, AS_OF, last_rebalanced=BEFORE_REVIEW)
+    d = evaluate(make_model(trigger=FORCED), QUIET, REVIEW, last_rebalanced=BEFORE_REVIEW)
     assert d.fire and d.mode == "full" and d.rebalance_to == "target"
     assert d.reasons == ("quarterly review due 2026-10-01 (last rebalanced 2026-09-01)",)
 
 
 def test_force_on_calendar_review_with_breach_is_full_with_both_reasons():
-    d = evaluate(make_model(trigger=FORCED), BREACH, AS_OF, last_rebalanced=BEFORE_REVIEW)
+    d = evaluate(make_model(trigger=FORCED), BREACH, REVIEW, last_rebalanced=BEFORE_REVIEW)
     assert d.mode == "full"
     assert d.reasons == (
         "quarterly review due 2026-10-01 (last rebalanced 2026-09-01)",
@@ -425,7 +525,9 @@ def test_force_on_calendar_review_with_breach_is_full_with_both_reasons():
 
 
 def test_force_on_calendar_still_waits_off_calendar():
-    assert not evaluate(make_model(trigger=FORCED), BREACH, AS_OF, AFTER_REVIEW).fire
+    m = make_model(trigger=FORCED)
+    assert not evaluate(m, BREACH, AS_OF, AFTER_REVIEW).fire
+    assert not evaluate(m, BREACH, AS_OF, BEFORE_REVIEW, last_reviewed=REVIEW).fire
 
 
 def test_hybrid_needs_a_calendar():
@@ -494,14 +596,14 @@ def test_and_needs_both_or_needs_either():
     off = state(BREACH, last=AFTER_REVIEW)
     assert not hybrid.evaluate(off).fire
     assert either.evaluate(off).fire
-    quiet_review = state(QUIET, last=BEFORE_REVIEW)
+    quiet_review = state(QUIET, last=BEFORE_REVIEW, as_of=REVIEW)
     assert not hybrid.evaluate(quiet_review).fire
     assert either.evaluate(quiet_review).fire
 
 
 def test_and_takes_the_weaker_mode():
     threshold = Threshold(abs=0.05, rebalance_to="midpoint")
-    s = state(BREACH, last=BEFORE_REVIEW, cash_flow=9_000)
+    s = state(BREACH, last=BEFORE_REVIEW, cash_flow=9_000, as_of=REVIEW)
     d = (Calendar("quarterly") & threshold).evaluate(s)
     assert d.mode == "partial" and d.rebalance_to == "midpoint"
     assert d.class_bounds["US_EQUITY"] == pytest.approx((0.475, 0.525))
@@ -512,7 +614,7 @@ def test_and_takes_the_weaker_mode():
 
 
 def test_or_takes_the_stronger_mode():
-    s = state(BREACH, last=BEFORE_REVIEW, cash_flow=9_000)
+    s = state(BREACH, last=BEFORE_REVIEW, cash_flow=9_000, as_of=REVIEW)
     partial = Threshold(abs=0.05, rebalance_to="band_edge")
     d = (CashFlow(5000) | partial).evaluate(s)
     assert d.mode == "partial" and d.cash_flow_mode == "buy_only"
@@ -582,8 +684,10 @@ def test_policy_for_shapes():
 
 def test_evaluate_equals_policy_on_state():
     m = make_model(trigger=HYBRID)
-    s = AccountState(AS_OF, BREACH, m, BEFORE_REVIEW, 0.0, 1e6)
-    assert evaluate(m, BREACH, AS_OF, BEFORE_REVIEW, 0.0, 1e6) == policy_for(m).evaluate(s)
+    s = AccountState(REVIEW, BREACH, m, BEFORE_REVIEW, 0.0, 1e6)
+    assert evaluate(m, BREACH, REVIEW, BEFORE_REVIEW, 0.0, 1e6) == policy_for(m).evaluate(s)
+    s = AccountState(AS_OF, BREACH, m, BEFORE_REVIEW, 0.0, 1e6, REVIEW)
+    assert evaluate(m, BREACH, AS_OF, BEFORE_REVIEW, 0.0, 1e6, REVIEW) == policy_for(m).evaluate(s)
 
 
 # -- the decision object -------------------------------------------------------------------
@@ -599,8 +703,12 @@ def test_decision_text():
     assert str(flow) == (
         "cash_only rebalance (buy_only): contribution $25,000 >= $5,000 cash-flow trigger"
     )
-    full = evaluate(make_model(trigger=TriggerSpec("calendar", "annual")), QUIET, AS_OF)
-    assert str(full) == "full rebalance to target: annual review due 2026-01-02 (never rebalanced)"
+    annual = make_model(trigger=TriggerSpec("calendar", "annual"))
+    full = evaluate(annual, QUIET, AS_OF, last_reviewed=date(2025, 1, 2))
+    assert (
+        str(full)
+        == "full rebalance to target: annual review due 2026-01-02 (last reviewed 2025-01-02)"
+    )
     assert str(evaluate(make_model(), QUIET, AS_OF)) == (
         "no rebalance (largest drift US_EQUITY 3.0%)"
     )
@@ -682,23 +790,41 @@ def test_partial_bounds_hold_the_target_and_sit_inside_the_bands(m, us, intl, bo
         assert lo >= lo_band - 1e-12 and hi <= hi_band + 1e-12
 
 
-@settings(max_examples=200, deadline=None)
+def _due(frequency: str, rebalanced: date | None, reviewed: date | None, as_of: date) -> bool:
+    """Independent review rule: some review date in (later of the two dates, as_of], or,
+    with neither date, as_of is itself a review date."""
+    known = [d for d in (rebalanced, reviewed) if d is not None]
+    if not known:
+        return review_dates(frequency, as_of, as_of) == [as_of]
+    return bool(review_dates(frequency, max(known) + timedelta(days=1), as_of))
+
+
+@settings(max_examples=300, deadline=None)
 @given(
     st.sampled_from(["monthly", "quarterly", "semiannual", "annual"]),
     WEIGHT,
     WEIGHT,
     st.dates(date(2020, 1, 1), date(2030, 12, 31)),
-    st.integers(0, 400),
+    st.one_of(st.none(), st.integers(0, 400)),
+    st.one_of(st.none(), st.integers(0, 400)),
+    st.floats(-20_000, 20_000),
 )
-def test_hybrid_fires_only_on_review_with_breach_or_outer_breach(freq, us, bonds, as_of, ago):
-    m = make_model(outer=Band(abs=0.10), trigger=TriggerSpec("hybrid", freq))
+def test_hybrid_fires_only_on_a_due_review_with_breach_outer_breach_or_flow(
+    freq, us, bonds, as_of, rebalanced_ago, reviewed_ago, flow
+):
+    spec = TriggerSpec("hybrid", freq, cash_flow_min=5000)
+    m = make_model(outer=Band(abs=0.10), trigger=spec)
     weights = {"US_EQUITY": us, "INTL_EQUITY": 0.10, "US_BONDS": bonds, CASH: 0.02}
-    last = as_of - timedelta(days=ago)
-    s = AccountState(as_of, weights, m, last)
+    rebalanced = None if rebalanced_ago is None else as_of - timedelta(days=rebalanced_ago)
+    reviewed = None if reviewed_ago is None else as_of - timedelta(days=reviewed_ago)
+    s = AccountState(as_of, weights, m, rebalanced, flow, None, reviewed)
     d = policy_for(m).evaluate(s)
     breaches = Threshold.from_model(m).breaches(s)
-    due = review_due(freq, last, as_of) is not None
+    due = _due(freq, rebalanced, reviewed, as_of)
     outer = any(b.tier == "outer" for b in breaches)
-    assert d.fire == ((due and bool(breaches)) or outer)
+    big_flow = abs(flow) >= 5000
+    assert d.fire == ((due and bool(breaches)) or outer or big_flow)
     if outer:
         assert d.mode == "full"
+    elif not (due and breaches) and big_flow:
+        assert d.mode == "cash_only"
