@@ -8,12 +8,13 @@ listed per file and field (then a count of the rest).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tempfile
 import tomllib
-from dataclasses import fields, replace
-from datetime import date
+from dataclasses import replace
+from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -188,382 +189,479 @@ def _bool(frame, field, name, issues):
 
 
 def _duplicates(frame, keys, name, issues, field):
-    dup = frame.duplicated(list(keys), keep="first")
+    # An empty id is reported as empty, not also as a duplicate of another empty one.
+    dup = frame.duplicated(list(keys), keep="first") & (frame[field] != "")
     issues.rows(name, field, frame, dup, lambda raw: f"duplicate {field} {raw!r}")
 
 
 def _unknown(frame, field, name, issues, known, what):
+    """Report cells not in ``known``; ``None`` means the file defining them could not be
+    read (already reported), so nothing is checked."""
+    if known is None:
+        return
     bad = ~frame[field].isin(known)
     issues.rows(name, field, frame, bad, lambda raw: f"unknown {what} {raw!r}")
 
 
 # -- TOML ----------------------------------------------------------------------------------
 
+MODEL_KEYS = (
+    "bands",
+    "cash",
+    "cash_band",
+    "classes",
+    "description",
+    "rebalance_to",
+    "securities",
+    "trigger",
+)
+BAND_KEYS = ("abs", "combine", "outer_abs", "outer_rel", "rel")
+TRIGGER_KEYS = ("calendar", "cash_flow_min", "force_on_calendar", "kind")
+CLASS_KEYS = ("band", "securities", "target", "weights")
+# The settings a book may give: every field of Settings the planner reads. Settings also has
+# ``cash_flow_first``, which nothing reads; accepting it would let a user believe it works.
+SETTINGS_KEYS = (
+    "as_of",
+    "wash_sale_scope",
+    "loss_benefit",
+    "tracking_error_value",
+    "hold_lt_days",
+    "wash_window_days",
+)
+_HEADER = re.compile(r"^\s*\[(?!\[)\s*([^\]]+?)\s*\]")
 
-def _toml_line(text: str, table: str, key: str | None = None) -> int | None:
-    """Line of ``[table]`` (or of ``key`` inside it) in TOML text, for messages."""
+
+def _toml_line(text: str, *path: str) -> int | None:
+    """1-based line defining the table or key at ``path`` in TOML text, for messages.
+
+    A table is found by its ``[header]``; a key (also an inline table or one of its keys) on
+    the line of its key in the deepest enclosing table that has a header; failing that, the
+    line of that header, or of the first header under ``path[0]``.
+    """
     lines = text.splitlines()
-    header = re.compile(r"^\s*\[\s*" + re.escape(table).replace(r"\.", r"\s*\.\s*") + r"\s*\]")
+    headers: dict[tuple[str, ...], int] = {}
     for i, line in enumerate(lines):
-        if header.match(line):
-            if key is None:
-                return i + 1
-            for j in range(i + 1, len(lines)):
-                if lines[j].lstrip().startswith("["):
-                    break
-                if re.match(r"^\s*" + re.escape(key) + r"\s*=", lines[j]):
-                    return j + 1
-            return i + 1
-    return None
+        match = _HEADER.match(line)
+        if match:
+            name = tuple(p.strip().strip("\"'") for p in match.group(1).split("."))
+            headers.setdefault(name, i)
+    if path in headers:
+        return headers[path] + 1
+    for cut in range(len(path) - 1, -1, -1):
+        table = path[:cut]
+        start = headers.get(table) if table else -1
+        if start is None:
+            continue
+        key = re.escape(path[cut])
+        pattern = re.compile(rf"""^\s*(?:{key}|"{key}"|'{key}')\s*[=.]""")
+        for j in range(start + 1, len(lines)):
+            if lines[j].lstrip().startswith("["):
+                break
+            if pattern.match(lines[j]):
+                return j + 1
+        if table:
+            return start + 1
+    under = [i for name, i in headers.items() if name[:1] == path[:1]]
+    return min(under) + 1 if under else None
+
+
+def _is_number(value) -> bool:
+    """A finite TOML integer or float (TOML booleans are Python ints, but not numbers here)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+class _Toml:
+    """One parsed TOML file: reports issues at the line of a key path."""
+
+    def __init__(self, file: str, text: str, data: dict, issues: _Issues) -> None:
+        self.file, self.text, self.data, self.issues = file, text, data, issues
+
+    def report(self, path: tuple[str, ...], message: str) -> None:
+        self.issues.add(self.file, _toml_line(self.text, *path), ".".join(path), message)
+
+    def table(self, value, path: tuple[str, ...], allowed: tuple[str, ...] | None, what: str):
+        """``value`` if it is a table (reporting keys not in ``allowed``), else ``None``."""
+        if not isinstance(value, dict):
+            self.report(path, f"expected a table ({what}), got {value!r}")
+            return None
+        for k in value:
+            if allowed is not None and k not in allowed:
+                self.report((*path, k), f"unknown key (expected one of {', '.join(allowed)})")
+        return value
+
+    def weight(self, value, path: tuple[str, ...]) -> float | None:
+        """``value`` as a weight in [0, 1], or ``None`` after reporting it."""
+        if not _is_number(value) or not (0 <= value <= 1):
+            self.report(path, f"expected a weight in [0, 1], got {value!r}")
+            return None
+        return float(value)
+
+
+def _read_toml(path: Path, name: str, issues: _Issues) -> _Toml | None:
+    """The parsed file, or ``None`` after reporting why it could not be read."""
+    file = path / name
+    try:
+        text = file.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
+    except UnicodeDecodeError as exc:
+        issues.add(name, None, "(file)", f"expected UTF-8 text: {exc}")
+        return None
+    except tomllib.TOMLDecodeError as exc:
+        # Python < 3.14 has no lineno attribute; the message ends "(at line N, column M)".
+        found = re.search(r"at line (\d+)", str(exc))
+        line = getattr(exc, "lineno", None) or (int(found.group(1)) if found else None)
+        issues.add(name, line, "(syntax)", f"not valid TOML: {exc}")
+        return None
+    return _Toml(name, text, data, issues)
 
 
 def _band(
-    spec, where, issues, text, table, default: Band | None = None
-) -> tuple[Band, Band | None]:
-    spec = spec or {}
-    base = default or Band()
-    known = {"abs", "rel", "combine", "outer_abs", "outer_rel"}
-    for k in spec:
-        if k not in known:
-            issues.add(
-                "models.toml",
-                _toml_line(text, table, k),
-                f"{where}.{k}",
-                f"unknown band key (expected {', '.join(sorted(known))})",
-            )
+    toml: _Toml, spec, path: tuple[str, ...], default: Band
+) -> tuple[Band, Band | None, bool]:
+    """(inner band, outer band or None, whether the spec was valid) of a band table.
 
-    def val(k, fallback):
-        v = spec.get(k, fallback)
-        if v is None:
-            return None
-        if not isinstance(v, int | float) or isinstance(v, bool) or not (0 <= v <= 1):
-            issues.add(
-                "models.toml",
-                _toml_line(text, table, k),
-                f"{where}.{k}",
-                f"expected a number in [0, 1], got {v!r}",
-            )
-            return None
-        return float(v)
+    Giving only ``abs`` (or only ``rel``) replaces the default band; giving neither keeps
+    the default inner band (e.g. a table with only ``outer_abs``).
+    """
+    if spec is None:
+        return default, None, True
+    spec = toml.table(spec, path, BAND_KEYS, "abs, rel, combine, outer_abs, outer_rel")
+    if spec is None:
+        return default, None, False
+    valid = True
 
-    combine = spec.get("combine", base.combine)
+    def width(k: str, fallback: float | None) -> float | None:
+        nonlocal valid
+        value = spec.get(k, fallback)
+        if value is None:
+            return None
+        if not _is_number(value) or not (0 <= value <= 1):
+            toml.report((*path, k), f"expected a number in [0, 1], got {value!r}")
+            valid = False
+            return None
+        return float(value)
+
+    combine = spec.get("combine", default.combine)
     if combine not in ("tighter", "looser"):
-        issues.add(
-            "models.toml",
-            _toml_line(text, table, "combine"),
-            f"{where}.combine",
-            f"expected tighter or looser, got {combine!r}",
+        toml.report((*path, "combine"), f"expected tighter or looser, got {combine!r}")
+        combine, valid = "tighter", False
+    if "abs" in spec or "rel" in spec:
+        inner = Band(width("abs", None), width("rel", None), combine)
+    else:
+        inner = Band(default.abs, default.rel, combine)
+    outer_abs, outer_rel = width("outer_abs", None), width("outer_rel", None)
+    outer = None
+    if outer_abs is not None or outer_rel is not None:
+        outer = Band(outer_abs, outer_rel, combine)
+    return inner, outer, valid
+
+
+def _outer_covers_inner(outer: Band, inner: Band, target: float) -> bool:
+    """Whether ``outer`` is at least as wide as ``inner`` around ``target``, on both sides."""
+    outer_lo, outer_hi = outer.bounds(target)
+    inner_lo, inner_hi = inner.bounds(target)
+    return outer_lo <= inner_lo + TOLERANCE and outer_hi >= inner_hi - TOLERANCE
+
+
+def _trigger(toml: _Toml, spec, name: str) -> TriggerSpec:
+    path = (name, "trigger")
+    spec = toml.table(
+        {} if spec is None else spec,
+        path,
+        TRIGGER_KEYS,
+        "kind, calendar, force_on_calendar, cash_flow_min",
+    )
+    if spec is None:
+        return TriggerSpec()
+    kind = spec.get("kind", "threshold")
+    if kind not in TRIGGER_KINDS:
+        toml.report((*path, "kind"), f"expected one of {', '.join(TRIGGER_KINDS)}, got {kind!r}")
+        kind = None
+    freq = spec.get("calendar")
+    if freq is not None and freq not in CALENDAR_FREQUENCIES:
+        toml.report(
+            (*path, "calendar"),
+            f"expected one of {', '.join(CALENDAR_FREQUENCIES)}, got {freq!r}",
         )
-        combine = "tighter"
-    inner = Band(
-        val(
-            "abs",
-            base.abs if not spec else None if "rel" in spec and "abs" not in spec else base.abs,
-        ),
-        val(
-            "rel",
-            base.rel if not spec else None if "abs" in spec and "rel" not in spec else base.rel,
-        ),
-        combine,
+    elif kind in ("calendar", "hybrid") and freq is None:
+        toml.report((*path, "calendar"), f"a {kind} trigger needs a calendar frequency")
+    force = spec.get("force_on_calendar", False)
+    if not isinstance(force, bool):
+        toml.report((*path, "force_on_calendar"), f"expected true or false, got {force!r}")
+        force = False
+    cash_flow_min = spec.get("cash_flow_min")
+    if cash_flow_min is not None and (not _is_number(cash_flow_min) or cash_flow_min < 0):
+        toml.report((*path, "cash_flow_min"), f"expected dollars >= 0, got {cash_flow_min!r}")
+        cash_flow_min = None
+    return TriggerSpec(
+        kind or "threshold",
+        freq if freq in CALENDAR_FREQUENCIES else None,
+        force,
+        None if cash_flow_min is None else float(cash_flow_min),
     )
-    if spec and "abs" not in spec and "rel" not in spec:
-        inner = Band(base.abs, base.rel, combine)
-    outer_abs, outer_rel = val("outer_abs", None), val("outer_rel", None)
-    outer = (
-        Band(outer_abs, outer_rel, combine)
-        if (outer_abs is not None or outer_rel is not None)
-        else None
-    )
-    return inner, outer
 
 
-def _models(path: Path, securities: dict[str, Security], issues: _Issues) -> dict[str, Model]:
-    file = path / "models.toml"
-    if not file.exists():
+def _models(
+    path: Path, securities: dict[str, Security] | None, issues: _Issues
+) -> dict[str, Model] | None:
+    """The models of ``models.toml``; ``None`` if it is missing or unreadable (so that
+    accounts are not also reported for naming unknown models). ``securities`` is ``None``
+    when securities.csv could not be read: security checks are then skipped."""
+    if not (path / "models.toml").exists():
         issues.add("models.toml", None, "(file)", f"missing file: expected models.toml in {path}")
-        return {}
-    text = file.read_text()
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None)
-        issues.add("models.toml", line, "(syntax)", f"not valid TOML: {exc}")
-        return {}
-    models = {}
-    known = {
-        "description",
-        "rebalance_to",
-        "cash",
-        "cash_band",
-        "bands",
-        "trigger",
-        "classes",
-        "securities",
-    }
-    for name, spec in data.items():
-        line = _toml_line(text, name)
-        if not isinstance(spec, dict):
-            issues.add("models.toml", line, name, "expected a table of model settings")
+        return None
+    toml = _read_toml(path, "models.toml", issues)
+    if toml is None:
+        return None
+    return {name: _model(toml, name, spec, securities) for name, spec in toml.data.items()}
+
+
+def _model(toml: _Toml, name: str, spec, securities: dict[str, Security] | None) -> Model:
+    """One model table. An invalid model still gets a (placeholder) entry, so that accounts
+    naming it are not reported too."""
+    spec = toml.table(spec, (name,), MODEL_KEYS, "a model's settings")
+    if spec is None:
+        return Model(name, ())
+    description = spec.get("description", "")
+    if not isinstance(description, str):
+        toml.report((name, "description"), f"expected text, got {description!r}")
+        description = ""
+    rebalance_to = spec.get("rebalance_to", "target")
+    if rebalance_to not in REBALANCE_TO:
+        toml.report(
+            (name, "rebalance_to"),
+            f"expected one of {', '.join(REBALANCE_TO)}, got {rebalance_to!r}",
+        )
+        rebalance_to = "target"
+    default_inner, default_outer, bands_ok = _band(toml, spec.get("bands"), (name, "bands"), Band())
+    trigger = _trigger(toml, spec.get("trigger"), name)
+
+    classes: list[ClassTarget] = []
+    # (class, where its bands are reported, whether they and its target are valid): the
+    # tiers are checked at each class's own target once all are known.
+    tiers: list[tuple[ClassTarget, tuple[str, ...], bool]] = []
+    # Whether every target was read; if not, the sum check would only repeat the problem.
+    targets_ok = True
+    used: dict[str, str] = {}
+    classes_spec = spec.get("classes")
+    if classes_spec is not None:
+        classes_spec = toml.table(classes_spec, (name, "classes"), None, "one table per class")
+        targets_ok &= classes_spec is not None
+    for cls, cspec in (classes_spec or {}).items():
+        where = (name, "classes", cls)
+        if cls == CASH:
+            toml.report(where, f"{CASH} is reserved: give the cash target as {name}.cash")
             continue
-        for k in spec:
-            if k not in known:
-                issues.add(
-                    "models.toml",
-                    _toml_line(text, name, k),
-                    f"{name}.{k}",
-                    f"unknown key (expected one of {', '.join(sorted(known))})",
-                )
-        default_inner, default_outer = _band(
-            spec.get("bands"), f"{name}.bands", issues, text, f"{name}.bands"
+        cspec = toml.table(cspec, where, CLASS_KEYS, "target, securities, band, weights")
+        if cspec is None:
+            targets_ok = False
+            continue
+        target = cspec.get("target")
+        if target is None:
+            toml.report((*where, "target"), "missing: expected a weight in [0, 1]")
+        else:
+            target = toml.weight(target, (*where, "target"))
+        targets_ok &= target is not None
+        listed = cspec.get("securities")
+        if not isinstance(listed, list) or not listed:
+            toml.report(
+                (*where, "securities"),
+                f"expected a list of symbols, preferred first, got {listed!r}",
+            )
+            listed = []
+        syms: list[str] = []
+        for sym in listed:
+            if not isinstance(sym, str):
+                toml.report((*where, "securities"), f"expected symbols (text), got {sym!r}")
+            elif sym in syms:
+                toml.report((*where, "securities"), f"security {sym} is listed twice")
+            elif _implements(toml, sym, cls, (*where, "securities"), securities, used):
+                syms.append(sym)
+        inner, outer, band_ok = _band(toml, cspec.get("band"), (*where, "band"), default_inner)
+        band_path = (*where, "band") if "band" in cspec else (name, "bands")
+        split = _weights(toml, cspec.get("weights"), (*where, "weights"), listed, target)
+        if split is not None:
+            sec_targets = {s: w for s, w in split.items() if s in syms}
+        else:
+            sec_targets = {syms[0]: target or 0.0} if syms else {}
+        c = ClassTarget(cls, target or 0.0, tuple(syms), sec_targets, inner, outer or default_outer)
+        classes.append(c)
+        tiers.append((c, band_path, band_ok and bands_ok and target is not None))
+
+    by_security = spec.get("securities")
+    if by_security is not None:
+        by_security = toml.table(by_security, (name, "securities"), None, "symbol = target weight")
+        targets_ok &= by_security is not None
+    grouped: dict[str, list[tuple[str, float]]] = {}
+    for sym, value in (by_security or {}).items():
+        where = (name, "securities", sym)
+        weight = toml.weight(value, where)
+        if weight is None or securities is None:
+            targets_ok = False
+            continue
+        if sym not in securities:
+            toml.report(where, f"unknown security {sym!r} (not in securities.csv)")
+            targets_ok = False
+            continue
+        cls = securities[sym].asset_class
+        if cls in ("", CASH):  # reported in securities.csv
+            targets_ok = False
+            continue
+        if cls in (classes_spec or {}):
+            toml.report(
+                where,
+                f"{sym} is of class {cls}, which {name}.classes.{cls} also targets: give a "
+                "class's targets either under classes or under securities, not both",
+            )
+            targets_ok = False
+            continue
+        grouped.setdefault(cls, []).append((sym, weight))
+    for cls, members in sorted(grouped.items()):
+        members.sort(key=lambda t: (-t[1], t[0]))
+        c = ClassTarget(
+            cls,
+            sum(w for _, w in members),
+            tuple(s for s, _ in members),
+            dict(members),
+            default_inner,
+            default_outer,
         )
-        if default_outer is not None and not _wider(default_outer, default_inner):
-            issues.add(
-                "models.toml",
-                _toml_line(text, f"{name}.bands"),
-                f"{name}.bands",
-                "outer band must be wider than the inner band",
-            )
-        rebalance_to = spec.get("rebalance_to", "target")
-        if rebalance_to not in REBALANCE_TO:
-            issues.add(
-                "models.toml",
-                _toml_line(text, name, "rebalance_to"),
-                f"{name}.rebalance_to",
-                f"expected one of {', '.join(REBALANCE_TO)}, got {rebalance_to!r}",
-            )
-        trig = spec.get("trigger", {})
-        kind = trig.get("kind", "threshold")
-        freq = trig.get("calendar")
-        if kind not in TRIGGER_KINDS:
-            issues.add(
-                "models.toml",
-                _toml_line(text, f"{name}.trigger", "kind"),
-                f"{name}.trigger.kind",
-                f"expected one of {', '.join(TRIGGER_KINDS)}, got {kind!r}",
-            )
-        if freq is not None and freq not in CALENDAR_FREQUENCIES:
-            issues.add(
-                "models.toml",
-                _toml_line(text, f"{name}.trigger", "calendar"),
-                f"{name}.trigger.calendar",
-                f"expected one of {', '.join(CALENDAR_FREQUENCIES)}, got {freq!r}",
-            )
-        if kind in ("calendar", "hybrid") and freq is None:
-            issues.add(
-                "models.toml",
-                _toml_line(text, f"{name}.trigger"),
-                f"{name}.trigger.calendar",
-                f"a {kind} trigger needs a calendar frequency",
-            )
-        cash_flow_min = trig.get("cash_flow_min")
-        if cash_flow_min is not None and (
-            not isinstance(cash_flow_min, int | float) or cash_flow_min < 0
+        classes.append(c)
+        tiers.append((c, (name, "bands"), bands_ok))
+
+    cash = toml.weight(spec.get("cash", 0.0), (name, "cash"))
+    targets_ok &= cash is not None
+    cash_inner, cash_outer, cash_band_ok = _band(
+        toml, spec.get("cash_band"), (name, "cash_band"), default_inner
+    )
+    cash_class = ClassTarget(CASH, cash or 0.0, (), {}, cash_inner, cash_outer or default_outer)
+    classes.append(cash_class)
+    cash_path = (name, "cash_band") if "cash_band" in spec else (name, "bands")
+    tiers.append((cash_class, cash_path, cash_band_ok and bands_ok and cash is not None))
+
+    for c, band_path, ok in tiers:
+        if (
+            ok
+            and c.outer_band is not None
+            and not _outer_covers_inner(c.outer_band, c.band, c.target)
         ):
-            issues.add(
-                "models.toml",
-                _toml_line(text, f"{name}.trigger", "cash_flow_min"),
-                f"{name}.trigger.cash_flow_min",
-                f"expected dollars >= 0, got {cash_flow_min!r}",
+            inner_lo, inner_hi = c.band.bounds(c.target)
+            outer_lo, outer_hi = c.outer_band.bounds(c.target)
+            toml.report(
+                band_path,
+                f"expected the outer band to be at least as wide as the inner band at the "
+                f"{c.asset_class} target {c.target:g}, got outer {outer_lo:.4f}..{outer_hi:.4f}"
+                f" inside inner {inner_lo:.4f}..{inner_hi:.4f}",
             )
-            cash_flow_min = None
-        trigger = TriggerSpec(
-            kind if kind in TRIGGER_KINDS else "threshold",
-            freq if freq in CALENDAR_FREQUENCIES else None,
-            bool(trig.get("force_on_calendar", False)),
-            None if cash_flow_min is None else float(cash_flow_min),
-        )
-        classes: list[ClassTarget] = []
-        used: dict[str, str] = {}
-
-        def check_security(sym, cls, where, used=used):
-            if sym not in securities:
-                issues.add(
-                    "models.toml", _toml_line(text, where), f"{where}", f"unknown security {sym!r}"
-                )
-                return False
-            if cls is not None and securities[sym].asset_class != cls:
-                issues.add(
-                    "models.toml",
-                    _toml_line(text, where),
-                    f"{where}",
-                    f"security {sym} has asset class {securities[sym].asset_class}, not {cls}",
-                )
-                return False
-            if sym in used and used[sym] != cls:
-                issues.add(
-                    "models.toml",
-                    _toml_line(text, where),
-                    f"{where}",
-                    f"security {sym} implements two classes ({used[sym]}, {cls})",
-                )
-                return False
-            used[sym] = cls
-            return True
-
-        for cls, cspec in (spec.get("classes") or {}).items():
-            where = f"{name}.classes.{cls}"
-            target = cspec.get("target")
-            if (
-                not isinstance(target, int | float)
-                or isinstance(target, bool)
-                or not (0 <= target <= 1)
-            ):
-                issues.add(
-                    "models.toml",
-                    _toml_line(text, where, "target"),
-                    f"{where}.target",
-                    f"expected a weight in [0, 1], got {target!r}",
-                )
-                target = 0.0
-            syms = [s for s in cspec.get("securities", []) if check_security(s, cls, where)]
-            if not cspec.get("securities"):
-                issues.add(
-                    "models.toml",
-                    _toml_line(text, where),
-                    f"{where}.securities",
-                    "expected a list of securities (preferred first)",
-                )
-            inner, outer = _band(
-                cspec.get("band"), f"{where}.band", issues, text, where, default_inner
-            )
-            outer = outer or default_outer
-            if outer is not None and not _wider(outer, inner):
-                issues.add(
-                    "models.toml",
-                    _toml_line(text, where, "band"),
-                    f"{where}.band",
-                    "outer band must be wider than the inner band",
-                )
-            split = cspec.get("weights")
-            if split:
-                total = sum(split.values())
-                if abs(total - target) > TOLERANCE:
-                    issues.add(
-                        "models.toml",
-                        _toml_line(text, where, "weights"),
-                        f"{where}.weights",
-                        f"expected weights summing to the class target {target}, got {total}",
-                    )
-                sec_targets = {s: float(w) for s, w in split.items() if s in syms}
-            else:
-                sec_targets = {syms[0]: float(target)} if syms else {}
-            classes.append(ClassTarget(cls, float(target), tuple(syms), sec_targets, inner, outer))
-        by_security = spec.get("securities") or {}
-        grouped: dict[str, list[tuple[str, float]]] = {}
-        for sym, w in by_security.items():
-            where = f"{name}.securities"
-            if not isinstance(w, int | float) or not (0 <= w <= 1):
-                issues.add(
-                    "models.toml",
-                    _toml_line(text, where, sym),
-                    f"{where}.{sym}",
-                    f"expected a weight in [0, 1], got {w!r}",
-                )
-                continue
-            if sym not in securities:
-                issues.add(
-                    "models.toml",
-                    _toml_line(text, where, sym),
-                    f"{where}.{sym}",
-                    f"unknown security {sym!r}",
-                )
-                continue
-            grouped.setdefault(securities[sym].asset_class, []).append((sym, float(w)))
-        for cls, members in sorted(grouped.items()):
-            members.sort(key=lambda t: (-t[1], t[0]))
-            classes.append(
-                ClassTarget(
-                    cls,
-                    sum(w for _, w in members),
-                    tuple(s for s, _ in members),
-                    dict(members),
-                    default_inner,
-                    default_outer,
-                )
-            )
-        cash = spec.get("cash", 0.0)
-        if not isinstance(cash, int | float) or not (0 <= cash <= 1):
-            issues.add(
-                "models.toml",
-                _toml_line(text, name, "cash"),
-                f"{name}.cash",
-                f"expected a weight in [0, 1], got {cash!r}",
-            )
-            cash = 0.0
-        cash_inner, cash_outer = _band(
-            spec.get("cash_band"), f"{name}.cash_band", issues, text, name, default_inner
-        )
-        classes.append(
-            ClassTarget(CASH, float(cash), (), {}, cash_inner, cash_outer or default_outer)
-        )
+    if "classes" not in spec and "securities" not in spec:
+        toml.report((name,), "expected [classes] or [securities] targets")
+    elif targets_ok:
         total = sum(c.target for c in classes)
         if abs(total - 1.0) > TOLERANCE:
-            issues.add(
-                "models.toml",
-                line,
-                name,
-                f"targets plus cash must sum to 1 (tolerance 1e-6), got {total:.6f}",
+            toml.report(
+                (name,), f"targets plus cash must sum to 1 (tolerance 1e-6), got {total:.6f}"
             )
-        if len(classes) == 1:
-            issues.add("models.toml", line, name, "expected [classes] or [securities] targets")
-        models[name] = Model(
-            name,
-            tuple(classes),
-            rebalance_to if rebalance_to in REBALANCE_TO else "target",
-            trigger,
-            str(spec.get("description", "")),
-        )
-    return models
+    return Model(name, tuple(classes), rebalance_to, trigger, description)
 
 
-def _wider(outer: Band, inner: Band) -> bool:
-    probe = (0.05, 0.1, 0.3, 0.6)
-    return all(outer.half_width(t) > inner.half_width(t) for t in probe)
+def _implements(
+    toml: _Toml,
+    sym: str,
+    cls: str,
+    path: tuple[str, ...],
+    securities: dict[str, Security] | None,
+    used: dict[str, str],
+) -> bool:
+    """Whether ``sym`` may implement class ``cls``; reports why not."""
+    if securities is None:  # securities.csv unreadable: reported there
+        return True
+    if sym not in securities:
+        toml.report(path, f"unknown security {sym!r} (not in securities.csv)")
+        return False
+    actual = securities[sym].asset_class
+    if actual not in ("", CASH, cls):  # an empty or CASH class is reported in securities.csv
+        toml.report(path, f"security {sym} has asset class {actual}, not {cls}")
+        return False
+    if sym in used and used[sym] != cls:
+        toml.report(path, f"security {sym} implements two classes ({used[sym]}, {cls})")
+        return False
+    used[sym] = cls
+    return True
+
+
+def _weights(
+    toml: _Toml, split, path: tuple[str, ...], listed: list, target: float | None
+) -> dict[str, float] | None:
+    """A class's split of its target among its securities, or ``None`` (not given or
+    invalid, reported)."""
+    if split is None:
+        return None
+    if not isinstance(split, dict) or not split:
+        toml.report(path, f"expected a table of symbol = weight, got {split!r}")
+        return None
+    out: dict[str, float] = {}
+    for sym, value in split.items():
+        weight = toml.weight(value, (*path, sym))
+        if weight is None:
+            continue
+        if sym not in listed:
+            toml.report(
+                (*path, sym),
+                f"expected one of the class's securities ({', '.join(map(str, listed))}), "
+                f"got {sym!r}",
+            )
+            continue
+        out[sym] = weight
+    if len(out) < len(split):
+        return None
+    total = sum(out.values())
+    if target is not None and abs(total - target) > TOLERANCE:
+        toml.report(path, f"expected weights summing to the class target {target}, got {total}")
+    return out
 
 
 def _settings(path: Path, issues: _Issues) -> Settings:
-    file = path / "book.toml"
-    if not file.exists():
+    if not (path / "book.toml").exists():
         return Settings()
-    text = file.read_text()
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        issues.add("book.toml", getattr(exc, "lineno", None), "(syntax)", f"not valid TOML: {exc}")
+    toml = _read_toml(path, "book.toml", issues)
+    if toml is None:
         return Settings()
-    table = data.get("settings", {})
-    for k in data:
+    for k in toml.data:
         if k != "settings":
-            issues.add("book.toml", _toml_line(text, k), k, "unknown table (expected [settings])")
-    known = {f.name: f for f in fields(Settings)}
+            toml.report((k,), "unknown table (expected [settings])")
+    table = toml.data.get("settings", {})
+    if not isinstance(table, dict):
+        toml.report(("settings",), f"expected a [settings] table, got {table!r}")
+        return Settings()
     values = {}
     for k, v in table.items():
-        line = _toml_line(text, "settings", k)
-        if k not in known:
+        # Settings are reported by bare name (the file has only the one table).
+        line = _toml_line(toml.text, "settings", k)
+
+        def bad(expected: str, k=k, v=v, line=line) -> None:
+            issues.add("book.toml", line, k, f"expected {expected}, got {v!r}")
+
+        if k not in SETTINGS_KEYS:
             issues.add(
-                "book.toml", line, k, f"unknown setting (expected one of {', '.join(known)})"
+                "book.toml",
+                line,
+                k,
+                f"unknown setting (expected one of {', '.join(SETTINGS_KEYS)})",
             )
-            continue
-        if k == "as_of":
-            if not isinstance(v, date):
-                issues.add("book.toml", line, k, f"expected a date YYYY-MM-DD, got {v!r}")
-                continue
-        elif k == "wash_sale_scope":
-            if v not in ("account", "household"):
-                issues.add("book.toml", line, k, f"expected account or household, got {v!r}")
-                continue
-        elif k in ("loss_benefit",):
-            if not isinstance(v, int | float) or not (0 <= v <= 1):
-                issues.add("book.toml", line, k, f"expected a number in [0, 1], got {v!r}")
-                continue
-        elif k in ("tracking_error_value",):
-            if not isinstance(v, int | float) or v < 0:
-                issues.add("book.toml", line, k, f"expected a number >= 0, got {v!r}")
-                continue
-        elif k in ("hold_lt_days", "wash_window_days") and (not isinstance(v, int) or v < 0):
-            issues.add("book.toml", line, k, f"expected a whole number of days >= 0, got {v!r}")
-            continue
-        values[k] = v
+        elif k == "as_of" and (not isinstance(v, date) or isinstance(v, datetime)):
+            bad("a date YYYY-MM-DD")
+        elif k == "wash_sale_scope" and v not in ("account", "household"):
+            bad("account or household")
+        elif k == "loss_benefit" and not (_is_number(v) and 0 <= v <= 1):
+            bad("a number in [0, 1]")
+        elif k == "tracking_error_value" and not (_is_number(v) and v >= 0):
+            bad("a number >= 0")
+        elif k in ("hold_lt_days", "wash_window_days") and not (
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0
+        ):
+            bad("a whole number of days >= 0")
+        else:
+            values[k] = v
     return Settings(**values)
 
 
@@ -581,6 +679,9 @@ def _load(path: str | Path, as_of: date | None) -> tuple[Book | None, list[BookI
 
     sec = _read_csv(path, "securities.csv", SECURITY_COLUMNS, SECURITY_OPTIONAL, issues)
     securities: dict[str, Security] = {}
+    # None when the file could not be read: references to it are then not checked, since
+    # every one of them would only repeat that problem.
+    symbols: set[str] | None = None
     if sec is not None:
         _duplicates(sec, ["symbol"], "securities.csv", issues, "symbol")
         issues.rows(
@@ -615,9 +716,12 @@ def _load(path: str | Path, as_of: date | None) -> tuple[Book | None, list[BookI
             sec, "volatility", "securities.csv", issues, "a number >= 0", lambda v: v >= 0, True
         )
         group = sec["wash_group"] if "wash_group" in sec.columns else sec["symbol"]
+        # Every symbol stays known even when another cell of its row is invalid, so that the
+        # mistake is reported once, here, and not again wherever the symbol is used. (The book
+        # is only built when there are no issues, so no invalid value gets through.)
         for k in range(len(sec)):
             s = sec["symbol"].iat[k]
-            if s and s not in securities and price.iat[k] > 0:
+            if s and s not in securities:
                 securities[s] = Security(
                     s,
                     sec["asset_class"].iat[k],
@@ -630,13 +734,24 @@ def _load(path: str | Path, as_of: date | None) -> tuple[Book | None, list[BookI
                     None if np.isnan(adv.iat[k]) else float(adv.iat[k]),
                     None if np.isnan(vol.iat[k]) else float(vol.iat[k]),
                 )
-    models = _models(path, securities, issues)
+        symbols = set(securities)
+    models = _models(path, securities if sec is not None else None, issues)
 
     acc = _read_csv(path, "accounts.csv", ACCOUNT_COLUMNS, ACCOUNT_OPTIONAL, issues)
     accounts: dict[str, Account] = {}
+    account_ids: set[str] | None = None
     if acc is not None:
+        issues.rows(
+            "accounts.csv",
+            "account_id",
+            acc,
+            acc["account_id"] == "",
+            lambda r: "expected an account id, got an empty cell",
+        )
         _duplicates(acc, ["account_id"], "accounts.csv", issues, "account_id")
-        _unknown(acc, "model", "accounts.csv", issues, set(models), "model")
+        _unknown(
+            acc, "model", "accounts.csv", issues, None if models is None else set(models), "model"
+        )
         registration = _enum(acc, "registration", "accounts.csv", issues, REGISTRATIONS)
         cash = _number(acc, "cash", "accounts.csv", issues)
         st = _number(
@@ -655,8 +770,12 @@ def _load(path: str | Path, as_of: date | None) -> tuple[Book | None, list[BookI
             "a rate in [0, 1]",
             lambda v: (v >= 0) & (v <= 1),
         )
-        budget = _number(acc, "gain_budget", "accounts.csv", issues, optional=True)
-        st_cap = _number(acc, "st_gain_cap", "accounts.csv", issues, optional=True)
+        budget = _number(
+            acc, "gain_budget", "accounts.csv", issues, "a number >= 0", lambda v: v >= 0, True
+        )
+        st_cap = _number(
+            acc, "st_gain_cap", "accounts.csv", issues, "a number >= 0", lambda v: v >= 0, True
+        )
         flow = _number(acc, "cash_flow", "accounts.csv", issues, optional=True)
         fractional = _bool(acc, "fractional_shares", "accounts.csv", issues)
         last = _date(acc, "last_rebalanced", "accounts.csv", issues, as_of, optional=True)
@@ -664,8 +783,9 @@ def _load(path: str | Path, as_of: date | None) -> tuple[Book | None, list[BookI
         for field in ("do_not_buy", "do_not_sell"):
             col = acc[field] if field in acc.columns else pd.Series("", index=acc.index)
             parsed = col.map(lambda t: frozenset(x.strip() for x in t.split(";") if x.strip()))
-            bad = parsed.map(lambda syms: any(s not in securities for s in syms))
-            issues.rows("accounts.csv", field, acc, bad, lambda r: f"unknown symbol in {r!r}")
+            if symbols is not None:
+                bad = parsed.map(lambda syms: any(s not in symbols for s in syms))
+                issues.rows("accounts.csv", field, acc, bad, lambda r: f"unknown symbol in {r!r}")
             lists[field] = parsed
         for k in range(len(acc)):
             a = acc["account_id"].iat[k]
@@ -687,12 +807,20 @@ def _load(path: str | Path, as_of: date | None) -> tuple[Book | None, list[BookI
                 lists["do_not_sell"].iat[k],
                 None if pd.isna(last.iat[k]) else last.iat[k].date(),
             )
+        account_ids = set(accounts)
 
     lots_raw = _read_csv(path, "lots.csv", LOT_COLUMNS, (), issues)
     lots = pd.DataFrame({c: pd.Series(dtype=object) for c in LOT_COLUMNS})
     if lots_raw is not None:
-        _unknown(lots_raw, "account_id", "lots.csv", issues, set(accounts), "account")
-        _unknown(lots_raw, "symbol", "lots.csv", issues, set(securities), "symbol")
+        _unknown(lots_raw, "account_id", "lots.csv", issues, account_ids, "account")
+        _unknown(lots_raw, "symbol", "lots.csv", issues, symbols, "symbol")
+        issues.rows(
+            "lots.csv",
+            "lot_id",
+            lots_raw,
+            lots_raw["lot_id"] == "",
+            lambda r: "expected a lot id, got an empty cell",
+        )
         _duplicates(lots_raw, ["account_id", "lot_id"], "lots.csv", issues, "lot_id")
         shares = _number(lots_raw, "shares", "lots.csv", issues, "a number > 0", lambda v: v > 0)
         cost = _number(lots_raw, "unit_cost", "lots.csv", issues, "a number >= 0", lambda v: v >= 0)
@@ -716,8 +844,8 @@ def _load(path: str | Path, as_of: date | None) -> tuple[Book | None, list[BookI
     for c in ("shares", "price", "realized_gain"):
         trades[c] = pd.Series(dtype=float)
     if tr is not None:
-        _unknown(tr, "account_id", "trades.csv", issues, set(accounts), "account")
-        _unknown(tr, "symbol", "trades.csv", issues, set(securities), "symbol")
+        _unknown(tr, "account_id", "trades.csv", issues, account_ids, "account")
+        _unknown(tr, "symbol", "trades.csv", issues, symbols, "symbol")
         side = _enum(tr, "side", "trades.csv", issues, ("buy", "sell"))
         when = _date(tr, "trade_date", "trades.csv", issues, as_of)
         shares = _number(tr, "shares", "trades.csv", issues, "a number > 0", lambda v: v > 0)
@@ -737,7 +865,7 @@ def _load(path: str | Path, as_of: date | None) -> tuple[Book | None, list[BookI
             ["account_id", "trade_date", "symbol", "side"], kind="stable", ignore_index=True
         )
 
-    prices = _prices(path, securities, issues)
+    prices = _prices(path, symbols, issues)
     problems = issues.finish()
     if problems:
         return None, problems
@@ -745,13 +873,13 @@ def _load(path: str | Path, as_of: date | None) -> tuple[Book | None, list[BookI
     return book, []
 
 
-def _prices(path: Path, securities, issues: _Issues) -> pd.DataFrame | None:
+def _prices(path: Path, symbols: set[str] | None, issues: _Issues) -> pd.DataFrame | None:
     file = path / "prices.csv"
     if not file.exists():
         return None
     try:
         raw = pd.read_csv(file, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         issues.add("prices.csv", None, "(file)", f"not a readable CSV file: {exc}")
         return None
     if "date" not in raw.columns:
@@ -770,7 +898,7 @@ def _prices(path: Path, securities, issues: _Issues) -> pd.DataFrame | None:
     for c in raw.columns:
         if c == "date":
             continue
-        if c not in securities:
+        if symbols is not None and c not in symbols:
             issues.add("prices.csv", 1, c, "unknown symbol column (not in securities.csv)")
             continue
         out[c] = _number(raw, c, "prices.csv", issues, "a price > 0", lambda v: v > 0, True)
@@ -804,11 +932,20 @@ def _fmt(value, decimals: int) -> str:
     return "0" if text in ("-0", "") else text
 
 
+def _file_mode() -> int:
+    """Permission bits of a new output file: 0o644 less the process umask."""
+    umask = os.umask(0)  # the only way to read it is to set it; put it straight back
+    os.umask(umask)
+    return 0o644 & ~umask
+
+
 def _atomic(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", newline="") as handle:
             handle.write(text)
+        # mkstemp creates the file private (0o600); the book is for others to read too.
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -973,6 +1110,7 @@ def write_book(book: Book, path: str | Path) -> Path:
         f"loss_benefit = {s.loss_benefit!r}",
         f"tracking_error_value = {s.tracking_error_value!r}",
         f"hold_lt_days = {s.hold_lt_days}",
+        f"wash_window_days = {s.wash_window_days}",
     ]
     _atomic(path / "book.toml", "\n".join(lines) + "\n")
     return path

@@ -69,6 +69,13 @@ def format_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=list(frame.columns))
 
 
+def _file_mode() -> int:
+    """Permission bits of a new output file: 0o644 less the process umask."""
+    umask = os.umask(0)  # the only way to read it is to set it; put it straight back
+    os.umask(umask)
+    return 0o644 & ~umask
+
+
 def write_outputs(out_dir: str | Path, files: Mapping[str, pd.DataFrame]) -> list[Path]:
     """Write each frame as CSV into ``out_dir`` atomically (all temp files, then renames)."""
     out = Path(out_dir)
@@ -80,6 +87,8 @@ def write_outputs(out_dir: str | Path, files: Mapping[str, pd.DataFrame]) -> lis
             staged.append((name, Path(tmp)))
             with os.fdopen(fd, "w", newline="") as handle:
                 format_frame(frame).to_csv(handle, index=False, lineterminator="\n")
+            # mkstemp creates the file private (0o600); outputs are for others to read too.
+            os.chmod(tmp, _file_mode())
     except BaseException:
         for _, tmp in staged:
             tmp.unlink(missing_ok=True)

@@ -435,6 +435,48 @@ def test_pub550_example_partial_replacement_before_the_sale():
     )
 
 
+def test_pub550_example_more_stock_bought_than_sold():
+    # Pub 550 "More or less stock bought than sold", example 2: 100 shares of M bought
+    # Sep 24, 2018, sold Feb 3, 2019 at a $1,000 loss; 50 substantially identical shares
+    # bought on each of Feb 12, 13, 14 and 15, 2019. The whole $1,000 loss is disallowed:
+    # $500 is added to the basis of the Feb 12 shares and $500 to the Feb 13 shares
+    # (matched in the order bought); the Feb 14 and 15 shares are not replacements.
+    # Prices are ours: M bought at $50 ($5,000), sold at $40 ($4,000); the new shares cost
+    # $41, $42, $43 and $44 ($2,050, $2,100, $2,150, $2,200 for 50).
+    lots = [
+        Lot("T", "m0", "M", 100, 50.0, D(2018, 9, 24)),
+        Lot("T", "m12", "M", 50, 41.0, D(2019, 2, 12)),
+        Lot("T", "m13", "M", 50, 42.0, D(2019, 2, 13)),
+        Lot("T", "m14", "M", 50, 43.0, D(2019, 2, 14)),
+        Lot("T", "m15", "M", 50, 44.0, D(2019, 2, 15)),
+    ]
+    sale = tax.LotSale("M", "m0", 100, 50.0, D(2018, 9, 24), D(2019, 2, 3), 40.0, "T")
+    r = tax.apply_wash_sales(lots, [sale], {})
+    (o,) = r.outcomes
+    assert (o.realized_gain, o.deferred_loss, o.lost_loss) == (-1000.0, 1000.0, 0.0)
+    assert (o.allowed_loss, o.reported_st, o.reported_lt) == (0.0, 0.0, 0.0)
+    by_id = {lot.lot_id: lot for lot in r.lots}
+    assert set(by_id) == {"m12", "m13", "m14", "m15"}
+    # Feb 12 lot: $2,050 + $500 = $2,550; Feb 13 lot: $2,100 + $500 = $2,600. The sold
+    # shares were held Sep 24, 2018 -> Feb 3, 2019 = 6 + 31 + 30 + 31 + 31 + 3 = 132
+    # days, so the Feb 12 shares count as acquired Feb 12, 2019 - 132 days = Oct 3, 2018
+    # and the Feb 13 shares as acquired Oct 4, 2018.
+    m12, m13 = by_id["m12"], by_id["m13"]
+    assert (m12.shares, m12.acquired) == (50.0, D(2018, 10, 3))
+    assert m12.shares * m12.unit_cost == pytest.approx(2550.0, abs=1e-9)
+    assert (m13.shares, m13.acquired) == (50.0, D(2018, 10, 4))
+    assert m13.shares * m13.unit_cost == pytest.approx(2600.0, abs=1e-9)
+    assert by_id["m14"] == Lot("T", "m14", "M", 50.0, 43.0, D(2019, 2, 14))
+    assert by_id["m15"] == Lot("T", "m15", "M", 50.0, 44.0, D(2019, 2, 15))
+    assert [
+        (rep.lot_id, rep.shares, rep.basis_added, rep.acquired, rep.tacked_acquired)
+        for rep in r.replacements
+    ] == [
+        ("m12", 50.0, 500.0, D(2019, 2, 12), D(2018, 10, 3)),
+        ("m13", 50.0, 500.0, D(2019, 2, 13), D(2018, 10, 4)),
+    ]
+
+
 def test_rev_rul_2008_5_ira_replacement_loses_the_loss_for_good():
     # Rev. Rul. 2008-5: A owns 100 shares of X with a basis of $1,000, sells them on
     # Dec 20, 2007 for $600, and on Dec 21, 2007 A's IRA buys 100 shares of X. The $400
