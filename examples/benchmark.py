@@ -86,7 +86,7 @@ def run_one(
         account = book.accounts[account_id]
         universe = spec.universes[account.model]
         slots = slot_bucket(slots_needed(book, account_id))
-        template = template_for(spec, book, universe, slots)
+        template = template_for(spec, book, universe, slots, account)
         inputs = build_inputs(
             book,
             account,

@@ -72,6 +72,7 @@ ACCOUNT_OPTIONAL = (
     "do_not_buy",
     "do_not_sell",
     "last_rebalanced",
+    "last_reviewed",
 )
 TRADE_REQUIRED = ("account_id", "trade_date", "symbol", "side", "shares", "price")
 
@@ -779,6 +780,7 @@ def _load(path: str | Path, as_of: date | None) -> tuple[Book | None, list[BookI
         flow = _number(acc, "cash_flow", "accounts.csv", issues, optional=True)
         fractional = _bool(acc, "fractional_shares", "accounts.csv", issues)
         last = _date(acc, "last_rebalanced", "accounts.csv", issues, as_of, optional=True)
+        reviewed = _date(acc, "last_reviewed", "accounts.csv", issues, as_of, optional=True)
         lists = {}
         for field in ("do_not_buy", "do_not_sell"):
             col = acc[field] if field in acc.columns else pd.Series("", index=acc.index)
@@ -806,6 +808,7 @@ def _load(path: str | Path, as_of: date | None) -> tuple[Book | None, list[BookI
                 lists["do_not_buy"].iat[k],
                 lists["do_not_sell"].iat[k],
                 None if pd.isna(last.iat[k]) else last.iat[k].date(),
+                last_reviewed=None if pd.isna(reviewed.iat[k]) else reviewed.iat[k].date(),
             )
         account_ids = set(accounts)
 
@@ -1053,6 +1056,7 @@ def write_book(book: Book, path: str | Path) -> Path:
                     ";".join(sorted(a.do_not_buy)),
                     ";".join(sorted(a.do_not_sell)),
                     a.last_rebalanced.isoformat() if a.last_rebalanced else "",
+                    a.last_reviewed.isoformat() if a.last_reviewed else "",
                 ]
                 for a in accs
             ],

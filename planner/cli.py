@@ -214,8 +214,13 @@ def plan(
         ),
     ] = None,
     effort: Annotated[
-        str, typer.Option("--effort", help="thorough (candidate search) or fast (rules only).")
-    ] = "thorough",
+        str,
+        typer.Option(
+            "--effort",
+            help="standard (two wash candidates, one minimum-trade rule) or thorough "
+            "(a wider candidate search, about twice the solves).",
+        ),
+    ] = "standard",
     executor: Annotated[
         str, typer.Option("--executor", help="auto, serial, process or dask.")
     ] = "auto",

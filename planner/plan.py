@@ -18,7 +18,7 @@ import pandas as pd
 
 import constraints as C
 from planner import tax
-from planner.domain import CASH, Book
+from planner.domain import CASH, Account, Book
 from planner.errors import ConfigError, InfeasibleError
 from planner.inputs import Universe, build_inputs, slot_bucket, slots_needed, universe_for
 from planner.objective import MarketImpact, Objective, default_objective
@@ -27,7 +27,7 @@ from planner.problem import DEFAULT_SOLVERS, Template
 from planner.risk import RiskModel, risk_model
 from planner.rounding import RELIEF_METHODS, to_shares
 from planner.solve import EFFORTS, solve_account
-from planner.triggers import Decision, evaluate
+from planner.triggers import Decision, evaluate_account
 
 ORDER_COLUMNS = (
     "account_id",
@@ -117,8 +117,19 @@ class PlanResult:
         }
 
 
-def constraints_for(options: PlanOptions, universe_min_trade: bool, hold_lt_days: int):
-    """The constraint list of a template, in label order."""
+def constraints_for(
+    options: PlanOptions,
+    universe_min_trade: bool,
+    hold_lt_days: int,
+    gain_budget: bool = True,
+    st_gain_cap: bool = True,
+):
+    """The constraint list of a template, in label order.
+
+    The gain-budget and short-term-cap rows run over every lot slot, and such dense rows
+    slow the solver's factorisation down: a template carries them only for accounts that
+    have the limit (``gain_budget``, ``st_gain_cap``).
+    """
     out: list[C.Constraint] = [
         C.NoShorting(),
         C.LotBounds(),
@@ -132,9 +143,11 @@ def constraints_for(options: PlanOptions, universe_min_trade: bool, hold_lt_days
         C.WashSaleLookback(),
         C.WashSaleOneDirection(),
         C.TradeDirection(),
-        C.GainBudget(),
-        C.ShortTermGainCap(),
     ]
+    if gain_budget:
+        out.append(C.GainBudget())
+    if st_gain_cap:
+        out.append(C.ShortTermGainCap())
     if hold_lt_days > 0:
         out.append(C.HoldNearLongTerm(hold_lt_days))
     if options.turnover_cap is not None:
@@ -197,20 +210,29 @@ def prepare(book: Book, as_of: date, ids: Sequence[str], options: PlanOptions) -
     )
 
 
-def template_for(spec: RunSpec, book: Book, universe: Universe, slots: int) -> Template:
-    """The compiled template of a universe and slot count (cached per process and run)."""
-    key = (spec.token, universe.symbols, slots)
+def template_for(
+    spec: RunSpec,
+    book: Book,
+    universe: Universe,
+    slots: int,
+    account: Account | None = None,
+) -> Template:
+    """The compiled template of a universe, a slot count and the gain limits ``account``
+    has (cached per process and run); without ``account``, one with every limit."""
+    gain_budget = account is None or (account.taxable and account.gain_budget is not None)
+    st_gain_cap = account is None or (account.taxable and account.st_gain_cap is not None)
+    key = (spec.token, universe.symbols, slots, gain_budget, st_gain_cap)
     if key not in _TEMPLATES:
         if len(_TEMPLATES) > 64:
             _TEMPLATES.clear()
-        has_min = any(book.securities[s].min_trade_value > 0 for s in universe.symbols)
+        has_min = bool(np.any(universe.min_trade_value > 0))
         _TEMPLATES[key] = Template(
             universe.symbols,
             universe.asset_classes,
             slots,
             spec.risks[universe.symbols],
             spec.objective,
-            constraints_for(spec.options, has_min, spec.hold_lt_days),
+            constraints_for(spec.options, has_min, spec.hold_lt_days, gain_budget, st_gain_cap),
             spec.options.solvers,
         )
     return _TEMPLATES[key]
@@ -226,7 +248,7 @@ def plan_account(book: Book, spec: RunSpec, account_id: str, decision: Decision)
     account = book.accounts[account_id]
     universe = spec.universes[account.model]
     slots = slot_bucket(slots_needed(book, account_id))
-    template = template_for(spec, book, universe, slots)
+    template = template_for(spec, book, universe, slots, account)
     options = spec.options
     inputs = build_inputs(
         book,
@@ -456,24 +478,19 @@ def _failed(
 def decide(
     book: Book, as_of: date, account_ids: Iterable[str] | None = None
 ) -> dict[str, Decision]:
-    """Trigger decision of every (or each listed) account."""
-    weights = class_weights(book)
+    """Trigger decision of every (or each listed) account; the book's weights and values
+    are computed once, vectorised."""
+    rows = class_weights(book).to_dict("index")
     values = _values(book)
     out = {}
     for account_id in account_ids if account_ids is not None else sorted(book.accounts):
         account = book.accounts[account_id]
-        row = weights.loc[account_id]
-        w = {c: float(v) for c, v in row.items() if v == v and (v != 0 or c == CASH)}
-        model = book.models[account.model]
-        for c in model.class_targets:
-            w.setdefault(c, 0.0)
-        out[account_id] = evaluate(
-            model,
-            w,
+        out[account_id] = evaluate_account(
+            account,
+            book.models[account.model],
+            rows[account_id],
             as_of,
-            last_rebalanced=account.last_rebalanced,
-            cash_flow=account.cash_flow,
-            value=float(values.get(account_id, 0.0)),
+            float(values.get(account_id, 0.0)),
         )
     return out
 

@@ -17,9 +17,14 @@ def holding_values(book: Book) -> pd.DataFrame:
     """Dollar value held per (account_id, symbol), with the symbol's asset class.
 
     Columns: account_id, symbol, asset_class, shares, value. Sorted by account, symbol.
+    Summed with one ``bincount`` over the book's lot arrays, so it costs the same per lot
+    whether the book has ten accounts or ten thousand.
     """
-    lots = book.lots
-    if lots.empty:
+    from planner.lotarrays import lot_arrays
+
+    arrays = lot_arrays(book)
+    holders = sorted(arrays.ranges)
+    if not holders:
         return pd.DataFrame(
             {
                 "account_id": pd.Series(dtype=object),
@@ -29,12 +34,28 @@ def holding_values(book: Book) -> pd.DataFrame:
                 "value": pd.Series(dtype=float),
             }
         )
-    shares = lots.groupby(["account_id", "symbol"], sort=True)["shares"].sum().reset_index()
-    price = pd.Series({s: sec.price for s, sec in book.securities.items()})
-    klass = pd.Series({s: sec.asset_class for s, sec in book.securities.items()})
-    shares["asset_class"] = shares["symbol"].map(klass).to_numpy()
-    shares["value"] = shares["shares"].to_numpy() * shares["symbol"].map(price).to_numpy()
-    return shares
+    symbols = arrays.symbols
+    lengths = np.array([arrays.ranges[a][1] - arrays.ranges[a][0] for a in holders])
+    starts = np.array([arrays.ranges[a][0] for a in holders])
+    # Row order of the lots is the book's; map each row to its account's position in
+    # ``holders`` (sorted ids), which is also the row order (the book is sorted by account).
+    order = np.argsort(starts, kind="stable")
+    holder_of_row = np.repeat(order, lengths[order])
+    key = holder_of_row * len(symbols) + arrays.symbol_code
+    shares = np.bincount(key, weights=arrays.shares, minlength=len(holders) * len(symbols))
+    held = np.flatnonzero(shares != 0)
+    holder, code = np.divmod(held, len(symbols))
+    price = np.array([book.securities[s].price for s in symbols])
+    klass = np.array([book.securities[s].asset_class for s in symbols], dtype=object)
+    return pd.DataFrame(
+        {
+            "account_id": np.array(holders, dtype=object)[holder],
+            "symbol": np.array(symbols, dtype=object)[code],
+            "asset_class": klass[code],
+            "shares": shares[held],
+            "value": shares[held] * price[code],
+        }
+    )
 
 
 def account_values(book: Book) -> pd.Series:

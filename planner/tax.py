@@ -596,8 +596,10 @@ def apply_wash_sales(
       disallowed in proportion of the shares replaced to the shares sold at a loss.
     - A taxable replacement gets the disallowed loss added to its basis, and its holding
       period includes the sold shares': its acquisition date moves back by the days the
-      sold shares were held (sale date minus their acquisition date; where the purchase
-      preceded the sale the overlap is counted twice, as brokers do). A lot only partly
+      sold shares were held (sale date minus their acquisition date). Where the purchase
+      preceded the sale, days both were held count once: the replacement dates from the
+      earlier of the two acquisitions (conservative: some brokers shift it back by the full
+      holding period, counting the overlap twice). A lot only partly
       used is split, the replacement shares under the id ``<lot_id>.w<k>``; a lot used
       whole (or the last part of one) keeps its id.
     - A replacement in an IRA or Roth disallows the loss for good: no basis is added and
@@ -695,7 +697,14 @@ def apply_wash_sales(
                     rep.used = True
                     if rep.taxable:
                         rep.unit_cost += disallowed / r
-                        rep.acquired = rep.acquired - held_days
+                        # IRC 1223(3) includes the sold shares' holding period in the
+                        # replacement's: days both were held count once (the union of
+                        # the two periods), so a purchase before the sale dates from the
+                        # earlier of the two acquisitions, one after it moves back by the
+                        # days the sold shares were held.
+                        rep.acquired = min(
+                            rep.acquired, max(part.acquired, rep.acquired - held_days)
+                        )
                     else:  # IRA / Roth: the loss is lost, no basis to add it to
                         lost[i] = lost.get(i, 0.0) + disallowed
                     part.disallowed += disallowed

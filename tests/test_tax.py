@@ -422,16 +422,18 @@ def test_pub550_example_partial_replacement_before_the_sale():
     assert (o.reported_st, o.reported_lt) == (-500.0, 0.0)
     (m2,) = r.lots
     assert m2.shares * m2.unit_cost == 3250.0
-    # Tacking: the sold shares were held Sep 24 -> Dec 28, 2018 = 6 + 31 + 30 + 28 = 95
-    # days, so the 50 shares count as acquired Dec 21 - 95 days = Sep 17, 2018.
-    assert m2.acquired == D(2018, 9, 17)
+    # Tacking (IRC 1223(3)): the sold shares' period Sep 24 -> Dec 28, 2018 is included in
+    # the 50 shares' own (from Dec 21); days held together count once, so the replacement
+    # dates from Sep 24, 2018 (shifting back by all 95 days held would give Sep 17, a date
+    # before any M share was owned).
+    assert m2.acquired == D(2018, 9, 24)
     (rep,) = r.replacements
     assert (rep.lot_id, rep.shares, rep.basis_added, rep.acquired, rep.tacked_acquired) == (
         "m2",
         50.0,
         500.0,
         D(2018, 12, 21),
-        D(2018, 9, 17),
+        D(2018, 9, 24),
     )
 
 
@@ -600,9 +602,25 @@ def test_earliest_purchase_is_the_replacement_and_own_lot_never_is():
     by_id = {lot.lot_id: lot for lot in r.lots}
     assert by_id["a"] == Lot("T", "a", "X", 10.0, 50.0, D(2025, 3, 1))
     assert by_id["b"] == Lot("T", "b", "X", 10.0, 45.0, D(2025, 3, 20))
-    # c: 460 + 100 = 560 basis; held Mar 1 -> Mar 10 = 9 days -> acquired Feb 24.
+    # c: 460 + 100 = 560 basis; the sold shares were held Mar 1 -> Mar 10 and c was bought
+    # before the sale, so the union of the two periods starts Mar 1.
     assert by_id["c"].unit_cost == pytest.approx(56.0, abs=1e-12)
-    assert by_id["c"].acquired == D(2025, 2, 24)
+    assert by_id["c"].acquired == D(2025, 3, 1)
+
+
+def test_replacement_bought_before_the_sold_lot_keeps_its_own_date():
+    # Lot r (Feb 25) was bought before lot a (Mar 1), and within 30 days of a's loss sale
+    # (Mar 10): it replaces a, gains the $100 disallowed loss, and its own holding period
+    # already covers a's, so its date stays Feb 25.
+    lots = [
+        Lot("T", "a", "X", 10, 50.0, D(2025, 3, 1)),
+        Lot("T", "r", "X", 10, 48.0, D(2025, 2, 25)),
+    ]
+    sale = tax.LotSale("X", "a", 10, 50.0, D(2025, 3, 1), D(2025, 3, 10), 40.0, "T")
+    r = tax.apply_wash_sales(lots, [sale], {})
+    (rep,) = r.lots
+    assert (rep.lot_id, rep.acquired) == ("r", D(2025, 2, 25))
+    assert rep.unit_cost == pytest.approx(58.0, abs=1e-12)
 
 
 def test_no_replacement_means_the_whole_loss_is_allowed():
