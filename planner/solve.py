@@ -11,14 +11,18 @@
    (the rule "force if at least half the minimum, else drop").
 4. Steps 2-3 repeat until the solution obeys every rule, a bounded number of rounds.
 
-Two efforts: ``standard`` (the default) tries two wash candidates (harvest in every
-conflicting group; or each group's larger side) and the one minimum-trade rule, about three
-solves per account that needs them; ``thorough`` also tries hold-everywhere, flips each of
-up to four groups alone, tries drop-all and force-all for minimum trades, and finally
-releases restrictions the plan no longer uses, about twice the solves. The best solution
-that obeys every rule is kept. All passes reuse one compiled template, so each is a
-parameter update and a solver call; an account whose relaxation already obeys every rule
-costs one solve.
+Two efforts. ``standard`` (the default) makes its first re-solve carry every rule the
+relaxation breaks: two wash candidates (harvest in every conflicting group; or each group's
+larger side), each with the directions of the other securities traded both ways, the
+groups already on one side kept there, and the minimum-trade choice of small trades in
+classes without a conflict. About two solves per account on the demo book and three and a
+half on the synthetic benchmark book, within 0.4 bp of account value of the thorough
+search at the 90th percentile. ``thorough`` goes step by step with wider candidate sets
+(hold-everywhere too, each of up to four groups flipped alone, drop-all and force-all for
+minimum trades) and finally releases restrictions the plan no longer uses: about twice
+the solves. The best solution that obeys every rule is kept. All passes reuse one compiled
+template, so each is a parameter update and a solver call; an account whose relaxation
+already obeys every rule costs one solve.
 """
 
 from __future__ import annotations
@@ -104,7 +108,9 @@ MAX_GREEDY_GROUPS = 4
 """Conflicting wash groups up to which each group's direction is also tried on its own."""
 
 
-def _resolve_wash(search: _Search, inputs, sol, masks, notes, thorough: bool = True):
+def _resolve_wash(
+    search: _Search, inputs, sol, masks, notes, thorough: bool = True, conflicts=None
+):
     """Give every group that buys and sells at a loss one direction.
 
     Three global candidates are solved: every conflicting group keeps its loss sales
@@ -114,14 +120,26 @@ def _resolve_wash(search: _Search, inputs, sol, masks, notes, thorough: bool = T
     solves stays bounded however many loss lots the relaxation wanted to wash-trade.
     """
     _, loss_sales = security_trades(inputs, sol)
-    conflicts = [
-        (g, m)
-        for g, m in masks.items()
-        if sol.buy[m].sum() > TRADE_EPS and loss_sales[m].sum() > TRADE_EPS
-    ]
+    if conflicts is None:
+        conflicts = [
+            (g, m)
+            for g, m in masks.items()
+            if sol.buy[m].sum() > TRADE_EPS and loss_sales[m].sum() > TRADE_EPS
+        ]
     if not conflicts:
         return inputs, sol
     base = _zeros(inputs, "wash_direction")
+    if not thorough:
+        # Groups on one side already keep it: one that only sells at a loss buys nothing,
+        # one that only buys sells no loss lot. Otherwise a wash choice elsewhere (buys
+        # moved to a substitute) often opens a new conflict and costs another round.
+        for _, m in masks.items():
+            if base[m].any():
+                continue
+            if loss_sales[m].sum() > TRADE_EPS and sol.buy[m].sum() <= TRADE_EPS:
+                base[m] = -1
+            elif sol.buy[m].sum() > TRADE_EPS and loss_sales[m].sum() <= TRADE_EPS:
+                base[m] = 1
 
     def with_choices(choices: dict[str, int]) -> AccountInputs:
         wash = base.copy()
@@ -162,6 +180,54 @@ def _resolve_wash(search: _Search, inputs, sol, masks, notes, thorough: bool = T
     if held:
         notes.append(f"wash groups with buys kept (no loss sales): {', '.join(held)}")
     return inputs_best, sol_best
+
+
+def _first_step(search: _Search, inputs, sol, masks, notes):
+    """Every rule at once from the relaxation, for the standard effort: each wash-group
+    candidate (see :func:`_resolve_wash`) is solved together with the direction of every
+    other security traded both ways and the minimum-trade choice of every small trade in
+    an asset class without a conflicting group (a class with one may need its substitutes
+    for the harvest, so its small trades wait for the wash choice). Often the result obeys
+    every rule, and the account is done in two or three solves."""
+    sales, loss_sales = security_trades(inputs, sol)
+    conflicts = [
+        (g, m)
+        for g, m in masks.items()
+        if sol.buy[m].sum() > TRADE_EPS and loss_sales[m].sum() > TRADE_EPS
+    ]
+    in_conflict = np.zeros(len(inputs.symbols), dtype=bool)
+    for _, m in conflicts:
+        in_conflict |= m
+    classes = np.asarray(inputs.asset_classes)
+    touched_class = np.isin(classes, classes[in_conflict])
+
+    base = replace(inputs)
+    both = (sol.buy > TRADE_EPS) & (sales > TRADE_EPS) & ~in_conflict
+    if both.any():
+        direction = _zeros(inputs, "direction")
+        direction[both] = np.where(sol.buy[both] > sales[both], 1, -1)
+        base = replace(base, direction=direction)
+    minimum = inputs.min_trade_value
+    dollars = (sales + sol.buy) * inputs.value
+    whole_position = (sales > TRADE_EPS) & (sales >= inputs.hold_weight - 1e-9)
+    small = (
+        (dollars > TRADE_EPS * inputs.value)
+        & (dollars < minimum * (1 - 1e-9))
+        & ~whole_position
+        & ~touched_class
+    )
+    if small.any():
+        state = _zeros(inputs, "min_trade")
+        force = small & (dollars >= minimum / 2)
+        state[force] = np.where(sol.buy > sales, 1, -1)[force]
+        state[small & ~force] = 2
+        base = replace(base, min_trade=state)
+    if not conflicts:
+        if base is inputs or (not both.any() and not small.any()):
+            return inputs, sol
+        trial = search.run(base)
+        return (base, trial) if trial.ok else (inputs, sol)
+    return _resolve_wash(search, base, sol, masks, notes, thorough=False, conflicts=conflicts)
 
 
 def _fix_directions(search: _Search, inputs, sol):
@@ -278,6 +344,10 @@ def solve_account(
         return SolveReport(inputs, best, search.passes, search.ms, ())
     thorough = effort == "thorough"
     min_passes = 0
+    if not thorough:
+        inputs, best = _first_step(search, inputs, best, masks, notes)
+        if valid(inputs, best):
+            return SolveReport(inputs, best, search.passes, search.ms, tuple(notes))
     for _ in range(MAX_ROUNDS):
         inputs, best = _resolve_wash(search, inputs, best, masks, notes, thorough)
         inputs, best = _fix_directions(search, inputs, best)
