@@ -48,6 +48,8 @@ class Context:
     security_to_class: sp.csr_matrix
     params: dict[str, cp.Parameter] = field(default_factory=dict)
     defaults: dict[str, np.ndarray] = field(default_factory=dict)
+    extra_rows: list = field(default_factory=list)
+    """Rows that objective terms need for their own auxiliary variables."""
 
     @property
     def m(self) -> int:
@@ -132,6 +134,12 @@ class AccountInputs:
     lot_acquired: np.ndarray | None = None  # datetime64[D] per slot, for reports and relief
     # Market impact per security: cost / V = impact * (traded / V) ** 1.5 (0: none).
     impact: np.ndarray | None = None
+    # The account's do-not-trade list per security (None: none): no buys and no sales.
+    do_not_trade: np.ndarray | None = None
+    # The model's target weight per security (alternates and legacy holdings at 0). None:
+    # unknown; readers then fall back to ``goal_weight`` (which, for a partial rebalance,
+    # is the goal of this plan rather than the model's target).
+    target_weight: np.ndarray | None = None
     direction: np.ndarray | None = None
     wash_direction: np.ndarray | None = None
     min_trade: np.ndarray | None = None

@@ -82,7 +82,6 @@ class FastPIQP:
         self._a_rows = np.asarray(indices[:start_b])
         self._a_indptr = np.asarray(indptr[: self.n_var + 1])
         self._a_map = reduced[:start_b]
-        self._a_const = self._a_map[:, :-1].nnz == 0
         b_rows = np.asarray(indices[start_b:])
         b_map = reduced[start_b:]
         # Scatter the offset entries into a dense vector of all rows with one sparse matrix.
@@ -95,11 +94,31 @@ class FastPIQP:
 
         AF = self._matrix(self._a_map @ self._theta)
         self._structure(AF)
+        # Where each entry of [A | G] sits in cvxpy's vector of matrix values: a matrix of
+        # entry numbers sliced like the real one gives the permutation once, so a new
+        # account's matrices are two fancy-indexing copies, with no sparse slicing.
+        numbered = self._matrix(np.arange(1.0, len(self._a_rows) + 1.0))
+        eq = numbered[: self.n_eq].tocsc()
+        general = numbered[self.n_eq :][self._general_rows].tocsc()
+        self._eq_layout = (eq.data.astype(np.int64) - 1, eq.indices, eq.indptr, eq.shape)
+        self._g_layout = (
+            general.data.astype(np.int64) - 1,
+            general.indices,
+            general.indptr,
+            general.shape,
+        )
+        # Parameters that enter a matrix (per-lot tax rates, gain-budget rows): the matrices
+        # are rebuilt only when one of their values changes, i.e. once per account.
+        self._a_param_cols = np.unique(self._a_map[:, :-1].tocsr().indices)
+        self._last_a_key: np.ndarray | None = None
         self._solver = None
         self._settings = settings or {}
-        self._last_a = None
         self.last_solver_ms = 0.0  # PIQP's solve() alone, last call
         self.last_update_ms = 0.0  # PIQP's update() alone, last call
+
+    @staticmethod
+    def _layout(values, positions, indices, indptr, shape) -> sp.csc_matrix:
+        return sp.csc_matrix((values[positions], indices, indptr), shape=shape)
 
     def _matrix(self, values: np.ndarray) -> sp.csc_matrix:
         return sp.csc_matrix(
@@ -117,6 +136,16 @@ class FastPIQP:
         if np.any(self._bound_coef == 0):
             raise SolverError("zero coefficient in a bound row")
         self._general_rows = np.flatnonzero(counts != 1)
+        # Several bound rows may bound one variable: take the tightest with one reduceat
+        # over rows sorted by variable (ufunc.at is an order of magnitude slower).
+        is_upper = -self._bound_coef > 0
+        self._bounds = []
+        for side in (is_upper, ~is_upper):
+            rows = np.flatnonzero(side)
+            order = rows[np.argsort(self._bound_var[rows], kind="stable")]
+            var = self._bound_var[order]
+            starts = np.flatnonzero(np.r_[True, var[1:] != var[:-1]]) if len(var) else var
+            self._bounds.append((order, var[starts] if len(var) else var, starts))
 
     def _theta_from_problem(self) -> np.ndarray:
         theta = self._theta
@@ -146,32 +175,28 @@ class FastPIQP:
         limit = g[self._bound_rows] / -self._bound_coef
         upper = np.full(self.n_var, np.inf)
         lower = np.full(self.n_var, -np.inf)
-        is_upper = -self._bound_coef > 0
-        np.minimum.at(upper, self._bound_var[is_upper], limit[is_upper])
-        np.maximum.at(lower, self._bound_var[~is_upper], limit[~is_upper])
+        (u_rows, u_vars, u_starts), (l_rows, l_vars, l_starts) = self._bounds
+        if len(u_rows):
+            upper[u_vars] = np.minimum.reduceat(limit[u_rows], u_starts)
+        if len(l_rows):
+            lower[l_vars] = np.maximum.reduceat(limit[l_rows], l_starts)
         h = g[self._general_rows]
-        a_values = None if self._a_const and self._solver is not None else self._a_map @ theta
+        a_key = theta[self._a_param_cols]
+        matrices = {}
+        if self._solver is None or not np.array_equal(a_key, self._last_a_key):
+            a_values = self._a_map @ theta
+            matrices = {"A": self._layout(a_values, *self._eq_layout)}
+            matrices["G"] = self._layout(-a_values, *self._g_layout)
+            self._last_a_key = a_key.copy()
         if self._solver is None:
-            AF = self._matrix(a_values)
-            self._A_eq = AF[: self.n_eq]
-            self._G = -AF[self.n_eq :][self._general_rows]
             solver = piqp.SparseSolver()
             for key, value in self._settings.items():
                 setattr(solver.settings, key, value)
-            solver.setup(
-                P=self.P, c=q, A=self._A_eq, b=b_eq, G=self._G, h_u=h, x_l=lower, x_u=upper
-            )
+            solver.setup(P=self.P, c=q, b=b_eq, h_u=h, x_l=lower, x_u=upper, **matrices)
             self._solver = solver
-            self._last_a = a_values
         else:
-            kwargs = dict(c=q, b=b_eq, h_u=h, x_l=lower, x_u=upper)
-            if a_values is not None and not np.array_equal(a_values, self._last_a):
-                AF = self._matrix(a_values)
-                kwargs["A"] = AF[: self.n_eq]
-                kwargs["G"] = -AF[self.n_eq :][self._general_rows]
-                self._last_a = a_values
             update_start = time.perf_counter()
-            self._solver.update(**kwargs)
+            self._solver.update(c=q, b=b_eq, h_u=h, x_l=lower, x_u=upper, **matrices)
             self.last_update_ms = (time.perf_counter() - update_start) * 1e3
         solver_start = time.perf_counter()
         status = self._solver.solve()

@@ -66,6 +66,9 @@ class Objective:
     def __rmul__(self, weight: float) -> Objective:
         return Objective(tuple((weight * w, t) for w, t in self.terms))
 
+    def __mul__(self, weight: float) -> Objective:
+        return self.__rmul__(weight)
+
     def expr(self, ctx: Context, risk: RiskModel) -> cp.Expression:
         return sum(w * t.expr(ctx, risk) for w, t in self.terms if w != 0)
 
@@ -112,21 +115,54 @@ class TransactionCost(Term):
 
 
 class Tax(Term):
-    """Capital-gains tax of the lot sales at each lot's ST or LT rate (fractions of V).
+    """Capital-gains tax of the lot sales (fractions of V), netted the way the tax year nets.
 
-    A loss is a benefit scaled by ``loss_benefit`` (losses only pay off when gains exist to
-    absorb them); IRA and Roth accounts pay no tax. This is the optimiser's linear model; the
-    plan's report computes the exact netted liability afterwards.
+    Each lot is taxed at its ST or LT rate on its gain; a loss is a benefit at the same
+    rate. The net of the plan, ``N``, is what the sales cost in tax. A net loss beyond what
+    the account can use this year (the $3,000 deduction from ordinary income, at the ST
+    rate) only carries forward, so that part is valued at ``loss_benefit`` (0..1) of its
+    face value: the term is ``N + (1 - loss_benefit) * max(0, -N - offset)``, convex in the
+    sales. Losses that offset the plan's own gains count in full. IRA and Roth accounts pay
+    no tax. The plan's report computes the exact netted liability afterwards.
     """
 
     def expr(self, ctx: Context, risk: RiskModel) -> cp.Expression:
-        return ctx.param("tax_coef", ctx.m, 0.0) @ ctx.sell
+        coef = ctx.param("tax_coef", ctx.m, 0.0)
+        # Net tax per security, one short row each: a single row over every lot slot would
+        # be dense and slow the solver's factorisation.
+        net = cp.Variable(ctx.n, name="net_tax")
+        ctx.extra_rows.append(net == ctx.lot_to_security @ cp.multiply(coef, ctx.sell))
+        keep = ctx.param("carry_keep", None, 0.0, nonneg=True)
+        keep_offset = ctx.param("carry_keep_offset", None, 0.0)
+        return cp.sum(net) + cp.pos(-keep * cp.sum(net) - keep_offset)
 
     def apply(self, inputs: AccountInputs, values: dict[str, np.ndarray]) -> None:
         values["tax_coef"] = tax_per_dollar(inputs)
+        keep = 1.0 - inputs.loss_benefit if inputs.taxable else 0.0
+        values["carry_keep"] = np.asarray(keep)
+        values["carry_keep_offset"] = np.asarray(keep * ordinary_offset(inputs))
 
     def value(self, inputs, risk, sell, buy, weights) -> float:
-        return float(tax_per_dollar(inputs) @ sell)
+        net = float(tax_per_dollar(inputs) @ sell)
+        if not inputs.taxable:
+            return net
+        excess = max(0.0, -net - ordinary_offset(inputs))
+        return net + (1.0 - inputs.loss_benefit) * excess
+
+    def __repr__(self) -> str:
+        return "Tax()"
+
+
+ORDINARY_OFFSET_LIMIT = 3000.0
+"""Dollars of net capital loss deductible from ordinary income per year (IRC 1211(b))."""
+
+
+def ordinary_offset(inputs: AccountInputs) -> float:
+    """Tax a $3,000 deduction from ordinary income saves, at the ST (ordinary) rate, as a
+    fraction of account value; 0 for IRA and Roth accounts."""
+    if not inputs.taxable:
+        return 0.0
+    return inputs.st_rate * ORDINARY_OFFSET_LIMIT / inputs.value
 
 
 class MarketImpact(Term):
@@ -172,12 +208,12 @@ def is_conic(objective: Objective) -> bool:
 
 
 def tax_per_dollar(inputs: AccountInputs) -> np.ndarray:
-    """Linear tax per dollar of proceeds of each lot slot (negative for a loss)."""
+    """Tax per dollar of proceeds of each lot slot at its ST or LT rate (negative for a
+    loss: the tax it saves); zeros for IRA and Roth accounts."""
     if not inputs.taxable:
         return np.zeros(len(inputs.lot_real))
     rate = np.where(inputs.lot_long_term, inputs.lt_rate, inputs.st_rate)
-    gain = inputs.lot_gain_frac
-    return rate * np.where(gain < 0, inputs.loss_benefit * gain, gain)
+    return rate * inputs.lot_gain_frac
 
 
 def default_objective(tracking_error_value: float = 0.005) -> Objective:

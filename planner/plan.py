@@ -408,6 +408,7 @@ class _Reasons:
             inputs.lot_security, weights=sold_slot & inputs.lot_loss, minlength=n
         )
         self.all_loss = (sold_lots > 0) & (sold_loss_lots == sold_lots)
+        self._rebalance: dict[str, str] = {}
 
     def reason(self, i: int, side: str) -> str:
         inputs, c = self.inputs, self.classes[i]
@@ -424,10 +425,12 @@ class _Reasons:
                 return f"tax-loss harvest, replaced by {', '.join(replaced)}"
         if side == "buy" and self.security_target.get(inputs.symbols[i], 0.0) == 0.0:
             return f"substitute for {c} (preferred security blocked or harvested)"
-        return (
-            f"rebalance {c}: {self.pre_class.get(c, 0.0):.1%} -> "
-            f"{self.post_class.get(c, 0.0):.1%} (target {self.class_target.get(c, 0.0):.1%})"
-        )
+        if c not in self._rebalance:
+            self._rebalance[c] = (
+                f"rebalance {c}: {self.pre_class.get(c, 0.0):.1%} -> "
+                f"{self.post_class.get(c, 0.0):.1%} (target {self.class_target.get(c, 0.0):.1%})"
+            )
+        return self._rebalance[c]
 
 
 def _notes(notes: Sequence[str], executable) -> list[str]:

@@ -139,7 +139,9 @@ class Template:
             cons = c.rows(ctx)
             rows.extend(cons)
             self.labels.append((c, len(cons)))
-        self.problem = cp.Problem(cp.Minimize(objective.expr(ctx, self.risk)), rows)
+        goal = objective.expr(ctx, self.risk)
+        rows.extend(ctx.extra_rows)
+        self.problem = cp.Problem(cp.Minimize(goal), rows)
         self._search_constraints = tuple(c for c in self.constraints if c.search_state)
         self._base_key = None
         self.ctx = ctx

@@ -109,16 +109,19 @@ def test_lot_choice_matches_enumeration():
     report = solve_account(template, inputs)
     v = inputs.value
     lot_value = inputs.lot_value_weight[:4]
-    taxes = np.array(
-        [0.20 * 0.4, 0.40 * 0.05, 0.40 * 0.5 * (-0.3), 0.20 * 0.2]
-    )  # tax per dollar sold: (rate x gain fraction), losses at half benefit
+    # Tax per dollar sold: rate x gain fraction (a loss saves tax at its rate).
+    taxes = np.array([0.20 * 0.4, 0.40 * 0.05, 0.40 * (-0.3), 0.20 * 0.2])
+    # The net loss beyond the $3,000 ordinary deduction (worth the ST rate) only carries
+    # forward: that part counts at loss_benefit = 0.5.
+    offset = 0.40 * 3000 / v
 
     def objective(order, amount):
-        left, tax = amount, 0.0
+        left, net = amount, 0.0
         for j in order:
             take = min(left, lot_value[j])
-            tax += taxes[j] * take
+            net += taxes[j] * take
             left -= take
+        tax = net + 0.5 * max(0.0, -net - offset)
         k = 0.0005
         bought = amount * (1 - k) / (1 + k)
         te = LAMBDA * 0.04 * ((0.5 - (1 - amount)) ** 2 + (0.5 - bought) ** 2)
