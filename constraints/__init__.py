@@ -15,7 +15,13 @@ from constraints.holdings import (
     TurnoverCap,
     WeightLimits,
 )
-from constraints.restrictions import DoNotBuy, DoNotSell, LegacyHoldings, Restricted
+from constraints.restrictions import (
+    DoNotBuy,
+    DoNotSell,
+    DoNotTrade,
+    LegacyHoldings,
+    Restricted,
+)
 from constraints.taxes import GainBudget, HoldNearLongTerm, ShortTermGainCap
 from constraints.trading import MinimumTrade, WholeShares
 from constraints.wash import TradeDirection, WashSaleLookback, WashSaleOneDirection
@@ -30,6 +36,7 @@ __all__ = [
     "Context",
     "DoNotBuy",
     "DoNotSell",
+    "DoNotTrade",
     "GainBudget",
     "HoldNearLongTerm",
     "LegacyHoldings",

@@ -89,7 +89,12 @@ class ClassBands(Constraint):
 
 
 class WeightLimits(Constraint):
-    """Per-security post-trade weight limits (fractions of account value)."""
+    """Per-security post-trade weight limits (fractions of account value).
+
+    The upper limit binds on every model security; the lower limit only on the securities
+    the model targets (a positive model target weight): alternates and legacy holdings have
+    target 0, and a floor there would make the plan buy a sliver of each of them.
+    """
 
     def __init__(self, lower: float | None = None, upper: float | None = None):
         self.lower = lower
@@ -100,12 +105,33 @@ class WeightLimits(Constraint):
         upper = ctx.param("weight_upper", ctx.n, BIG)
         return [ctx.weights >= lower, ctx.weights <= upper]
 
+    @staticmethod
+    def targeted(inputs: AccountInputs) -> np.ndarray:
+        """Securities with a positive model target: ``target_weight`` when the planner gives
+        it, else ``goal_weight`` (the plan's goal, which a partial rebalance may move)."""
+        target = inputs.target_weight if inputs.target_weight is not None else inputs.goal_weight
+        return inputs.in_model & (np.asarray(target, dtype=float) > 0)
+
     def apply(self, inputs: AccountInputs, values: dict[str, np.ndarray]) -> None:
-        # A limit only binds on model securities: legacy holdings are being wound down.
+        # Legacy holdings are being wound down: no limit binds on them.
         if self.lower is not None:
-            values["weight_lower"] = np.where(inputs.in_model, self.lower, -BIG)
+            values["weight_lower"] = np.where(self.targeted(inputs), self.lower, -BIG)
         if self.upper is not None:
             values["weight_upper"] = np.where(inputs.in_model, self.upper, BIG)
+
+    def active(self, inputs: AccountInputs) -> bool:
+        return self.upper is not None or (
+            self.lower is not None and bool(self.targeted(inputs).any())
+        )
+
+    def describe(self, inputs: AccountInputs) -> str:
+        parts = []
+        if self.lower is not None:
+            names = [s for s, t in zip(inputs.symbols, self.targeted(inputs), strict=True) if t]
+            parts.append(f"weight >= {self.lower:.2%} for {', '.join(names) or 'none'}")
+        if self.upper is not None:
+            parts.append(f"weight <= {self.upper:.2%} for model securities")
+        return "weight limits: " + "; ".join(parts or ["none"])
 
     def __repr__(self) -> str:
         return f"WeightLimits(lower={self.lower}, upper={self.upper})"

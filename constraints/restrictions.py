@@ -63,6 +63,30 @@ class DoNotSell(Constraint):
         return "DoNotSell(account list)"
 
 
+class DoNotTrade(Constraint):
+    """The account's do-not-trade list: neither buys nor sales of these securities."""
+
+    @staticmethod
+    def _mask(inputs: AccountInputs) -> np.ndarray:
+        if inputs.do_not_trade is None:
+            return np.zeros(len(inputs.symbols), dtype=bool)
+        return np.asarray(inputs.do_not_trade, dtype=bool)
+
+    def apply(self, inputs: AccountInputs, values: dict[str, np.ndarray]) -> None:
+        mask = self._mask(inputs)
+        cap_buys(values, mask)
+        cap_sells(values, mask[inputs.lot_security])
+
+    def active(self, inputs: AccountInputs) -> bool:
+        return bool(self._mask(inputs).any())
+
+    def describe(self, inputs: AccountInputs) -> str:
+        return f"do-not-trade: {_names(inputs, self._mask(inputs))}"
+
+    def __repr__(self) -> str:
+        return "DoNotTrade(account list)"
+
+
 class LegacyHoldings(Constraint):
     """Securities outside the model have target 0: they may be sold, never bought."""
 

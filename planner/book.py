@@ -73,6 +73,7 @@ ACCOUNT_OPTIONAL = (
     "do_not_sell",
     "last_rebalanced",
     "last_reviewed",
+    "do_not_trade",
 )
 TRADE_REQUIRED = ("account_id", "trade_date", "symbol", "side", "shares", "price")
 
@@ -782,7 +783,7 @@ def _load(path: str | Path, as_of: date | None) -> tuple[Book | None, list[BookI
         last = _date(acc, "last_rebalanced", "accounts.csv", issues, as_of, optional=True)
         reviewed = _date(acc, "last_reviewed", "accounts.csv", issues, as_of, optional=True)
         lists = {}
-        for field in ("do_not_buy", "do_not_sell"):
+        for field in ("do_not_buy", "do_not_sell", "do_not_trade"):
             col = acc[field] if field in acc.columns else pd.Series("", index=acc.index)
             parsed = col.map(lambda t: frozenset(x.strip() for x in t.split(";") if x.strip()))
             if symbols is not None:
@@ -809,6 +810,7 @@ def _load(path: str | Path, as_of: date | None) -> tuple[Book | None, list[BookI
                 lists["do_not_sell"].iat[k],
                 None if pd.isna(last.iat[k]) else last.iat[k].date(),
                 last_reviewed=None if pd.isna(reviewed.iat[k]) else reviewed.iat[k].date(),
+                do_not_trade=lists["do_not_trade"].iat[k],
             )
         account_ids = set(accounts)
 
@@ -1037,6 +1039,11 @@ def write_book(book: Book, path: str | Path) -> Path:
     )
     _atomic(path / "models.toml", models_toml(dict(book.models)))
     accs = [book.accounts[a] for a in sorted(book.accounts)]
+    # do_not_trade is written only when some account has one, so books without it (the
+    # demo among them) keep their files byte for byte.
+    account_columns = [*ACCOUNT_COLUMNS, *ACCOUNT_OPTIONAL]
+    if not any(a.do_not_trade for a in accs):
+        account_columns.remove("do_not_trade")
     _atomic(
         path / "accounts.csv",
         _csv(
@@ -1057,10 +1064,11 @@ def write_book(book: Book, path: str | Path) -> Path:
                     ";".join(sorted(a.do_not_sell)),
                     a.last_rebalanced.isoformat() if a.last_rebalanced else "",
                     a.last_reviewed.isoformat() if a.last_reviewed else "",
-                ]
+                    ";".join(sorted(a.do_not_trade)),
+                ][: len(account_columns)]
                 for a in accs
             ],
-            [*ACCOUNT_COLUMNS, *ACCOUNT_OPTIONAL],
+            account_columns,
         ),
     )
     lots = book.lots

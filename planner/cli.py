@@ -52,6 +52,17 @@ def _parse_date(text: str | None) -> date | None:
         raise typer.BadParameter(f"--as-of: expected a date YYYY-MM-DD, got {text!r}") from None
 
 
+def _fraction(ctx: typer.Context, param: typer.CallbackParam, value: float | None):
+    """A fraction of account value in [0, 1] (or the option left out)."""
+    if value is None:
+        return None
+    if not 0.0 <= value <= 1.0:  # also rejects nan
+        raise typer.BadParameter(
+            f"expected a fraction of account value in [0, 1] (0.05 = 5%), got {value:g}"
+        )
+    return value
+
+
 def _load(book_path: Path, as_of: str | None):
     from planner.book import load_book
 
@@ -213,6 +224,34 @@ def plan(
             help="Market-impact coefficient b (needs adv and volatility in securities.csv).",
         ),
     ] = None,
+    turnover_cap: Annotated[
+        float | None,
+        typer.Option(
+            "--turnover-cap",
+            help="Cap on traded value (buys plus sells) per account, a fraction of the "
+            "account's value in [0, 1] (0.2 = 20%; default: no cap).",
+            callback=_fraction,
+        ),
+    ] = None,
+    min_weight: Annotated[
+        float | None,
+        typer.Option(
+            "--min-weight",
+            help="Smallest post-trade weight of each security with a positive model target, "
+            "a fraction of account value in [0, 1] (0.01 = 1%; alternates and legacy "
+            "holdings are exempt; default: none).",
+            callback=_fraction,
+        ),
+    ] = None,
+    max_weight: Annotated[
+        float | None,
+        typer.Option(
+            "--max-weight",
+            help="Largest post-trade weight of each model security, a fraction of account "
+            "value in [0, 1] (0.25 = 25%; legacy holdings are exempt; default: none).",
+            callback=_fraction,
+        ),
+    ] = None,
     effort: Annotated[
         str,
         typer.Option(
@@ -237,6 +276,9 @@ def plan(
     from planner.plan import plan as run_plan
     from planner.report import write_outputs
 
+    if min_weight is not None and max_weight is not None and min_weight > max_weight:
+        err.print(f"[red]--min-weight {min_weight:g} is above --max-weight {max_weight:g}[/]")
+        raise typer.Exit(2)
     loaded = _load(book, as_of)
     ids = None
     if accounts:
@@ -253,6 +295,9 @@ def plan(
             tracking_error_value=te_value,
             effort=effort,
             market_impact=impact,
+            turnover_cap=turnover_cap,
+            min_weight=min_weight,
+            max_weight=max_weight,
         )
     except PlannerError as exc:
         err.print(f"[red]{exc}[/]")

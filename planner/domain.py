@@ -229,7 +229,9 @@ class Account:
     withdrawal (< 0) in dollars. ``st_rate`` and ``lt_rate`` are total marginal tax rates on
     short- and long-term gains (fractions). ``gain_budget`` caps net realised gains of a
     plan in dollars; ``st_gain_cap`` caps net short-term gains in dollars (``None``: no cap).
-    ``do_not_buy`` / ``do_not_sell`` are symbols this account must not buy / sell.
+    ``do_not_buy`` / ``do_not_sell`` / ``do_not_trade`` are symbols this account must not
+    buy / sell / trade at all (``do_not_trade`` comes last so positional construction keeps
+    working).
     ``last_rebalanced`` is the date of the last rebalance (``None``: never);
     ``last_reviewed`` the date of the last calendar review, whether it traded or not (a
     hybrid's quiet review is recorded only here; ``None``: none recorded). Calendar and
@@ -252,6 +254,7 @@ class Account:
     do_not_sell: frozenset[str] = frozenset()
     last_rebalanced: date | None = None
     last_reviewed: date | None = None
+    do_not_trade: frozenset[str] = frozenset()
 
     @property
     def taxable(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -74,3 +75,89 @@ def test_bad_as_of_is_a_clear_error(bad, tmp_path):
     result = runner.invoke(app, ["check", str(DEMO), "--as-of", bad, "--out", str(tmp_path)])
     assert result.exit_code != 0
     assert "--as-of" in result.output
+
+
+def _plain(text: str) -> str:
+    """Output with rich's panel borders and line wrapping removed."""
+    return re.sub(r"[\s│╭╮╰╯─]+", " ", text)
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--turnover-cap", "1.5"),
+        ("--turnover-cap", "-0.1"),
+        ("--min-weight", "nan"),
+        ("--max-weight", "2"),
+        ("--max-weight", "lots"),
+    ],
+)
+def test_plan_rejects_bad_fractions(option, value, tmp_path):
+    result = runner.invoke(app, ["plan", str(DEMO), option, value, "--out", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    text = _plain(result.output)
+    assert f"'{option}'" in text
+    if value != "lots":
+        assert "fraction of account value in [0, 1]" in text
+    assert not (tmp_path / "summary.csv").exists()
+
+
+def test_plan_rejects_min_weight_above_max_weight(tmp_path):
+    args = ["plan", str(DEMO), "--min-weight", "0.3", "--max-weight", "0.2", "--out", str(tmp_path)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "--min-weight 0.3 is above --max-weight 0.2" in _plain(result.output)
+
+
+def _model_weights(book, summary: pd.DataFrame, orders: pd.DataFrame) -> dict:
+    """Post-trade weight of every model security of every planned account."""
+    out = {}
+    for account_id, row in summary[summary["status"] == "optimal"].iterrows():
+        held = dict(book.holdings(account_id))
+        for o in orders[orders["account_id"] == account_id].itertuples():
+            held[o.symbol] = held.get(o.symbol, 0.0) + (o.shares if o.side == "buy" else -o.shares)
+        for symbol in book.models[book.accounts[account_id].model].securities:
+            price = book.securities[symbol].price
+            out[account_id, symbol] = held.get(symbol, 0.0) * price / row["value"]
+    return out
+
+
+def test_plan_turnover_cap_and_weight_limits(tmp_path):
+    """The options reach the optimiser: turnover and each model security's post-trade
+    weight stay within them (up to whole-share rounding), where without them the same
+    accounts trade more and hold more of one security."""
+    from planner.book import load_book
+
+    book = load_book(DEMO)
+    out = tmp_path / "out"
+    runner.invoke(app, ["check", str(DEMO), "--out", str(out)])
+    fired = pd.read_csv(out / "triggers.csv").query("fire")["account_id"].tolist()[:6]
+    base = ["plan", str(DEMO), "--accounts", ",".join(fired)]
+    runs = {}
+    for name, extra in {
+        "free": [],
+        "capped": ["--turnover-cap", "0.3", "--min-weight", "0.01", "--max-weight", "0.3"],
+    }.items():
+        result = runner.invoke(app, [*base, "--out", str(tmp_path / name), *extra])
+        assert result.exit_code == 0, result.output
+        summary = pd.read_csv(tmp_path / name / "summary.csv").set_index("account_id")
+        orders = pd.read_csv(tmp_path / name / "orders.csv")
+        runs[name] = summary, _model_weights(book, summary, orders)
+    free, free_weights = runs["free"]
+    capped, capped_weights = runs["capped"]
+    assert (free["turnover"] > 0.3 + 1e-3).any()
+    assert max(free_weights.values()) > 0.3 + 1e-3
+    ok = capped[capped["status"] == "optimal"]
+    assert len(ok) >= 3
+    # The optimiser's continuous plan obeys the limits exactly; whole-share rounding may
+    # move each trade by up to its rounding residual (dollars, reported per account).
+    slack = ok["rounding_residual"] / ok["value"] + 1e-6
+    assert (ok["turnover"] <= 0.3 + slack).all(), ok[["turnover", "rounding_residual"]]
+    for (account_id, symbol), weight in capped_weights.items():
+        assert weight <= 0.3 + slack[account_id], (account_id, symbol, weight)
+    # The 1% floor binds on model securities with a target, where the account holds any.
+    for account_id in ok.index:
+        model = book.models[book.accounts[account_id].model]
+        for symbol, target in model.security_targets.items():
+            if target > 0 and book.holdings(account_id).get(symbol, 0.0) > 0:
+                assert capped_weights[account_id, symbol] >= 0.01 - slack[account_id]

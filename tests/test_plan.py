@@ -47,21 +47,129 @@ def test_no_lot_oversold(book, result):
         assert row.shares <= lots[(row.account_id, row.lot_id)] + 1e-9
 
 
-def test_summary_tax_equals_recomputation_from_lot_sales(book, result):
-    """The summary's tax is the exact netting of the lot sales written out."""
-    for row in result.summary[result.summary["status"] == "optimal"].itertuples():
+ORDINARY_OFFSET_LIMIT = 3000.0
+
+
+def us_netting_tax(st: float, lt: float, st_rate: float, lt_rate: float) -> float:
+    """One year's tax on net short-term ``st`` and long-term ``lt`` results (dollars, a loss
+    negative) with no carryover in, written out case by case, independently of
+    ``planner.tax``:
+
+    - both terms gains: each is taxed at its own rate;
+    - one a gain, the other a loss: they offset; a gain left over keeps the character (and
+      rate) of the term that had the gain;
+    - a net loss overall: up to $3,000 of it is deducted from ordinary income, which saves
+      tax at the ordinary (short-term) rate; the rest carries forward and is worth nothing
+      this year. The estimate is negative then.
+    """
+    if st >= 0 and lt >= 0:
+        return st * st_rate + lt * lt_rate
+    total = st + lt
+    if total < 0:
+        return -min(-total, ORDINARY_OFFSET_LIMIT) * st_rate
+    # A gain remains: it has the character of the term that had the gain.
+    return total * (st_rate if st > 0 else lt_rate)
+
+
+def test_us_netting_tax_worked_cases():
+    """The test's own netting on cases worked by hand (rates 40% ST / 20% LT)."""
+    cases = [
+        ((1000.0, 2000.0), 400.0 + 400.0),  # two gains, each at its rate
+        ((5000.0, -2000.0), 3000.0 * 0.4),  # LT loss absorbs part of an ST gain
+        ((-2000.0, 5000.0), 3000.0 * 0.2),  # ST loss absorbs part of an LT gain
+        ((-1000.0, -500.0), -1500.0 * 0.4),  # a loss under the limit: all deducted
+        ((-2500.0, -2500.0), -3000.0 * 0.4),  # over the limit: $3,000, the rest carried
+        ((4000.0, -10000.0), -3000.0 * 0.4),  # net loss after offset, capped
+        ((0.0, -2000.0), -2000.0 * 0.4),  # an LT-only loss still offsets at the ST rate
+        ((2000.0, -2000.0), 0.0),
+    ]
+    for (st, lt), expected in cases:
+        assert us_netting_tax(st, lt, 0.4, 0.2) == pytest.approx(expected, abs=1e-9)
+
+
+def _netting_case(st: float, lt: float) -> str:
+    if st >= 0 and lt >= 0:
+        return "gains"
+    if st + lt >= 0:
+        return "gain left after offset"
+    return "loss over the limit" if st + lt < -ORDINARY_OFFSET_LIMIT else "loss within the limit"
+
+
+def _check_summary_tax(book, result) -> set[str]:
+    """Every planned account's realised gains and est_tax recomputed from its lot_sales rows
+    (gains from the book's price and unit cost, then :func:`us_netting_tax`), to the cent;
+    returns the netting cases met among taxable accounts."""
+    lots = book.lots.set_index(["account_id", "lot_id"])
+    cases = set()
+    ok = result.summary[result.summary["status"] == "optimal"]
+    assert len(ok) > 0
+    for row in ok.itertuples():
         account = book.accounts[row.account_id]
         sales = result.lot_sales[result.lot_sales["account_id"] == row.account_id]
-        st = sales.loc[sales["term"] == "ST", "realized_gain"].sum()
-        lt = sales.loc[sales["term"] == "LT", "realized_gain"].sum()
-        assert row.realized_st == pytest.approx(st, abs=1e-6)
-        assert row.realized_lt == pytest.approx(lt, abs=1e-6)
-        expected = (
-            tax.capital_gains_tax(st, lt, account.st_rate, account.lt_rate)
-            if account.taxable
-            else 0.0
-        )
-        assert row.est_tax == pytest.approx(expected, abs=1e-6)
+        st = lt = 0.0
+        for sale in sales.itertuples():
+            lot = lots.loc[(sale.account_id, sale.lot_id)]
+            assert lot["symbol"] == sale.symbol
+            gain = sale.shares * (book.securities[sale.symbol].price - lot["unit_cost"])
+            assert sale.realized_gain == pytest.approx(gain, abs=0.005)
+            assert sale.term in ("ST", "LT")
+            if sale.term == "ST":
+                st += gain
+            else:
+                lt += gain
+        assert row.realized_st == pytest.approx(st, abs=0.005)
+        assert row.realized_lt == pytest.approx(lt, abs=0.005)
+        expected = 0.0
+        if account.taxable:
+            expected = us_netting_tax(st, lt, account.st_rate, account.lt_rate)
+            cases.add(_netting_case(st, lt))
+        assert row.est_tax == pytest.approx(expected, abs=0.005), row.account_id
+    return cases
+
+
+@pytest.fixture(scope="module")
+def netting_book(book):
+    """The book with unit costs moved so that plans net every way: a quarter of the accounts
+    hold only losses, a quarter short-term gains beside small long-term losses, a quarter
+    the reverse, a quarter as generated."""
+    from dataclasses import replace
+
+    lots = book.lots.copy()
+    long_term = tax.holding_terms(lots["acquired"].to_numpy(), AS_OF)
+    rank = {a: k for k, a in enumerate(sorted(book.accounts))}
+    kind = lots["account_id"].map(rank).to_numpy() % 4
+    price = lots["symbol"].map(lambda s: book.securities[s].price).to_numpy()
+    lots["unit_cost"] = np.select(
+        [
+            kind == 0,
+            (kind == 1) & ~long_term,
+            (kind == 1) & long_term,
+            (kind == 2) & long_term,
+            (kind == 2) & ~long_term,
+        ],
+        [price * 1.5, price * 0.5, price * 1.1, price * 0.5, price * 1.1],
+        lots["unit_cost"],
+    )
+    return replace(book, lots=lots)
+
+
+def test_summary_tax_equals_recomputation_from_lot_sales(book, result, netting_book):
+    """The summary's tax is the exact netting of the lot sales written out, recomputed
+    without planner.tax, on the generated book and on one whose plans net every way."""
+    cases = _check_summary_tax(book, result)
+    netting = plan(
+        netting_book,
+        as_of=AS_OF,
+        options=PlanOptions(include_untriggered=True, force_full=True),
+        executor="serial",
+    )
+    cases |= _check_summary_tax(netting_book, netting)
+    assert cases == {
+        "gains",
+        "gain left after offset",
+        "loss within the limit",
+        "loss over the limit",
+    }
 
 
 def test_lot_terms_follow_the_holding_period(book, result):
@@ -194,16 +302,41 @@ def test_exact_mode_plans_an_account(book, result):
 
 
 def test_fixed_relief_method_uses_fifo_lots(book, result):
-    ids = sorted(result.lot_sales["account_id"].unique())[:5]
+    """FIFO sells each security's oldest lots first: the lots sold are exactly the oldest
+    lots the account may sell, all sold whole except possibly the newest of them. A lot is
+    passed over only if it may not be sold: a loss lot of a wash group that the history
+    blocks, or that this plan buys."""
+    from planner.inputs import wash_blocks
+
+    ids = sorted(result.lot_sales["account_id"].unique())[:8]
     fifo = plan(
         book, as_of=AS_OF, accounts=ids, options=PlanOptions(relief="fifo"), executor="serial"
     )
+    assert book.settings.hold_lt_days == 0  # no lot is held back for long-term treatment
+    checked = 0
     for (account_id, symbol), sold in fifo.lot_sales.groupby(["account_id", "symbol"]):
+        account = book.accounts[account_id]
+        security = book.securities[symbol]
+        assert security.can_sell and symbol not in account.do_not_sell
+        group = security.wash_group
+        bought = fifo.orders[
+            (fifo.orders["account_id"] == account_id) & (fifo.orders["side"] == "buy")
+        ]
+        group_bought = any(book.securities[s].wash_group == group for s in bought["symbol"])
+        loss_blocked = (
+            group_bought or group in wash_blocks(book, account_id, AS_OF).loss_sale_blocked
+        )
         lots = book.lot_frame(account_id)
         lots = lots[lots["symbol"] == symbol].sort_values(["acquired", "lot_id"])
-        sold_ids = set(sold["lot_id"])
-        # FIFO: every lot older than a sold lot is sold too (unless it could not be sold).
+        if loss_blocked:
+            lots = lots[lots["unit_cost"] <= security.price]
+        shares = dict(zip(sold["lot_id"], sold["shares"], strict=True))
+        assert set(shares) <= set(lots["lot_id"]), (account_id, symbol)
         order = list(lots["lot_id"])
-        last = max(order.index(x) for x in sold_ids)
-        skipped = [x for x in order[:last] if x not in sold_ids]
-        assert len(skipped) <= 1
+        prefix = order[: len(shares)]
+        assert set(shares) == set(prefix), (account_id, symbol, order, sorted(shares))
+        full = dict(zip(lots["lot_id"], lots["shares"], strict=True))
+        for lot_id in prefix[:-1]:
+            assert shares[lot_id] == pytest.approx(full[lot_id]), (account_id, lot_id)
+        checked += 1
+    assert checked >= 5
