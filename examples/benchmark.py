@@ -65,14 +65,7 @@ def run_one(
         loaded = time.perf_counter()
         result = plan(book, workers=workers, options=PlanOptions(effort=effort))
         planned = time.perf_counter()
-        write_outputs(
-            out_dir,
-            {
-                "orders.csv": result.orders,
-                "lot_sales.csv": result.lot_sales,
-                "summary.csv": result.summary,
-            },
-        )
+        write_outputs(out_dir, result.files())
         done = time.perf_counter()
 
     summary = result.summary

@@ -23,9 +23,22 @@ AUTO_PROCESS_MIN_ACCOUNTS = 300
 _FORKED: tuple[Book, RunSpec] | None = None
 
 
-def _chunks(ids: Sequence[str], size: int) -> list[list[str]]:
+def household_chunks(book: Book, ids: Sequence[str], size: int) -> list[list[str]]:
+    """Chunks of about ``size`` accounts. With the household wash-sale scope a household's
+    accounts stay in one chunk, because they are planned in turn (see
+    :func:`planner.plan.plan_chunk`)."""
     size = max(1, int(size))
-    return [list(ids[i : i + size]) for i in range(0, len(ids), size)]
+    if book.settings.wash_sale_scope != "household":
+        return [list(ids[i : i + size]) for i in range(0, len(ids), size)]
+    households: dict[str, list[str]] = {}
+    for a in ids:
+        households.setdefault(book.accounts[a].household_id, []).append(a)
+    chunks: list[list[str]] = [[]]
+    for h in sorted(households):
+        if len(chunks[-1]) >= size:
+            chunks.append([])
+        chunks[-1].extend(households[h])
+    return [c for c in chunks if c]
 
 
 def _crashed(book: Book, spec: RunSpec, chunk: Sequence[str], exc: BaseException):
@@ -54,7 +67,7 @@ def run_chunks(
         executor = "process" if busy >= AUTO_PROCESS_MIN_ACCOUNTS and workers > 1 else "serial"
         if scheduler:
             executor = "dask"
-    chunks = _chunks(ids, chunk_size)
+    chunks = household_chunks(book, ids, chunk_size)
     if executor == "serial":
         return _serial(book, spec, chunks, len(ids), progress)
     if executor == "process":

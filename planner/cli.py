@@ -325,18 +325,13 @@ def plan(
             err.print(f"[red]{exc}[/]")
             raise typer.Exit(1) from None
     elapsed = time.perf_counter() - started
-    write_outputs(
-        out,
-        {
-            "orders.csv": result.orders,
-            "lot_sales.csv": result.lot_sales,
-            "summary.csv": result.summary,
-        },
-    )
+    write_outputs(out, result.files())
     _print_plan(result, elapsed, out)
 
 
 def _print_plan(result, elapsed: float, out: Path) -> None:
+    from planner.plan import FAILED_STATUSES
+
     s = result.summary
     planned = s[s["status"] == "optimal"]
     table = Table(title=f"Plan: {len(planned)} accounts with trades")
@@ -375,7 +370,7 @@ def _print_plan(result, elapsed: float, out: Path) -> None:
     if len(shown) > TABLE_ROWS:
         console.print(f"... and {len(shown) - TABLE_ROWS} more in {out / 'summary.csv'}")
     t = result.totals()
-    failed = s[s["status"].isin(["infeasible", "error"])]
+    failed = s[s["status"].isin(FAILED_STATUSES)]
     for row in failed.itertuples():
         err.print(f"[yellow]{row.account_id}: {row.status}: {row.message}[/]", highlight=False)
     console.print(
@@ -385,7 +380,10 @@ def _print_plan(result, elapsed: float, out: Path) -> None:
         f"est. cost {_money(t['est_cost'])}, est. tax {_money(t['est_tax'])}; "
         f"{elapsed:.1f} s"
     )
-    console.print(f"wrote {out / 'orders.csv'}, {out / 'lot_sales.csv'}, {out / 'summary.csv'}")
+    console.print(
+        f"wrote {out / 'orders.csv'}, {out / 'lot_sales.csv'}, {out / 'summary.csv'}, "
+        f"{out / 'timings.csv'}"
+    )
 
 
 def _money(value: float, decimals: int = 2) -> str:

@@ -56,9 +56,18 @@ class InfeasibleError(PlannerError):
     def __init__(self, account_id: str, conflicts: Iterable[str], detail: str = ""):
         self.account_id = account_id
         self.conflicts = tuple(conflicts)
-        names = ", ".join(self.conflicts) if self.conflicts else "no single constraint isolated"
+        names = "; ".join(self.conflicts) if self.conflicts else "none isolated"
         msg = f"account {account_id}: infeasible; conflicting constraints: {names}"
         super().__init__(msg + (f" ({detail})" if detail else ""))
+
+
+class RuleViolationError(PlannerError):
+    """The convex program is feasible but no solution found obeys every trade rule (one
+    direction per security, no wash sale within the plan, minimum trade sizes)."""
+
+    def __init__(self, account_id: str, detail: str):
+        self.account_id = account_id
+        super().__init__(f"account {account_id}: no plan found that obeys every trade rule ({detail})")
 
 
 class SolverError(PlannerError):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -92,6 +92,10 @@ def slots_needed(book: Book, account_id: str) -> int:
     return max(1, lot_arrays(book).max_lots.get(account_id, 1))
 
 
+BAND_MARGIN = 1e-4
+"""Fraction of account value (1 bp), besides one share, by which a partial rebalance aims
+inside the band edges it must reach."""
+
 SLOT_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64)
 
 
@@ -153,6 +157,8 @@ def build_inputs(
     turnover_cap: float | None = None,
     weight_lower: float | None = None,
     weight_upper: float | None = None,
+    household_buys: Iterable[str] = (),
+    household_loss_sales: Iterable[str] = (),
 ) -> AccountInputs:
     """Arrays of one account over the universe's securities and ``slots`` lots each."""
     model = book.models[account.model]
@@ -216,13 +222,22 @@ def build_inputs(
         current[CASH] = cash / value
         goal = partial_goal(current, class_targets, decision.class_bounds)
         goal_weight = _split_by_class(goal, universe, target_weight, hold_weight_sec)
+        share_weight = prices / value
+        classes = np.asarray(universe.asset_classes)
         for k, c in enumerate(class_names):
             if c in decision.class_bounds:
-                lower[k], upper[k] = decision.class_bounds[c]
+                lo, hi = decision.class_bounds[c]
+                in_class = classes == c
+                # Aim a share's worth inside the band, so that whole-share rounding does
+                # not land the class just outside it (and fire the trigger again).
+                one_share = float(share_weight[in_class].max()) if in_class.any() else 0.0
+                margin = min(one_share + BAND_MARGIN, (hi - lo) / 4)
+                lower[k], upper[k] = lo + margin, hi - margin
         if CASH in decision.class_bounds:
             lo, hi = decision.class_bounds[CASH]
-            cash_floor = max(cash_floor, lo)
-            cash_ceiling = hi
+            margin = min(float(share_weight.max()) + BAND_MARGIN, (hi - lo) / 4)
+            cash_floor = max(cash_floor, lo + margin)
+            cash_ceiling = hi - margin
 
     wash = wash_blocks(book, account.account_id, as_of)
     groups = universe.wash_groups
@@ -260,8 +275,12 @@ def build_inputs(
         restricted_sell=universe.restricted_sell,
         do_not_buy=_flags(universe.symbols, account.do_not_buy),
         do_not_sell=_flags(universe.symbols, account.do_not_sell),
-        wash_buy_blocked=_flags(groups, wash.buy_blocked),
-        wash_loss_sale_blocked=_flags(groups, wash.loss_sale_blocked),
+        # Groups other accounts of the household sell at a loss (taxable) or buy in this
+        # run count like recent history: no buys, and no loss sales, respectively.
+        wash_buy_blocked=_flags(groups, set(wash.buy_blocked) | set(household_loss_sales)),
+        wash_loss_sale_blocked=_flags(
+            groups, set(wash.loss_sale_blocked) | set(household_buys)
+        ),
         cash_flow_mode=decision.cash_flow_mode if decision.mode == "cash_only" else "none",
         gain_budget=account.gain_budget,
         st_gain_cap=account.st_gain_cap,

@@ -19,7 +19,7 @@ import pandas as pd
 import constraints as C
 from planner import tax
 from planner.domain import CASH, Account, Book
-from planner.errors import ConfigError, InfeasibleError
+from planner.errors import ConfigError, InfeasibleError, RuleViolationError
 from planner.inputs import Universe, build_inputs, slot_bucket, slots_needed, universe_for
 from planner.objective import MarketImpact, Objective, default_objective
 from planner.positions import class_weights
@@ -50,6 +50,13 @@ LOT_SALE_COLUMNS = (
     "proceeds",
     "realized_gain",
 )
+
+
+TIMING_COLUMNS = ("solve_ms",)
+"""Summary columns that vary between runs of the same inputs (written to timings.csv)."""
+
+FAILED_STATUSES = ("infeasible", "rule_violation", "error")
+"""Summary statuses of accounts that needed a plan and got none."""
 
 
 @dataclass(frozen=True)
@@ -103,12 +110,25 @@ class PlanResult:
     lot_sales: pd.DataFrame
     summary: pd.DataFrame
 
+    def files(self) -> dict[str, pd.DataFrame]:
+        """The frames of a run's output files. Every file is byte-identical on re-run but
+        ``timings.csv`` (account_id, solver, passes, solve_ms): solve times vary from run
+        to run, so they live apart from ``summary.csv``."""
+        summary = self.summary.drop(columns=[c for c in TIMING_COLUMNS if c in self.summary])
+        timing = ["account_id", "solver", "passes", *TIMING_COLUMNS]
+        return {
+            "orders.csv": self.orders,
+            "lot_sales.csv": self.lot_sales,
+            "summary.csv": summary,
+            "timings.csv": self.summary[[c for c in timing if c in self.summary]],
+        }
+
     def totals(self) -> dict[str, float]:
         s = self.summary
         return {
             "accounts": float(len(s)),
             "planned": float((s["status"] == "optimal").sum()),
-            "failed": float(s["status"].isin(["infeasible", "error"]).sum()),
+            "failed": float(s["status"].isin(FAILED_STATUSES).sum()),
             "orders": float(len(self.orders)),
             "buy_value": float(self.orders.loc[self.orders["side"] == "buy", "est_value"].sum()),
             "sell_value": float(self.orders.loc[self.orders["side"] == "sell", "est_value"].sum()),
@@ -239,12 +259,57 @@ def template_for(
 
 
 def plan_chunk(book: Book, spec: RunSpec, account_ids: Sequence[str]) -> list[AccountOutcome]:
-    """Plan a chunk of accounts; ``book`` needs only these accounts (see Book.subset)."""
-    return [_plan_one(book, spec, a) for a in account_ids]
+    """Plan a chunk of accounts; ``book`` needs only these accounts (see Book.subset).
+
+    With the household wash-sale scope, a chunk holds whole households (see
+    :func:`planner.batch.household_chunks`) and plans each household's accounts in turn,
+    taxable ones first: a later account may not buy a wash group in which an earlier
+    taxable one sells at a loss, nor sell at a loss a group an earlier one buys. Otherwise
+    two accounts of one household could wash each other's losses in the same plan (a
+    loss washed by an IRA buy is lost for good, Rev. Rul. 2008-5).
+    """
+    if book.settings.wash_sale_scope != "household":
+        return [_plan_one(book, spec, a) for a in account_ids]
+    out = []
+    planned: dict[str, HouseholdTrades] = {}
+    for account_id in sorted(account_ids, key=lambda a: _household_order(book, a)):
+        household = book.accounts[account_id].household_id
+        siblings = planned.setdefault(household, HouseholdTrades())
+        outcome = _plan_one(book, spec, account_id, siblings)
+        siblings.record(book, account_id, outcome)
+        out.append(outcome)
+    return out
 
 
-def plan_account(book: Book, spec: RunSpec, account_id: str, decision: Decision) -> AccountOutcome:
-    """Solve one triggered account and turn the solution into output rows."""
+def _household_order(book: Book, account_id: str) -> tuple:
+    account = book.accounts[account_id]
+    return (account.household_id, not account.taxable, account_id)
+
+
+@dataclass
+class HouseholdTrades:
+    """Wash groups the accounts already planned in a household buy, and sell at a loss in
+    a taxable account: what the household's later accounts must not wash."""
+
+    bought: set[str] = field(default_factory=set)
+    sold_at_loss: set[str] = field(default_factory=set)
+
+    def record(self, book: Book, account_id: str, outcome: AccountOutcome) -> None:
+        group = {s: sec.wash_group for s, sec in book.securities.items()}
+        self.bought.update(group[row[1]] for row in outcome.orders if row[2] == "buy")
+        if book.accounts[account_id].taxable:
+            self.sold_at_loss.update(group[row[1]] for row in outcome.lot_sales if row[8] < 0)
+
+
+def plan_account(
+    book: Book,
+    spec: RunSpec,
+    account_id: str,
+    decision: Decision,
+    siblings: HouseholdTrades | None = None,
+) -> AccountOutcome:
+    """Solve one triggered account and turn the solution into output rows; ``siblings``
+    are the trades already planned in its household this run."""
     account = book.accounts[account_id]
     universe = spec.universes[account.model]
     slots = slot_bucket(slots_needed(book, account_id))
@@ -261,6 +326,8 @@ def plan_account(book: Book, spec: RunSpec, account_id: str, decision: Decision)
         turnover_cap=options.turnover_cap,
         weight_lower=options.min_weight,
         weight_upper=options.max_weight,
+        household_buys=siblings.bought if siblings else (),
+        household_loss_sales=siblings.sold_at_loss if siblings else (),
     )
     if options.exact:
         from planner.exact import solve_exact
@@ -534,7 +601,9 @@ def plan(
     return assemble(outcomes)
 
 
-def _plan_one(book: Book, spec: RunSpec, account_id: str) -> AccountOutcome:
+def _plan_one(
+    book: Book, spec: RunSpec, account_id: str, siblings: HouseholdTrades | None = None
+) -> AccountOutcome:
     decision = spec.decisions[account_id]
     model_name = book.accounts[account_id].model
     if not decision.fire and not spec.options.include_untriggered:
@@ -543,9 +612,11 @@ def _plan_one(book: Book, spec: RunSpec, account_id: str) -> AccountOutcome:
         decision = _full_decision(decision)
     start = time.perf_counter()
     try:
-        return plan_account(book, spec, account_id, decision)
+        return plan_account(book, spec, account_id, decision, siblings)
     except InfeasibleError as exc:
         return _failed(account_id, model_name, decision, "infeasible", str(exc))
+    except RuleViolationError as exc:
+        return _failed(account_id, model_name, decision, "rule_violation", str(exc))
     except Exception as exc:  # one bad account never stops the batch
         elapsed = (time.perf_counter() - start) * 1e3
         return _failed(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 import cvxpy as cp
@@ -151,21 +151,25 @@ class Template:
     def classes(self) -> tuple[str, ...]:
         return self.ctx.classes
 
-    def values(self, inputs: AccountInputs, skip: Constraint | None = None) -> dict:
-        """Parameter values for ``inputs``: slack defaults, then every constraint but
-        ``skip`` and every objective term writes its own.
+    def values(self, inputs: AccountInputs, skip: Iterable[Constraint] = ()) -> dict:
+        """Parameter values for ``inputs``: slack defaults (padding lot slots capped at 0,
+        whatever is relaxed), then every constraint not in ``skip`` and every objective
+        term writes its own.
 
         The part that does not depend on the solve loop's state is kept for the last
         account seen, so each further pass only re-applies the search-state constraints.
         """
-        key = (inputs.account_id, id(inputs.lot_shares), id(inputs.hold_weight), id(skip))
+        skip = frozenset(skip)
+        key = (inputs.account_id, id(inputs.lot_shares), id(inputs.hold_weight), skip)
         if self._base_key != key:
             base = {k: v.copy() for k, v in self.ctx.defaults.items()}
+            # A padding slot holds nothing: no relaxation may sell it.
+            base["sell_cap"] = np.where(inputs.lot_real, base["sell_cap"], 0.0)
             base["hold"] = inputs.hold_weight
             base["cash0"] = np.asarray(inputs.cash_weight)
             base["cost_per_dollar"] = inputs.cost_per_dollar
             for c in self.constraints:
-                if c is not skip and not c.search_state:
+                if c not in skip and not c.search_state:
                     c.apply(inputs, base)
             self.objective.apply(inputs, base)
             # The key holds array ids: keep the arrays alive so the ids are not reused.
@@ -176,7 +180,7 @@ class Template:
             )
         values = dict(self._base)
         for c in self._search_constraints:
-            if c is not skip:
+            if c not in skip:
                 c.apply(inputs, values)
         return values
 
@@ -188,16 +192,23 @@ class Template:
         return inputs.lot_real & (self.values(rules)["sell_cap"] > 0)
 
     def solve(
-        self, inputs: AccountInputs, skip: Constraint | None = None, solvers=None
+        self,
+        inputs: AccountInputs,
+        skip: Iterable[Constraint] = (),
+        solvers=None,
+        confirm: bool = True,
     ) -> Solution:
-        """Solve for one account; try each solver in turn until one is optimal."""
+        """Solve for one account; try each solver in turn until one is optimal. An
+        infeasible verdict is confirmed by the next solver unless ``confirm`` is False
+        (the many trial solves that explain an infeasible account)."""
         values = self.values(inputs, skip)
+        solvers = tuple(solvers or self.solvers)
         last = None
         values_set = False
-        for solver in solvers or self.solvers:
+        for k, solver in enumerate(solvers):
             if solver == "PIQP" and self.fast:
                 sol = self._solve_fast(values)
-                if sol.ok or sol.infeasible:
+                if sol.ok or (sol.infeasible and (not confirm or k == len(solvers) - 1)):
                     return sol
                 last = sol
                 continue
@@ -234,9 +245,11 @@ class Template:
                 float("nan"),
                 ms,
             )
-            if status in _INFEASIBLE and solver != (solvers or self.solvers)[-1]:
+            if status in _INFEASIBLE and confirm and k < len(solvers) - 1:
                 # Confirm infeasibility with the next solver before believing it.
                 continue
+            if status in _INFEASIBLE:
+                return last
         return last
 
     def _solve_fast(self, values: dict[str, np.ndarray]) -> Solution:
@@ -266,14 +279,29 @@ class Template:
         )
 
     def explain_infeasible(self, inputs: AccountInputs) -> list[str]:
-        """Labels of the constraints whose relaxation alone makes the account feasible."""
-        culprits = []
-        for c, _ in self.labels_all():
-            if not c.active(inputs) or type(c).__name__ == "NoShorting":
-                continue
-            if self.solve(inputs, skip=c).ok:
-                culprits.append(c.describe(inputs))
-        return culprits
+        """Labels of the constraints behind an infeasible account.
+
+        First every constraint whose relaxation alone makes the account feasible; if none
+        does, a minimal set found by a deletion filter (relax them all, then restore each
+        one that is not needed). The lot bounds and no-shorting rows describe what the
+        account holds, so they are never blamed.
+        """
+        candidates = [
+            c
+            for c, _ in self.labels
+            if c.active(inputs) and type(c).__name__ not in ("NoShorting", "LotBounds")
+        ]
+        singles = [c for c in candidates if self.solve(inputs, skip=(c,), confirm=False).ok]
+        if singles:
+            return [c.describe(inputs) for c in singles]
+        relaxed = list(candidates)
+        if not relaxed or not self.solve(inputs, skip=relaxed, confirm=False).ok:
+            return []
+        for c in candidates:
+            trial = [r for r in relaxed if r is not c]
+            if self.solve(inputs, skip=trial, confirm=False).ok:
+                relaxed = trial
+        return [c.describe(inputs) for c in relaxed]
 
     def labels_all(self):
         return [(c, n) for c, n in self.labels]

@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from constraints.base import AccountInputs
-from planner.errors import InfeasibleError
+from planner.errors import InfeasibleError, RuleViolationError
 from planner.problem import NOISE, Solution, Template
 
 TRADE_EPS = NOISE
@@ -72,9 +72,10 @@ class _Search:
         self.passes = 0
         self.ms = 0.0
         self.valid: tuple[AccountInputs, Solution] | None = None
+        self.relaxed: tuple = ()  # constraints left out of every solve (see solve_account)
 
     def run(self, candidate: AccountInputs) -> Solution:
-        sol = self.template.solve(candidate)
+        sol = self.template.solve(candidate, skip=self.relaxed)
         self.passes += 1
         self.ms += sol.solve_ms
         better = self.valid is None or sol.objective < self.valid[1].objective - 1e-12
@@ -263,6 +264,12 @@ def _minimum_trades(search: _Search, inputs, sol, notes, thorough: bool = True):
         return inputs, sol, False
     side = np.where(sol.buy > sales, 1, -1)
     rule = small & (dollars >= minimum / 2)
+    if inputs.min_trade is not None:
+        # A second round: the first one's choices made new small trades appear (often
+        # dust in a near-indifferent substitute). Freeze the support: no security that is
+        # not trading now may start to, so the rounds end.
+        untraded = (dollars <= TRADE_EPS * inputs.value) & (state == 0)
+        state[untraded] = 2
     candidates = []
     rules = (rule, np.zeros_like(small), small) if thorough else (rule,)
     for force in rules:
@@ -332,14 +339,14 @@ def solve_account(
     notes: list[str] = []
     inputs = replace(inputs, direction=None, wash_direction=None, min_trade=None)
     best = search.run(inputs)
+    if best.infeasible:
+        best = _without_unreachable_band(search, inputs, notes)
     if not best.ok:
-        if best.infeasible:
-            raise InfeasibleError(inputs.account_id, template.explain_infeasible(inputs))
         raise InfeasibleError(
             inputs.account_id, [], f"solver status {best.status} with {best.solver}"
         )
     if valid(inputs, best):
-        return SolveReport(inputs, best, search.passes, search.ms, ())
+        return SolveReport(inputs, best, search.passes, search.ms, tuple(notes))
     thorough = effort == "thorough"
     min_passes = 0
     if not thorough:
@@ -361,11 +368,65 @@ def solve_account(
         released = _release_unused(kept_inputs, kept)
         if not _same_restrictions(released, kept_inputs):
             search.run(released)
-    if search.valid is not None:
-        inputs, best = search.valid
-    else:
-        notes.append("no solution met every trade rule; the last one is kept")
+    if search.valid is None:
+        _fall_back(search, inputs, best, notes)
+    if search.valid is None:
+        raise RuleViolationError(inputs.account_id, "; ".join(dict.fromkeys(notes)) or "none")
+    inputs, best = search.valid
     return SolveReport(inputs, best, search.passes, search.ms, tuple(dict.fromkeys(notes)))
+
+
+def _without_unreachable_band(search: _Search, inputs, notes) -> Solution:
+    """An infeasible account whose conflict involves the partial rebalance's band edges
+    (e.g. the only security that could fill a class is wash-blocked): plan it without the
+    hard band, its goal still pulling the classes toward the band, and say why. Any other
+    conflict raises :class:`InfeasibleError` naming the constraints."""
+    template = search.template
+    conflicts = template.explain_infeasible(inputs)
+    bands = [c for c, _ in template.labels if type(c).__name__ == "ClassBands"]
+    if bands and any(c.describe(inputs) in conflicts for c in bands):
+        search.relaxed = tuple(bands)
+        sol = search.run(inputs)
+        if sol.ok:
+            others = [c for c in conflicts if c not in {b.describe(inputs) for b in bands}]
+            notes.append(
+                "band edges not reachable"
+                + (f" ({'; '.join(others)})" if others else "")
+                + ": planned as close to them as the other rules allow"
+            )
+            return sol
+    raise InfeasibleError(inputs.account_id, conflicts)
+
+
+def _fall_back(search: _Search, inputs, sol, notes) -> None:
+    """Last resort when the search found no rule-abiding solution: candidates that can only
+    shrink the last solution's trades. Every security keeps the side it trades on and no
+    new trade may start; small trades are dropped (or, next, forced up to the minimum); a
+    wash group that both buys and sells at a loss keeps its buys (or, next, its loss
+    sales). Last, no trade at all. The first that obeys every rule and is feasible wins."""
+    sales, _ = security_trades(inputs, sol)
+    traded = (sol.buy > TRADE_EPS) | (sales > TRADE_EPS)
+    side = np.where(sol.buy > sales, 1, -1)
+    direction = np.where(traded, side, 0)
+    dollars = (sales + sol.buy) * inputs.value
+    whole_position = (sales > TRADE_EPS) & (sales >= inputs.hold_weight - 1e-9)
+    small = traded & (dollars < inputs.min_trade_value * (1 - 1e-9)) & ~whole_position
+    codes = _group_codes(tuple(inputs.wash_groups))
+    conflicting = np.isin(codes, _conflicts(inputs, sol))
+    base = replace(inputs, direction=direction)
+    for small_state in (2, 0):  # drop small trades, then force them up to the minimum
+        state = np.where(~traded, 2, 0)
+        state = np.where(small, small_state if small_state else side, state)
+        for wash_side in (1, -1):  # keep buys, then keep loss sales
+            wash = np.where(conflicting, wash_side, _zeros(inputs, "wash_direction"))
+            search.run(replace(base, min_trade=state, wash_direction=wash))
+            if search.valid is not None:
+                notes.append("trade rules met by shrinking the plan (fallback)")
+                return
+    nothing = np.full(len(inputs.symbols), 2)
+    search.run(replace(inputs, min_trade=nothing, direction=None, wash_direction=None))
+    if search.valid is not None:
+        notes.append("no rule-abiding trades found: the account is left as it is")
 
 
 def _same_restrictions(a: AccountInputs, b: AccountInputs) -> bool:
