@@ -67,7 +67,9 @@ class RuleViolationError(PlannerError):
 
     def __init__(self, account_id: str, detail: str):
         self.account_id = account_id
-        super().__init__(f"account {account_id}: no plan found that obeys every trade rule ({detail})")
+        super().__init__(
+            f"account {account_id}: no plan found that obeys every trade rule ({detail})"
+        )
 
 
 class SolverError(PlannerError):

@@ -72,12 +72,13 @@ def solve_exact(template: Template, inputs: AccountInputs, time_limit: float = 6
         if problem.status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
             raise InfeasibleError(inputs.account_id, [], "exact mode: mixed-integer infeasible")
         raise InfeasibleError(inputs.account_id, [], f"exact mode: SCIP status {problem.status}")
-    solution = Solution(
-        "optimal",
-        "SCIP",
-        np.maximum(np.asarray(ctx.sell.value, dtype=float), 0.0),
-        np.maximum(np.asarray(ctx.buy.value, dtype=float), 0.0),
-        float(problem.value),
-        ms,
-    )
+    # Trades whose yes/no switch is off are zero by construction; the solver's tolerance
+    # leaves dust of up to ~1e-6 of account value there, which would read as a trade.
+    buy_on = np.asarray(buys.value, dtype=float) > 0.5
+    sell_on = np.asarray(sells.value, dtype=float) > 0.5
+    sell = np.maximum(np.asarray(ctx.sell.value, dtype=float), 0.0)
+    sell = np.where(sell_on[inputs.lot_security] & (sell > 1e-9), sell, 0.0)
+    buy = np.maximum(np.asarray(ctx.buy.value, dtype=float), 0.0)
+    buy = np.where(buy_on & (buy > 1e-9), buy, 0.0)
+    solution = Solution("optimal", "SCIP", sell, buy, float(problem.value), ms)
     return SolveReport(inputs, solution, 1, ms, ("exact mixed-integer solve",))

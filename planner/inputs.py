@@ -275,12 +275,12 @@ def build_inputs(
         restricted_sell=universe.restricted_sell,
         do_not_buy=_flags(universe.symbols, account.do_not_buy),
         do_not_sell=_flags(universe.symbols, account.do_not_sell),
+        do_not_trade=_flags(universe.symbols, account.do_not_trade),
+        target_weight=universe.target_weight,
         # Groups other accounts of the household sell at a loss (taxable) or buy in this
         # run count like recent history: no buys, and no loss sales, respectively.
         wash_buy_blocked=_flags(groups, set(wash.buy_blocked) | set(household_loss_sales)),
-        wash_loss_sale_blocked=_flags(
-            groups, set(wash.loss_sale_blocked) | set(household_buys)
-        ),
+        wash_loss_sale_blocked=_flags(groups, set(wash.loss_sale_blocked) | set(household_buys)),
         cash_flow_mode=decision.cash_flow_mode if decision.mode == "cash_only" else "none",
         gain_budget=account.gain_budget,
         st_gain_cap=account.st_gain_cap,

@@ -90,6 +90,18 @@ class PlanOptions:
             raise ConfigError(f"effort {self.effort!r}: expected one of {', '.join(EFFORTS)}")
         if self.relief not in RELIEF_METHODS:
             raise ConfigError(f"relief method {self.relief!r}: expected one of {RELIEF_METHODS}")
+        for name in ("turnover_cap", "min_weight", "max_weight"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ConfigError(
+                    f"{name} {value!r}: expected a fraction of account value in [0, 1]"
+                )
+        if (
+            self.min_weight is not None
+            and self.max_weight is not None
+            and self.min_weight > self.max_weight
+        ):
+            raise ConfigError(f"min_weight {self.min_weight} is above max_weight {self.max_weight}")
 
 
 @dataclass
@@ -158,6 +170,7 @@ def constraints_for(
         C.Restricted(),
         C.DoNotBuy(),
         C.DoNotSell(),
+        C.DoNotTrade(),
         C.LegacyHoldings(),
         C.CashFlowMode(),
         C.WashSaleLookback(),

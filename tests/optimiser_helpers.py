@@ -108,6 +108,7 @@ def all_constraints(min_trade: bool = True) -> list[C.Constraint]:
         C.Restricted(),
         C.DoNotBuy(),
         C.DoNotSell(),
+        C.DoNotTrade(),
         C.LegacyHoldings(),
         C.CashFlowMode(),
         C.WashSaleLookback(),

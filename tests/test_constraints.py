@@ -76,7 +76,7 @@ def test_do_not_trade_caps_buys_and_sells_of_listed_securities():
 def test_do_not_trade_holds_the_position_in_a_solve():
     risk = diagonal_risk(["A", "B", "C"], [0.2] * 3)
     free = _three()
-    template = make_template(free, risk, 1, constraints=[*all_constraints(), C.DoNotTrade()])
+    template = make_template(free, risk, 1, constraints=all_constraints())
     unrestricted = solve_account(template, free).solution
     assert unrestricted.sell[0] > 0.05 and unrestricted.buy[2] > 0.05  # A sold, C bought
 
@@ -100,7 +100,7 @@ def test_do_not_trade_is_named_when_infeasible():
         do_not_trade=np.array([True, False]),
     )
     risk = diagonal_risk(["A", "B"], [0.2, 0.2])
-    template = make_template(inputs, risk, 1, constraints=[*all_constraints(), C.DoNotTrade()])
+    template = make_template(inputs, risk, 1, constraints=all_constraints())
     with pytest.raises(InfeasibleError) as info:
         solve_account(template, inputs)
     assert "do-not-trade: A" in str(info.value)
