@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import cvxpy as cp
 import numpy as np
+import scipy.sparse as sp
 
 from constraints.base import AccountInputs, Context
 from planner.risk import RiskModel
@@ -27,8 +28,11 @@ class Term:
     def expr(self, ctx: Context, risk: RiskModel) -> cp.Expression:
         raise NotImplementedError
 
-    def apply(self, inputs: AccountInputs, values: dict[str, np.ndarray]) -> None:
-        """Write this account's values of the parameters the term owns."""
+    def apply(
+        self, inputs: AccountInputs, values: dict[str, np.ndarray], risk: RiskModel | None = None
+    ) -> None:
+        """Write this account's values of the parameters the term owns (``risk``: the
+        template's risk model, for terms whose parameters depend on it)."""
 
     def value(self, inputs: AccountInputs, risk: RiskModel, sell, buy, weights) -> float:
         """The term's value at a solution (fractions of V), for reports."""
@@ -72,28 +76,48 @@ class Objective:
     def expr(self, ctx: Context, risk: RiskModel) -> cp.Expression:
         return sum(w * t.expr(ctx, risk) for w, t in self.terms if w != 0)
 
-    def apply(self, inputs: AccountInputs, values: dict[str, np.ndarray]) -> None:
+    def apply(
+        self, inputs: AccountInputs, values: dict[str, np.ndarray], risk: RiskModel | None = None
+    ) -> None:
         for _, t in self.terms:
-            t.apply(inputs, values)
+            t.apply(inputs, values, risk)
 
     def __repr__(self) -> str:
         return " + ".join(f"{w:g} * {t!r}" for w, t in self.terms)
 
 
 class TrackingError(Term):
-    """Tracking variance to the goal weights, ``(w - g)' S (w - g)``, in pp^2."""
+    """Tracking variance to the goal weights, ``(w - g)' S (w - g)``, in pp^2.
+
+    With ``S = X'X + diag(d)`` it is written ``||f||^2 - 2 (X g)' f + w' diag(d) w
+    - 2 (d * g)' w + const`` with ``f = X w``: the goal enters only linear terms, so the
+    solver sees ``k`` factor variables and a diagonal, and no auxiliary copy of ``w - g``.
+    """
 
     def expr(self, ctx: Context, risk: RiskModel) -> cp.Expression:
-        goal = ctx.param("goal", ctx.n, 0.0)
-        active = ctx.weights - goal
-        scale = 1.0 / np.sqrt(PP2)
-        out = cp.sum_squares((risk.exposures * scale) @ active)
+        scale = 1.0 / PP2
+        exposures = risk.exposures * np.sqrt(scale)
+        factors = cp.Variable(exposures.shape[0], name="factor_exposure")
+        ctx.extra_rows.append(factors == exposures @ ctx.weights)
+        out = (
+            cp.sum_squares(factors)
+            - 2 * ctx.param("goal_factors", exposures.shape[0], 0.0) @ factors
+        )
         if np.any(risk.specific_variance > 0):
-            out = out + cp.sum_squares(cp.multiply(np.sqrt(risk.specific_variance) * scale, active))
-        return out
+            specific = sp.diags(risk.specific_variance * scale)
+            out = out + cp.quad_form(ctx.weights, specific, assume_PSD=True)
+            out = out - 2 * ctx.param("goal_specific", ctx.n, 0.0) @ ctx.weights
+        return out + ctx.param("goal_variance", None, 0.0)
 
-    def apply(self, inputs: AccountInputs, values: dict[str, np.ndarray]) -> None:
-        values["goal"] = inputs.goal_weight
+    def apply(self, inputs: AccountInputs, values: dict[str, np.ndarray], risk=None) -> None:
+        scale = 1.0 / PP2
+        goal = inputs.goal_weight
+        goal_factors = (risk.exposures * np.sqrt(scale)) @ goal
+        goal_specific = risk.specific_variance * scale * goal
+        values["goal_factors"] = goal_factors
+        if "goal_specific" in values:
+            values["goal_specific"] = goal_specific
+        values["goal_variance"] = np.asarray(goal_factors @ goal_factors + goal_specific @ goal)
 
     def value(self, inputs, risk, sell, buy, weights) -> float:
         return risk.tracking_error(weights - inputs.goal_weight) ** 2 / PP2
@@ -106,7 +130,7 @@ class TransactionCost(Term):
         cost = ctx.param("cost_per_dollar", ctx.n, 0.0)
         return cost @ (ctx.security_sales + ctx.buy)
 
-    def apply(self, inputs: AccountInputs, values: dict[str, np.ndarray]) -> None:
+    def apply(self, inputs: AccountInputs, values: dict[str, np.ndarray], risk=None) -> None:
         values["cost_per_dollar"] = inputs.cost_per_dollar
 
     def value(self, inputs, risk, sell, buy, weights) -> float:
@@ -136,7 +160,7 @@ class Tax(Term):
         keep_offset = ctx.param("carry_keep_offset", None, 0.0)
         return cp.sum(net) + cp.pos(-keep * cp.sum(net) - keep_offset)
 
-    def apply(self, inputs: AccountInputs, values: dict[str, np.ndarray]) -> None:
+    def apply(self, inputs: AccountInputs, values: dict[str, np.ndarray], risk=None) -> None:
         values["tax_coef"] = tax_per_dollar(inputs)
         keep = 1.0 - inputs.loss_benefit if inputs.taxable else 0.0
         values["carry_keep"] = np.asarray(keep)
@@ -183,7 +207,7 @@ class MarketImpact(Term):
         traded = ctx.security_sales + ctx.buy
         return impact @ cp.power(traded, 1.5)
 
-    def apply(self, inputs: AccountInputs, values: dict[str, np.ndarray]) -> None:
+    def apply(self, inputs: AccountInputs, values: dict[str, np.ndarray], risk=None) -> None:
         base = np.zeros(len(inputs.symbols)) if inputs.impact is None else inputs.impact
         values["impact"] = np.maximum(self.coefficient * base, 0.0)
 

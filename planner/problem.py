@@ -171,7 +171,7 @@ class Template:
             for c in self.constraints:
                 if c not in skip and not c.search_state:
                     c.apply(inputs, base)
-            self.objective.apply(inputs, base)
+            self.objective.apply(inputs, base, self.risk)
             # The key holds array ids: keep the arrays alive so the ids are not reused.
             self._base_key, self._base, self._base_arrays = (
                 key,

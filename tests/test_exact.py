@@ -141,11 +141,8 @@ def test_both_modes_obey_the_non_convex_rules(solved, k):
     assert_rules(inputs, without_scip_noise(exact.solution), (seed, "exact"))
 
 
-@pytest.mark.xfail(
-    reason="exact mode returns SCIP's values as they are: a direction its binaries switched "
-    "off can keep up to ~1e-6 of V (e.g. seed 5), which valid() counts as a trade",
-    strict=False,
-)
 def test_exact_solutions_are_valid_as_returned(solved):
+    """Exact mode zeroes the trades its yes/no switches turned off (SCIP leaves dust of up
+    to ~1e-6 of account value there), so its plans obey the rules as returned."""
     for seed, inputs, _, exact in solved:
         assert valid(inputs, exact.solution), seed
