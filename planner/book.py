@@ -15,6 +15,7 @@ import tempfile
 import tomllib
 from dataclasses import replace
 from datetime import date, datetime
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -203,6 +204,370 @@ def _unknown(frame, field, name, issues, known, what):
         return
     bad = ~frame[field].isin(known)
     issues.rows(name, field, frame, bad, lambda raw: f"unknown {what} {raw!r}")
+
+
+# -- the fast path for the large files -----------------------------------------------------
+#
+# lots.csv and trades.csv can have millions of rows. Reading every cell as text, stripping it
+# and parsing it again takes tens of seconds, so these files are first read typed: columns of
+# few distinct values as categories (each distinct text is checked and parsed once), the lot
+# id as fixed-width bytes, numbers by the CSV parser itself (the same parser as
+# ``pd.to_numeric``). The fast path checks every rule of the careful path and raises
+# :class:`_Decline` at the first doubt: any problem, blanks around a value, a value it cannot
+# vouch for. The careful path then reads the file again as text and reports (or builds)
+# exactly as before. Both use the same tokenizer, so they see the same cells.
+
+_BLANK = np.zeros(256, dtype=bool)
+_BLANK[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True  # the ASCII that str.strip() removes
+_EXACT = 2.0**53  # below this, integers parse exactly whether read as int or as float
+_MAX_WIDTH = 1024  # bytes: a longer text cell declines
+
+
+FAST_PATH = True
+"""Whether lots.csv and trades.csv are first tried on the fast path (tests turn it off to
+compare the two paths)."""
+
+
+class _Decline(Exception):
+    """The fast path cannot vouch for a file: the careful path reads it."""
+
+
+def _str_dtype():
+    """The dtype ``pd.read_csv(dtype=str)`` gives a text column (``str`` on pandas 3)."""
+    return pd.Series([""], dtype=str).dtype
+
+
+def _fast_read(file: Path, kinds: dict[str, str], required) -> dict[str, np.ndarray]:
+    """The columns of ``file``: kind ``float`` as float64, the others (``code``: few distinct
+    values; ``id``: many) as fixed-width bytes. Declines on any surprise."""
+    if not file.exists():
+        raise _Decline
+    options = {"keep_default_na": False, "na_filter": False}
+    try:
+        sample = pd.read_csv(file, dtype=str, nrows=1000, **options)
+    except Exception as exc:
+        raise _Decline from exc
+    names = list(sample.columns)
+    if (
+        len(set(names)) != len(names)
+        or any(c not in kinds for c in names)
+        or any(c not in names for c in required)
+    ):
+        raise _Decline
+    # Widths from the first rows, with room to spare; a cell as wide as its column may have
+    # been cut, and then the file is read again with that column wider.
+    widths = {
+        c: 8 * (max([len(v.encode()) for v in sample[c]] + [1]) * 3 // 16 + 1)
+        for c in names
+        if kinds[c] != "float"
+    }
+    while True:
+        dtype = {c: f"S{widths[c]}" if c in widths else "float64" for c in names}
+        try:
+            frame = pd.read_csv(file, dtype=dtype, **options)
+        except Exception as exc:  # a cell that is not a number, a ragged row, bad UTF-8, ...
+            raise _Decline from exc
+        if (
+            list(frame.columns) != names
+            or not isinstance(frame.index, pd.RangeIndex)
+            or len(frame) == 0
+        ):
+            raise _Decline
+        columns = {c: frame[c].to_numpy() for c in names}
+        del frame
+        cut = [c for c in widths if _last_byte(columns[c]).any()]
+        if not cut:
+            return columns
+        for c in cut:
+            widths[c] *= 4
+            if widths[c] > _MAX_WIDTH:
+                raise _Decline
+
+
+def _last_byte(raw: np.ndarray) -> np.ndarray:
+    """The last byte of each fixed-width cell: not 0 where the text fills (or overflowed) it."""
+    return raw.view(np.uint8).reshape(len(raw), raw.dtype.itemsize)[:, -1]
+
+
+def _words(raw: np.ndarray) -> np.ndarray:
+    """Fixed-width bytes as rows of uint64 words (zero-padded)."""
+    n, width = len(raw), raw.dtype.itemsize
+    if width % 8 == 0 and raw.flags.c_contiguous:
+        return raw.view(np.uint64).reshape(n, width // 8)
+    padded = np.zeros((n, -(-width // 8) * 8), dtype=np.uint8)
+    padded[:, :width] = raw.view(np.uint8).reshape(n, width)
+    return padded.view(np.uint64)
+
+
+def _hash(words: np.ndarray, seed: np.ndarray | None = None) -> np.ndarray:
+    """A 64-bit hash of each row of uint64 ``words`` (and of ``seed``, if given)."""
+    h = np.zeros(len(words), dtype=np.uint64) if seed is None else seed.astype(np.uint64)
+    h = h * np.uint64(0x9E3779B97F4A7C15)
+    for j in range(words.shape[1]):
+        h = (h ^ words[:, j]) * np.uint64(0xBF58476D1CE4E5B9)
+        h ^= h >> np.uint64(31)
+    return h
+
+
+def _factorize(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, row of each value's first appearance) of fixed-width bytes, values numbered
+    in order of first appearance."""
+    if len(raw) > 1:
+        # Runs of one value (ids in a sorted file): number the runs' values only.
+        starts = np.flatnonzero(np.r_[True, raw[1:] != raw[:-1]])
+        if len(starts) * 4 < len(raw):
+            codes, first = _factorize(raw[starts])
+            return np.repeat(codes, np.diff(np.r_[starts, len(raw)])), starts[first]
+    words = _words(raw)
+    if words.shape[1] == 1:
+        codes, _ = pd.factorize(words[:, 0])
+    else:
+        codes, _ = pd.factorize(_hash(words))
+    # pd.factorize numbers values in order of first appearance: a value first appears
+    # where the running maximum of the codes grows.
+    peak = np.maximum.accumulate(codes)
+    first = np.flatnonzero(np.r_[True, peak[1:] > peak[:-1]])
+    if words.shape[1] > 1 and not (raw[first][codes] == raw).all():
+        # Two values share a hash: number them word by word instead.
+        codes, distinct = pd.factorize(words[:, 0])
+        for j in range(1, words.shape[1]):
+            more, distinct = pd.factorize(words[:, j])
+            codes, _ = pd.factorize(codes.astype(np.int64) * len(distinct) + more)
+        peak = np.maximum.accumulate(codes)
+        first = np.flatnonzero(np.r_[True, peak[1:] > peak[:-1]])
+    return codes, first
+
+
+def _codes(raw: np.ndarray, known=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(codes, distinct values as an object array of str, lexical rank of each value) of a
+    column of few distinct values; declines on text that is not UTF-8, blanks around a
+    value, or a value not in ``known``."""
+    codes, first = _factorize(raw)
+    try:
+        values = np.array([v.decode("utf-8") for v in raw[first].tolist()], dtype=object)
+    except UnicodeDecodeError as exc:
+        raise _Decline from exc
+    if any(v != v.strip() for v in values):
+        raise _Decline
+    if known is not None and not all(v in known for v in values):
+        raise _Decline
+    rank = np.empty(len(values), dtype=np.int64)
+    rank[np.argsort(values, kind="stable")] = np.arange(len(values))
+    return codes, values, rank
+
+
+def _fast_dates(raw: np.ndarray, as_of: date) -> tuple[np.ndarray, np.ndarray]:
+    """(datetime64[ns] values, chronological rank) of a column of dates; declines unless
+    every date is valid and on or before ``as_of``."""
+    codes, values, _ = _codes(raw)
+    parsed = pd.to_datetime(pd.Series(values, dtype=str), format="%Y-%m-%d", errors="coerce")
+    if parsed.isna().any() or (parsed > pd.Timestamp(as_of)).any():
+        raise _Decline
+    days = parsed.astype("datetime64[ns]").to_numpy()
+    _, rank = np.unique(days, return_inverse=True)
+    return days[codes], rank.reshape(-1)[codes]
+
+
+def _exact(values: np.ndarray) -> None:
+    """Declines unless every value is finite, below 2**53 in size and not -0.0: then the
+    number parsed from the cell is the one ``pd.to_numeric`` gives, whatever else the column
+    holds (it reads an all-integer column as int64)."""
+    if not (np.abs(values) < _EXACT).all() or (np.signbit(values) & (values == 0)).any():
+        raise _Decline
+
+
+def _fast_numbers(values: np.ndarray, positive: bool) -> np.ndarray:
+    if not ((values > 0) if positive else (values >= 0)).all():
+        raise _Decline
+    _exact(values)
+    return values
+
+
+def _fast_ids(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(text as an object array of str, the narrowed bytes) of an id column; declines on an
+    empty id, blanks around one, or text that is not UTF-8."""
+    lengths = np.char.str_len(raw)
+    if lengths.min() == 0:
+        raise _Decline
+    width = -(-int(lengths.max()) // 8) * 8  # whole words, for hashing
+    raw = raw.astype(f"S{width}")
+    n = len(raw)
+    matrix = raw.view(np.uint8).reshape(n, width)
+    if _BLANK[matrix[:, 0]].any() or _BLANK[matrix[np.arange(n), lengths - 1]].any():
+        raise _Decline
+    if matrix.max() < 128:
+        # ASCII: bytes to str in numpy (its variable-width strings are the quickest way).
+        if hasattr(np.dtypes, "StringDType"):
+            text = raw.astype(np.dtypes.StringDType()).astype(object)
+        else:
+            text = raw.astype(f"U{width}").astype(object)
+    else:
+        try:
+            text = np.array([b.decode("utf-8") for b in raw.tolist()], dtype=object)
+        except UnicodeDecodeError as exc:
+            raise _Decline from exc
+        if any(t != t.strip() for t in text):
+            raise _Decline
+    return text, raw
+
+
+def _any_duplicate(group: np.ndarray, raw: np.ndarray) -> bool:
+    """Whether two rows have the same (group code, id bytes): a 64-bit hash of each pair
+    finds the candidates, which are then compared exactly."""
+    h = _hash(_words(raw), group)
+    ordered = np.sort(h)
+    if not (ordered[1:] == ordered[:-1]).any():
+        return False
+    shared = np.isin(h, ordered[1:][ordered[1:] == ordered[:-1]])
+    pairs = list(zip(group[shared].tolist(), raw[shared].tolist(), strict=True))
+    return len(set(pairs)) < len(pairs)
+
+
+def _sort_key(ranks: list[tuple[np.ndarray, int]]) -> np.ndarray:
+    """One int64 key ordering rows like the tuple of ranks (each rank with its count)."""
+    size = 1
+    for _, count in ranks:
+        size *= max(count, 1)
+    if size >= 2**62:
+        raise _Decline
+    key = np.zeros(len(ranks[0][0]), dtype=np.int64)
+    for rank, count in ranks:
+        key = key * max(count, 1) + rank
+    return key
+
+
+def _fast_order(key: np.ndarray, tie: np.ndarray | None = None) -> np.ndarray | None:
+    """The stable permutation sorting rows by ``key`` then by ``tie`` (bytes), or ``None``
+    when they already are (the usual case: write_book writes them sorted)."""
+    up, same = key[1:] > key[:-1], key[1:] == key[:-1]
+    if tie is None:
+        if (up | same).all():
+            return None
+    else:
+        at = np.flatnonzero(same)
+        if (up | same).all() and (tie[at + 1] >= tie[at]).all():
+            return None
+    order = np.argsort(key, kind="stable")
+    if tie is not None:
+        ordered = key[order]
+        same = ordered[1:] == ordered[:-1]
+        at = np.flatnonzero(np.r_[same, False] | np.r_[False, same])
+        if len(at):
+            rows = order[at]
+            order[at] = rows[np.lexsort((tie[rows], ordered[at]))]
+    return order
+
+
+def _fast_lots(path: Path, account_ids, symbols, as_of: date) -> pd.DataFrame | None:
+    """The lots frame exactly as the careful path builds it, or ``None`` if the fast path
+    declines lots.csv (a problem to report, or something it cannot vouch for)."""
+    if not FAST_PATH or account_ids is None or symbols is None:
+        return None
+    kinds = {
+        "account_id": "code",
+        "lot_id": "id",
+        "symbol": "code",
+        "shares": "float",
+        "unit_cost": "float",
+        "acquired": "code",
+    }
+    try:
+        raw = _fast_read(path / "lots.csv", kinds, LOT_COLUMNS)
+        account, accounts, account_rank = _codes(raw["account_id"], account_ids)
+        symbol, symbol_names, symbol_rank = _codes(raw["symbol"], symbols)
+        lot_text, lot_bytes = _fast_ids(raw["lot_id"])
+        shares = _fast_numbers(raw["shares"], positive=True)
+        cost = _fast_numbers(raw["unit_cost"], positive=False)
+        acquired, day_rank = _fast_dates(raw["acquired"], as_of)
+        del raw
+        if _any_duplicate(account, lot_bytes):
+            raise _Decline
+        key = _sort_key(
+            [
+                (account_rank[account], len(accounts)),
+                (symbol_rank[symbol], len(symbol_names)),
+                (day_rank, int(day_rank.max()) + 1),
+            ]
+        )
+        order = _fast_order(key, lot_bytes)
+    except _Decline:
+        return None
+    columns = {
+        "account_id": accounts[account],
+        "lot_id": lot_text,
+        "symbol": symbol_names[symbol],
+        "shares": shares,
+        "unit_cost": cost,
+        "acquired": acquired,
+    }
+    return _fast_frame(columns, order, ("account_id", "lot_id", "symbol"))
+
+
+def _fast_frame(columns: dict, order, text: tuple[str, ...]) -> pd.DataFrame:
+    """The frame of ``columns`` (numpy arrays) in ``order``, text columns as read_csv's."""
+    dtype = _str_dtype()
+    out = {}
+    for name, values in columns.items():
+        if order is not None:
+            values = values[order]
+        out[name] = pd.Series(values, dtype=dtype) if name in text else pd.Series(values)
+    return pd.DataFrame(out, copy=False)  # fresh arrays: nothing to protect
+
+
+def _fast_trades(path: Path, account_ids, symbols, as_of: date) -> pd.DataFrame | None:
+    """The trades frame exactly as the careful path builds it, or ``None`` if the fast path
+    declines trades.csv (absent, a problem to report, or something it cannot vouch for)."""
+    if not FAST_PATH or account_ids is None or symbols is None:
+        return None
+    kinds = {
+        "account_id": "code",
+        "trade_date": "code",
+        "symbol": "code",
+        "side": "code",
+        "shares": "float",
+        "price": "float",
+        "realized_gain": "code",
+    }
+    try:
+        raw = _fast_read(path / "trades.csv", kinds, TRADE_REQUIRED)
+        account, accounts, account_rank = _codes(raw["account_id"], account_ids)
+        symbol, symbol_names, symbol_rank = _codes(raw["symbol"], symbols)
+        side, sides, side_rank = _codes(raw["side"], ("buy", "sell"))
+        when, day_rank = _fast_dates(raw["trade_date"], as_of)
+        shares = _fast_numbers(raw["shares"], positive=True)
+        price = _fast_numbers(raw["price"], positive=True)
+        gain = np.full(len(shares), np.nan)
+        if "realized_gain" in raw:
+            codes, texts, _ = _codes(raw["realized_gain"])
+            values = pd.to_numeric(pd.Series(texts, dtype=str), errors="coerce").to_numpy(
+                dtype=float
+            )
+            given = texts != ""
+            if not np.isfinite(values[given]).all():
+                raise _Decline
+            _exact(values[given])
+            gain = values[codes]
+        key = _sort_key(
+            [
+                (account_rank[account], len(accounts)),
+                (day_rank, int(day_rank.max()) + 1),
+                (symbol_rank[symbol], len(symbol_names)),
+                (side_rank[side], len(sides)),
+            ]
+        )
+        order = _fast_order(key)
+    except _Decline:
+        return None
+    columns = {
+        "account_id": accounts[account],
+        "trade_date": when,
+        "symbol": symbol_names[symbol],
+        "side": sides[side],
+        "shares": shares,
+        "price": price,
+        "realized_gain": gain,
+    }
+    return _fast_frame(columns, order, ("account_id", "symbol", "side"))
 
 
 # -- TOML ----------------------------------------------------------------------------------
@@ -790,32 +1155,51 @@ def _load(path: str | Path, as_of: date | None) -> tuple[Book | None, list[BookI
                 bad = parsed.map(lambda syms: any(s not in symbols for s in syms))
                 issues.rows("accounts.csv", field, acc, bad, lambda r: f"unknown symbol in {r!r}")
             lists[field] = parsed
-        for k in range(len(acc)):
-            a = acc["account_id"].iat[k]
+        # Plain Python lists: one .iat per cell costs seconds for 10,000 accounts.
+        listed = {field: parsed.tolist() for field, parsed in lists.items()}
+        rows = zip(
+            acc["account_id"].tolist(),
+            acc["model"].tolist(),
+            acc["household_id"].tolist(),
+            registration.tolist(),
+            np.nan_to_num(cash.to_numpy(dtype=float)).tolist(),
+            np.nan_to_num(st.to_numpy(dtype=float)).tolist(),
+            np.nan_to_num(lt.to_numpy(dtype=float)).tolist(),
+            budget.to_numpy(dtype=float).tolist(),
+            st_cap.to_numpy(dtype=float).tolist(),
+            flow.to_numpy(dtype=float).tolist(),
+            fractional.tolist(),
+            last.tolist(),
+            reviewed.tolist(),
+            strict=True,
+        )
+        for k, (a, model, household, reg, c, st_k, lt_k, b, cap, f, frac, lr, rv) in enumerate(
+            rows
+        ):
             if not a or a in accounts:
                 continue
             accounts[a] = Account(
                 a,
-                acc["model"].iat[k],
-                acc["household_id"].iat[k] or a,
-                registration.iat[k],
-                float(np.nan_to_num(cash.iat[k])),
-                float(np.nan_to_num(st.iat[k])),
-                float(np.nan_to_num(lt.iat[k])),
-                None if np.isnan(budget.iat[k]) else float(budget.iat[k]),
-                None if np.isnan(st_cap.iat[k]) else float(st_cap.iat[k]),
-                0.0 if np.isnan(flow.iat[k]) else float(flow.iat[k]),
-                bool(fractional.iat[k]),
-                lists["do_not_buy"].iat[k],
-                lists["do_not_sell"].iat[k],
-                None if pd.isna(last.iat[k]) else last.iat[k].date(),
-                last_reviewed=None if pd.isna(reviewed.iat[k]) else reviewed.iat[k].date(),
-                do_not_trade=lists["do_not_trade"].iat[k],
+                model,
+                household or a,
+                reg,
+                c,
+                st_k,
+                lt_k,
+                None if math.isnan(b) else b,
+                None if math.isnan(cap) else cap,
+                0.0 if math.isnan(f) else f,
+                bool(frac),
+                last_rebalanced=None if pd.isna(lr) else lr.date(),
+                last_reviewed=None if pd.isna(rv) else rv.date(),
+                **{field: values[k] for field, values in listed.items()},
             )
         account_ids = set(accounts)
 
-    lots_raw = _read_csv(path, "lots.csv", LOT_COLUMNS, (), issues)
-    lots = pd.DataFrame({c: pd.Series(dtype=object) for c in LOT_COLUMNS})
+    lots = _fast_lots(path, account_ids, symbols, as_of)
+    lots_raw = None if lots is not None else _read_csv(path, "lots.csv", LOT_COLUMNS, (), issues)
+    if lots is None:
+        lots = pd.DataFrame({c: pd.Series(dtype=object) for c in LOT_COLUMNS})
     if lots_raw is not None:
         _unknown(lots_raw, "account_id", "lots.csv", issues, account_ids, "account")
         _unknown(lots_raw, "symbol", "lots.csv", issues, symbols, "symbol")
@@ -843,11 +1227,16 @@ def _load(path: str | Path, as_of: date | None) -> tuple[Book | None, list[BookI
             ["account_id", "symbol", "acquired", "lot_id"], kind="stable", ignore_index=True
         )
 
-    tr = _read_csv(path, "trades.csv", TRADE_REQUIRED, ("realized_gain",), issues, must_exist=False)
-    trades = pd.DataFrame({c: pd.Series(dtype=object) for c in TRADE_COLUMNS})
-    trades["trade_date"] = pd.Series(dtype="datetime64[ns]")
-    for c in ("shares", "price", "realized_gain"):
-        trades[c] = pd.Series(dtype=float)
+    trades = _fast_trades(path, account_ids, symbols, as_of)
+    tr = None
+    if trades is None:
+        tr = _read_csv(
+            path, "trades.csv", TRADE_REQUIRED, ("realized_gain",), issues, must_exist=False
+        )
+        trades = pd.DataFrame({c: pd.Series(dtype=object) for c in TRADE_COLUMNS})
+        trades["trade_date"] = pd.Series(dtype="datetime64[ns]")
+        for c in ("shares", "price", "realized_gain"):
+            trades[c] = pd.Series(dtype=float)
     if tr is not None:
         _unknown(tr, "account_id", "trades.csv", issues, account_ids, "account")
         _unknown(tr, "symbol", "trades.csv", issues, symbols, "symbol")
@@ -937,6 +1326,170 @@ def _fmt(value, decimals: int) -> str:
     return "0" if text in ("-0", "") else text
 
 
+def _fmt_many(values, decimals: int) -> list[str]:
+    """``_fmt`` of every value of a float array, in a few C-level passes: one %-format of all
+    the numbers (the conversion f-strings use), then the trailing zeros stripped."""
+    values = np.asarray(values, dtype=float)
+    missing = np.isnan(values)
+    numbers = values[~missing].tolist()
+    spec = f"%.{decimals}f"
+    texts = ("\n".join([spec] * len(numbers)) % tuple(numbers)).split("\n") if numbers else []
+    if decimals > 0:  # every text has a "." (but inf, which has no trailing "0" or ".")
+        texts = list(map(str.rstrip, map(str.rstrip, texts, repeat("0")), repeat(".")))
+    if missing.any():
+        out = [""] * len(values)
+        for i, text in zip(np.flatnonzero(~missing).tolist(), texts, strict=True):
+            out[i] = text
+    else:
+        out = texts
+    # Only a negative value below 1 in size can print as "-0".
+    for i in np.flatnonzero(np.signbit(values) & (np.abs(values) < 1)).tolist():
+        if out[i] == "-0":
+            out[i] = "0"
+    return out
+
+
+class _Slow(Exception):
+    """The vectorised CSV writer cannot vouch for a column: the row-by-row writer is used."""
+
+
+def _rounded(x: np.ndarray, decimals: int) -> np.ndarray:
+    """``x * 10**decimals`` rounded to whole numbers (NaN as 0), as floats; raises
+    :class:`_Slow` unless that is surely the rounding ``f"{x:.{decimals}f}"`` prints."""
+    scaled = np.where(np.isnan(x), 0.0, x) * 10.0**decimals
+    m = np.rint(scaled)
+    if not ((np.abs(scaled) < 1e15).all() and (np.abs(scaled - m) < 0.25).all()):
+        raise _Slow
+    return m
+
+
+def _number_bytes(values: np.ndarray, decimals: int) -> np.ndarray:
+    """``_fmt(v, decimals)`` of every value as rows of bytes, with NUL (0) bytes standing
+    for absent characters (they are dropped when the rows are joined).
+
+    The value's rounding to ``decimals`` places is computed in integers: when ``x * 10**d``
+    is within 0.25 of an integer ``m`` and below 1e15 in size, ``m`` is the correctly
+    rounded result that ``f"{x:.{d}f}"`` prints (the float product errs by less than 0.12),
+    so the text is ``m``'s digits with the point put back. Any other value (infinite,
+    huge, or too near a half-way case to be sure) raises :class:`_Slow`."""
+    x = np.asarray(values, dtype=float)
+    n = len(x)
+    missing = np.isnan(x)
+    m = _rounded(x, decimals)
+    whole, part = np.divmod(np.abs(m).astype(np.int64), 10**decimals)
+    width = len(str(int(whole.max(initial=0))))
+    out = np.zeros((n, 1 + width + 1 + decimals), dtype=np.uint8)
+    out[:, 0] = np.where(m < 0, ord("-"), 0)  # m == 0 (also -0.0) prints "0", never "-0"
+    rest = whole.copy()
+    for k in range(width, 0, -1):
+        # A digit is printed unless it is a leading zero (the units digit always is).
+        shown = (whole >= 10 ** (width - k)) | (k == width)
+        out[:, k] = np.where(shown, rest % 10 + ord("0"), 0)
+        rest //= 10
+    out[:, width + 1] = np.where(part > 0, ord("."), 0)
+    rest = part.copy()
+    for k in range(decimals, 0, -1):
+        # Trailing zeros of the fraction are stripped.
+        kept = part % 10 ** (decimals - k + 1) != 0
+        out[:, width + 1 + k] = np.where(kept, rest % 10 + ord("0"), 0)
+        rest //= 10
+    out[missing] = 0
+    return out
+
+
+def _text_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, each distinct text as UTF-8 bytes) of a text column; raises :class:`_Slow`
+    on a missing value or a NUL character (which the joined rows would lose)."""
+    codes, distinct = pd.factorize(values)
+    if (codes < 0).any() or not all(isinstance(t, str) and "\x00" not in t for t in distinct):
+        raise _Slow
+    return codes, np.array([t.encode() for t in distinct], dtype=np.bytes_)
+
+
+def _text_bytes(column: pd.Series) -> np.ndarray:
+    """Texts as UTF-8 bytes (``S`` array); raises :class:`_Slow` as :func:`_text_codes`."""
+    values = column.to_numpy(dtype=object)
+    if isinstance(column.dtype, pd.StringDtype):
+        text = not column.hasnans  # then every value is a str
+    else:
+        text = all(isinstance(t, str) for t in values)
+    if not text or "\x00" in "".join(values):
+        raise _Slow
+    try:
+        return values.astype(np.bytes_)
+    except UnicodeEncodeError:
+        return np.array([t.encode() for t in values], dtype=np.bytes_)
+
+
+def _byte_rows(raw: np.ndarray) -> np.ndarray:
+    """An ``S`` array as rows of bytes (NUL-padded)."""
+    width = max(raw.dtype.itemsize, 1)
+    return np.ascontiguousarray(raw).view(np.uint8).reshape(len(raw), -1)[:, :width]
+
+
+def _joined_rows(fields: list[np.ndarray]) -> str:
+    """The CSV text of rows given as one byte matrix per field (NUL bytes dropped)."""
+    n = len(fields[0])
+    comma = np.full((n, 1), ord(","), dtype=np.uint8)
+    newline = np.full((n, 1), ord("\n"), dtype=np.uint8)
+    parts = [p for f in fields for p in (f, comma)]
+    parts[-1] = newline
+    flat = np.concatenate(parts, axis=1).ravel()
+    return flat[flat != 0].tobytes().decode("utf-8")
+
+
+def _vector_csv(columns: list[tuple], header: list[str], chunk: int = 250_000):
+    """The text of a CSV file (as pieces) from columns given as ``("text", Series)`` (few
+    distinct values), ``("id", Series)`` (many),
+    ``("number", values, decimals)`` or ``("day", datetime64 values, one_by_one)``: what
+    :func:`_csv_columns` writes, built in numpy a chunk of rows at a time. Raises
+    :class:`_Slow` (before anything is written) if a column needs the row-by-row writer."""
+    n = len(columns[0][1])
+    prepared = []
+    for kind, values, *extra in columns:
+        if kind == "id":  # (nearly) all distinct
+            prepared.append(("raw", _text_bytes(values), None))
+        elif kind == "text":  # few distinct values
+            prepared.append(("codes", *_text_codes(values)))
+        elif kind == "day":
+            codes, distinct = pd.factorize(pd.Series(values), use_na_sentinel=False)
+            texts = _day_texts(distinct, *extra)
+            if not all(isinstance(t, str) for t in texts):
+                raise _Slow
+            prepared.append(("codes", codes, np.array([t.encode() for t in texts], np.bytes_)))
+        else:
+            values = np.asarray(values, dtype=float)
+            _rounded(values, extra[0])  # raises _Slow now rather than mid-file
+            prepared.append(("number", values, extra[0]))
+
+    def pieces():
+        yield ",".join(header) + "\n"
+        for start in range(0, n, chunk):
+            rows = slice(start, min(start + chunk, n))
+            fields = []
+            for kind, values, extra in prepared:
+                if kind == "raw":
+                    fields.append(_byte_rows(values[rows]))
+                elif kind == "codes":
+                    fields.append(_byte_rows(extra[values[rows]]))
+                else:
+                    fields.append(_number_bytes(values[rows], extra))
+            yield _joined_rows(fields)
+
+    return pieces()
+
+
+def _day_texts(values, one_by_one: bool = False) -> list:
+    """``YYYY-MM-DD`` of every date (datetime64 values), each distinct date formatted once
+    by ``Series.dt.strftime`` (or ``Timestamp.strftime``, if ``one_by_one``)."""
+    codes, distinct = pd.factorize(pd.Series(values), use_na_sentinel=False)
+    if one_by_one:
+        texts = [pd.Timestamp(d).strftime("%Y-%m-%d") for d in distinct]
+    else:
+        texts = pd.Series(distinct).dt.strftime("%Y-%m-%d").tolist()
+    return [texts[c] for c in codes.tolist()]
+
+
 def _file_mode() -> int:
     """Permission bits of a new output file: 0o644 less the process umask."""
     umask = os.umask(0)  # the only way to read it is to set it; put it straight back
@@ -944,11 +1497,16 @@ def _file_mode() -> int:
     return 0o644 & ~umask
 
 
-def _atomic(path: Path, text: str) -> None:
+def _atomic(path: Path, text) -> None:
+    """Write ``text`` (a string, or an iterable of strings written one after the other) to
+    a temporary file, then rename it to ``path``."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", newline="") as handle:
-            handle.write(text)
+            if isinstance(text, str):
+                handle.write(text)
+            else:
+                handle.writelines(text)
         # mkstemp creates the file private (0o600); the book is for others to read too.
         os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
@@ -959,6 +1517,16 @@ def _atomic(path: Path, text: str) -> None:
 
 def _csv(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(",".join(r) for r in [header, *rows]) + "\n"
+
+
+def _csv_columns(columns: list[list[str]], header: list[str], chunk: int = 200_000):
+    """The text of ``_csv`` of the rows of ``columns`` (lists of text), in pieces of
+    ``chunk`` rows so that a large file is never one string in memory."""
+    yield ",".join(header) + "\n"
+    n = len(columns[0]) if columns else 0
+    for start in range(0, n, chunk):
+        piece = [c[start : start + chunk] for c in columns]
+        yield "\n".join(map(",".join, zip(*piece, strict=True))) + "\n"
 
 
 def _band_toml(band: Band, outer: Band | None) -> str:
@@ -1072,40 +1640,56 @@ def write_book(book: Book, path: str | Path) -> Path:
         ),
     )
     lots = book.lots
-    acquired = pd.to_datetime(lots["acquired"]).dt.strftime("%Y-%m-%d")
-    shares = [_fmt(float(v), 6) for v in lots["shares"]]
-    costs = [_fmt(float(v), 4) for v in lots["unit_cost"]]
-    rows = [
-        list(r)
-        for r in zip(
-            lots["account_id"], lots["lot_id"], lots["symbol"], shares, costs, acquired, strict=True
+    try:
+        text = _vector_csv(
+            [
+                ("text", lots["account_id"]),
+                ("id", lots["lot_id"]),
+                ("text", lots["symbol"]),
+                ("number", lots["shares"], 6),
+                ("number", lots["unit_cost"], 4),
+                ("day", pd.to_datetime(lots["acquired"]), False),
+            ],
+            list(LOT_COLUMNS),
         )
-    ]
-    _atomic(path / "lots.csv", _csv(rows, list(LOT_COLUMNS)))
+    except _Slow:
+        columns = [
+            lots["account_id"].tolist(),
+            lots["lot_id"].tolist(),
+            lots["symbol"].tolist(),
+            _fmt_many(lots["shares"], 6),
+            _fmt_many(lots["unit_cost"], 4),
+            _day_texts(pd.to_datetime(lots["acquired"])),
+        ]
+        text = _csv_columns(columns, list(LOT_COLUMNS))
+    _atomic(path / "lots.csv", text)
     if len(book.trades):
         t = book.trades
-        rows = [
-            [
-                a,
-                pd.Timestamp(d).strftime("%Y-%m-%d"),
-                s,
-                side,
-                _fmt(float(q), 6),
-                _fmt(float(p), 4),
-                _fmt(float(g), 2),
-            ]
-            for a, d, s, side, q, p, g in zip(
-                t["account_id"],
-                t["trade_date"],
-                t["symbol"],
-                t["side"],
-                t["shares"],
-                t["price"],
-                t["realized_gain"],
-                strict=True,
+        try:
+            text = _vector_csv(
+                [
+                    ("text", t["account_id"]),
+                    ("day", t["trade_date"], True),
+                    ("text", t["symbol"]),
+                    ("text", t["side"]),
+                    ("number", t["shares"], 6),
+                    ("number", t["price"], 4),
+                    ("number", t["realized_gain"], 2),
+                ],
+                list(TRADE_COLUMNS),
             )
-        ]
-        _atomic(path / "trades.csv", _csv(rows, list(TRADE_COLUMNS)))
+        except _Slow:
+            columns = [
+                t["account_id"].tolist(),
+                _day_texts(t["trade_date"], one_by_one=True),
+                t["symbol"].tolist(),
+                t["side"].tolist(),
+                _fmt_many(t["shares"], 6),
+                _fmt_many(t["price"], 4),
+                _fmt_many(t["realized_gain"], 2),
+            ]
+            text = _csv_columns(columns, list(TRADE_COLUMNS))
+        _atomic(path / "trades.csv", text)
     if book.prices is not None:
         p = book.prices
         rows = [

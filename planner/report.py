@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 SHARES = "{:.6f}"
@@ -58,6 +59,42 @@ def _format_value(value, fmt: str | None) -> str:
     return str(value)
 
 
+def _format_floats(values: np.ndarray, fmt: str) -> list[str]:
+    """``_format_value`` of every value of a float array, in a few C-level passes: one
+    %-format of all the numbers at once (the same conversion as ``str.format``), then the
+    few texts that could read "-0.00" looked at one by one."""
+    spec = "%" + fmt[2:-1]  # "{:.6f}" -> "%.6f"
+    missing = np.isnan(values)
+    numbers = values[~missing].tolist()
+    texts = ("\n".join([spec] * len(numbers)) % tuple(numbers)).split("\n") if numbers else []
+    if missing.any():
+        out = [""] * len(values)
+        for i, text in zip(np.flatnonzero(~missing).tolist(), texts, strict=True):
+            out[i] = text
+    else:
+        out = texts
+    # Only a negative value below 1 in size can print as all zeros with a minus sign.
+    for i in np.flatnonzero(np.signbit(values) & (np.abs(values) < 1)).tolist():
+        text = out[i]
+        if text.startswith("-") and float(text) == 0:
+            out[i] = text[1:]
+    return out
+
+
+def _format_column(column: pd.Series, fmt: str | None) -> list[str]:
+    """Every cell of ``column`` as ``_format_value`` gives it."""
+    dtype = column.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind == "f":
+        # Every value is a float (tolist() gives Python floats): vectorised.
+        return _format_floats(column.to_numpy(dtype=np.float64), fmt or WEIGHT)
+    if isinstance(dtype, np.dtype) and dtype.kind in "iub":
+        return [str(v) for v in column.tolist()]  # never None or a float
+    values = column.tolist()
+    if isinstance(dtype, pd.StringDtype) and not column.hasnans:
+        return values  # all text already
+    return [_format_value(v, fmt) for v in values]
+
+
 def format_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """Every cell as text with the column's fixed format (weights for unnamed floats)."""
     out = {}
@@ -65,8 +102,53 @@ def format_frame(frame: pd.DataFrame) -> pd.DataFrame:
         fmt = COLUMN_FORMATS.get(col)
         if fmt is None and col.startswith(("pre_", "post_")):
             fmt = WEIGHT
-        out[col] = [_format_value(v, fmt) for v in frame[col].tolist()]
+        out[col] = _format_column(frame[col], fmt)
     return pd.DataFrame(out, columns=list(frame.columns))
+
+
+def _quoted(text: str) -> str:
+    """A field as the csv module writes it (minimal quoting, doubled quotes)."""
+    if "," in text or '"' in text or "\n" in text:
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _write_csv(handle, frame: pd.DataFrame) -> None:
+    """``frame`` as CSV: the bytes ``format_frame(frame).to_csv(handle, index=False,
+    lineterminator="\n")`` writes. The rows are joined directly, quoting a field as the csv
+    module does (pandas writes through it, with these settings) when it holds a comma, a
+    quote or a newline; a carriage return (whose quoting depends on the Python version) or
+    a one-column frame (where an empty field is quoted) goes through pandas itself."""
+    names = list(frame.columns)
+    if (
+        len(names) < 2
+        or len(set(names)) != len(names)
+        or not all(isinstance(c, str) for c in names)
+    ):
+        format_frame(frame).to_csv(handle, index=False, lineterminator="\n")
+        return
+    columns = []
+    for col in names:
+        fmt = COLUMN_FORMATS.get(col)
+        if fmt is None and col.startswith(("pre_", "post_")):
+            fmt = WEIGHT
+        texts = _format_column(frame[col], fmt)
+        dtype = frame[col].dtype
+        if not (isinstance(dtype, np.dtype) and dtype.kind in "fiub"):  # numbers need none
+            joined = "".join(texts)
+            if "\r" in joined:
+                format_frame(frame).to_csv(handle, index=False, lineterminator="\n")
+                return
+            if "," in joined or '"' in joined or "\n" in joined:
+                texts = [_quoted(t) for t in texts]
+        columns.append(texts)
+    header = ",".join(_quoted(c) for c in names)
+    if "\r" in header:
+        format_frame(frame).to_csv(handle, index=False, lineterminator="\n")
+        return
+    handle.write(header + "\n")
+    if len(frame):
+        handle.write("\n".join(map(",".join, zip(*columns, strict=True))) + "\n")
 
 
 def _file_mode() -> int:
@@ -86,7 +168,7 @@ def write_outputs(out_dir: str | Path, files: Mapping[str, pd.DataFrame]) -> lis
             fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out)
             staged.append((name, Path(tmp)))
             with os.fdopen(fd, "w", newline="") as handle:
-                format_frame(frame).to_csv(handle, index=False, lineterminator="\n")
+                _write_csv(handle, frame)
             # mkstemp creates the file private (0o600); outputs are for others to read too.
             os.chmod(tmp, _file_mode())
     except BaseException:
