@@ -40,6 +40,10 @@ from planner.domain import (
     TriggerSpec,
 )
 from planner.errors import BookError, BookIssue
+from planner.report import Slow as _Slow
+from planner.report import byte_rows as _byte_rows
+from planner.report import joined_rows as _joined_rows
+from planner.report import number_bytes, rounded
 
 MAX_PER_FIELD = 50
 TOLERANCE = 1e-6
@@ -209,13 +213,15 @@ def _unknown(frame, field, name, issues, known, what):
 # -- the fast path for the large files -----------------------------------------------------
 #
 # lots.csv and trades.csv can have millions of rows. Reading every cell as text, stripping it
-# and parsing it again takes tens of seconds, so these files are first read typed: columns of
-# few distinct values as categories (each distinct text is checked and parsed once), the lot
-# id as fixed-width bytes, numbers by the CSV parser itself (the same parser as
-# ``pd.to_numeric``). The fast path checks every rule of the careful path and raises
-# :class:`_Decline` at the first doubt: any problem, blanks around a value, a value it cannot
-# vouch for. The careful path then reads the file again as text and reports (or builds)
-# exactly as before. Both use the same tokenizer, so they see the same cells.
+# and parsing it again takes tens of seconds, so these files are first read typed: numbers by
+# the CSV parser itself (the same conversion as ``pd.to_numeric``), every other column as
+# fixed-width bytes. A column of few distinct values (ids, symbols, dates) is numbered by a
+# hash of its bytes, and each distinct text is checked and parsed once; the lot ids are
+# turned into str in numpy; duplicates and the sort order are checked on integer keys. The
+# fast path checks every rule of the careful path and raises :class:`_Decline` at the first
+# doubt: any problem, blanks around a value, a value it cannot vouch for. The careful path
+# then reads the file again as text and reports (or builds) exactly as before. Both use the
+# same tokenizer, so they see the same cells.
 
 _BLANK = np.zeros(256, dtype=bool)
 _BLANK[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True  # the ASCII that str.strip() removes
@@ -273,8 +279,10 @@ def _fast_read(file: Path, kinds: dict[str, str], required) -> dict[str, np.ndar
             or len(frame) == 0
         ):
             raise _Decline
-        columns = {c: frame[c].to_numpy() for c in names}
+        columns = {c: np.ascontiguousarray(frame[c].to_numpy()) for c in names}
         del frame
+        if any(columns[c].dtype.kind != ("S" if c in widths else "f") for c in names):
+            raise _Decline
         cut = [c for c in widths if _last_byte(columns[c]).any()]
         if not cut:
             return columns
@@ -312,13 +320,19 @@ def _hash(words: np.ndarray, seed: np.ndarray | None = None) -> np.ndarray:
 def _factorize(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(codes, row of each value's first appearance) of fixed-width bytes, values numbered
     in order of first appearance."""
-    if len(raw) > 1:
+    return _factorize_words(_words(raw))
+
+
+def _factorize_words(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if len(words) > 1:
         # Runs of one value (ids in a sorted file): number the runs' values only.
-        starts = np.flatnonzero(np.r_[True, raw[1:] != raw[:-1]])
-        if len(starts) * 4 < len(raw):
-            codes, first = _factorize(raw[starts])
-            return np.repeat(codes, np.diff(np.r_[starts, len(raw)])), starts[first]
-    words = _words(raw)
+        change = words[1:, 0] != words[:-1, 0]
+        for j in range(1, words.shape[1]):
+            change |= words[1:, j] != words[:-1, j]
+        starts = np.flatnonzero(np.r_[True, change])
+        if len(starts) * 4 < len(words):
+            codes, first = _factorize_words(words[starts])
+            return np.repeat(codes, np.diff(np.r_[starts, len(words)])), starts[first]
     if words.shape[1] == 1:
         codes, _ = pd.factorize(words[:, 0])
     else:
@@ -327,7 +341,7 @@ def _factorize(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # where the running maximum of the codes grows.
     peak = np.maximum.accumulate(codes)
     first = np.flatnonzero(np.r_[True, peak[1:] > peak[:-1]])
-    if words.shape[1] > 1 and not (raw[first][codes] == raw).all():
+    if words.shape[1] > 1 and not (words[first][codes] == words).all():
         # Two values share a hash: number them word by word instead.
         codes, distinct = pd.factorize(words[:, 0])
         for j in range(1, words.shape[1]):
@@ -1150,13 +1164,15 @@ def _load(path: str | Path, as_of: date | None) -> tuple[Book | None, list[BookI
         lists = {}
         for field in ("do_not_buy", "do_not_sell", "do_not_trade"):
             col = acc[field] if field in acc.columns else pd.Series("", index=acc.index)
-            parsed = col.map(lambda t: frozenset(x.strip() for x in t.split(";") if x.strip()))
+            texts = col.tolist()
+            # Each distinct cell parsed once (most are empty).
+            sets = {t: frozenset(x.strip() for x in t.split(";") if x.strip()) for t in set(texts)}
             if symbols is not None:
-                bad = parsed.map(lambda syms: any(s not in symbols for s in syms))
+                unknown = {t: any(s not in symbols for s in syms) for t, syms in sets.items()}
+                bad = [unknown[t] for t in texts]
                 issues.rows("accounts.csv", field, acc, bad, lambda r: f"unknown symbol in {r!r}")
-            lists[field] = parsed
+            lists[field] = [sets[t] for t in texts]
         # Plain Python lists: one .iat per cell costs seconds for 10,000 accounts.
-        listed = {field: parsed.tolist() for field, parsed in lists.items()}
         rows = zip(
             acc["account_id"].tolist(),
             acc["model"].tolist(),
@@ -1192,7 +1208,7 @@ def _load(path: str | Path, as_of: date | None) -> tuple[Book | None, list[BookI
                 bool(frac),
                 last_rebalanced=None if pd.isna(lr) else lr.date(),
                 last_reviewed=None if pd.isna(rv) else rv.date(),
-                **{field: values[k] for field, values in listed.items()},
+                **{field: values[k] for field, values in lists.items()},
             )
         account_ids = set(accounts)
 
@@ -1349,54 +1365,6 @@ def _fmt_many(values, decimals: int) -> list[str]:
     return out
 
 
-class _Slow(Exception):
-    """The vectorised CSV writer cannot vouch for a column: the row-by-row writer is used."""
-
-
-def _rounded(x: np.ndarray, decimals: int) -> np.ndarray:
-    """``x * 10**decimals`` rounded to whole numbers (NaN as 0), as floats; raises
-    :class:`_Slow` unless that is surely the rounding ``f"{x:.{decimals}f}"`` prints."""
-    scaled = np.where(np.isnan(x), 0.0, x) * 10.0**decimals
-    m = np.rint(scaled)
-    if not ((np.abs(scaled) < 1e15).all() and (np.abs(scaled - m) < 0.25).all()):
-        raise _Slow
-    return m
-
-
-def _number_bytes(values: np.ndarray, decimals: int) -> np.ndarray:
-    """``_fmt(v, decimals)`` of every value as rows of bytes, with NUL (0) bytes standing
-    for absent characters (they are dropped when the rows are joined).
-
-    The value's rounding to ``decimals`` places is computed in integers: when ``x * 10**d``
-    is within 0.25 of an integer ``m`` and below 1e15 in size, ``m`` is the correctly
-    rounded result that ``f"{x:.{d}f}"`` prints (the float product errs by less than 0.12),
-    so the text is ``m``'s digits with the point put back. Any other value (infinite,
-    huge, or too near a half-way case to be sure) raises :class:`_Slow`."""
-    x = np.asarray(values, dtype=float)
-    n = len(x)
-    missing = np.isnan(x)
-    m = _rounded(x, decimals)
-    whole, part = np.divmod(np.abs(m).astype(np.int64), 10**decimals)
-    width = len(str(int(whole.max(initial=0))))
-    out = np.zeros((n, 1 + width + 1 + decimals), dtype=np.uint8)
-    out[:, 0] = np.where(m < 0, ord("-"), 0)  # m == 0 (also -0.0) prints "0", never "-0"
-    rest = whole.copy()
-    for k in range(width, 0, -1):
-        # A digit is printed unless it is a leading zero (the units digit always is).
-        shown = (whole >= 10 ** (width - k)) | (k == width)
-        out[:, k] = np.where(shown, rest % 10 + ord("0"), 0)
-        rest //= 10
-    out[:, width + 1] = np.where(part > 0, ord("."), 0)
-    rest = part.copy()
-    for k in range(decimals, 0, -1):
-        # Trailing zeros of the fraction are stripped.
-        kept = part % 10 ** (decimals - k + 1) != 0
-        out[:, width + 1 + k] = np.where(kept, rest % 10 + ord("0"), 0)
-        rest //= 10
-    out[missing] = 0
-    return out
-
-
 def _text_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """(codes, each distinct text as UTF-8 bytes) of a text column; raises :class:`_Slow`
     on a missing value or a NUL character (which the joined rows would lose)."""
@@ -1421,23 +1389,6 @@ def _text_bytes(column: pd.Series) -> np.ndarray:
         return np.array([t.encode() for t in values], dtype=np.bytes_)
 
 
-def _byte_rows(raw: np.ndarray) -> np.ndarray:
-    """An ``S`` array as rows of bytes (NUL-padded)."""
-    width = max(raw.dtype.itemsize, 1)
-    return np.ascontiguousarray(raw).view(np.uint8).reshape(len(raw), -1)[:, :width]
-
-
-def _joined_rows(fields: list[np.ndarray]) -> str:
-    """The CSV text of rows given as one byte matrix per field (NUL bytes dropped)."""
-    n = len(fields[0])
-    comma = np.full((n, 1), ord(","), dtype=np.uint8)
-    newline = np.full((n, 1), ord("\n"), dtype=np.uint8)
-    parts = [p for f in fields for p in (f, comma)]
-    parts[-1] = newline
-    flat = np.concatenate(parts, axis=1).ravel()
-    return flat[flat != 0].tobytes().decode("utf-8")
-
-
 def _vector_csv(columns: list[tuple], header: list[str], chunk: int = 250_000):
     """The text of a CSV file (as pieces) from columns given as ``("text", Series)`` (few
     distinct values), ``("id", Series)`` (many),
@@ -1459,7 +1410,7 @@ def _vector_csv(columns: list[tuple], header: list[str], chunk: int = 250_000):
             prepared.append(("codes", codes, np.array([t.encode() for t in texts], np.bytes_)))
         else:
             values = np.asarray(values, dtype=float)
-            _rounded(values, extra[0])  # raises _Slow now rather than mid-file
+            rounded(values, extra[0])  # raises _Slow now rather than mid-file
             prepared.append(("number", values, extra[0]))
 
     def pieces():
@@ -1473,7 +1424,7 @@ def _vector_csv(columns: list[tuple], header: list[str], chunk: int = 250_000):
                 elif kind == "codes":
                     fields.append(_byte_rows(extra[values[rows]]))
                 else:
-                    fields.append(_number_bytes(values[rows], extra))
+                    fields.append(number_bytes(values[rows], extra, strip=True))
             yield _joined_rows(fields)
 
     return pieces()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -59,6 +60,10 @@ def _format_value(value, fmt: str | None) -> str:
     return str(value)
 
 
+_FIXED = re.compile(r"\{:\.\d+f\}")
+"""A fixed-point format, e.g. ``{:.6f}``: the same as ``%.6f``."""
+
+
 def _format_floats(values: np.ndarray, fmt: str) -> list[str]:
     """``_format_value`` of every value of a float array, in a few C-level passes: one
     %-format of all the numbers at once (the same conversion as ``str.format``), then the
@@ -84,7 +89,7 @@ def _format_floats(values: np.ndarray, fmt: str) -> list[str]:
 def _format_column(column: pd.Series, fmt: str | None) -> list[str]:
     """Every cell of ``column`` as ``_format_value`` gives it."""
     dtype = column.dtype
-    if isinstance(dtype, np.dtype) and dtype.kind == "f":
+    if isinstance(dtype, np.dtype) and dtype.kind == "f" and _FIXED.fullmatch(fmt or WEIGHT):
         # Every value is a float (tolist() gives Python floats): vectorised.
         return _format_floats(column.to_numpy(dtype=np.float64), fmt or WEIGHT)
     if isinstance(dtype, np.dtype) and dtype.kind in "iub":
@@ -106,6 +111,120 @@ def format_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=list(frame.columns))
 
 
+class Slow(Exception):
+    """A vectorised writer cannot vouch for a column: the value-by-value one is used."""
+
+
+def rounded(x: np.ndarray, decimals: int) -> np.ndarray:
+    """``x * 10**decimals`` rounded to whole numbers as ``f"{x:.{decimals}f}"`` rounds it
+    (correctly, half to even on the exact binary value), as floats (NaN as 0); raises
+    :class:`Slow` for a value of 1e15 or more in size (or infinite) after scaling.
+
+    The float product ``s`` errs from the exact one by at most ``|s| * 2**-53``: when ``s``
+    is farther than that from a half-way point, the exact product rounds as ``s`` does. The
+    few values nearer (a cost like 5505.665 is) are rounded by Python itself."""
+    scaled = np.where(np.isnan(x), 0.0, x) * 10.0**decimals
+    with np.errstate(invalid="ignore"):
+        if not (np.abs(scaled) < 1e15).all():
+            raise Slow
+        m = np.rint(scaled)
+        near = 0.5 - np.abs(scaled - m) <= np.abs(scaled) * 2.0**-50
+    for i in np.flatnonzero(near).tolist():
+        m[i] = float(int(f"{x[i]:.{decimals}f}".replace(".", "")))  # "-0.00" gives 0
+    return m
+
+
+def number_bytes(values: np.ndarray, decimals: int, strip: bool = False) -> np.ndarray:
+    """``f"{v:.{decimals}f}"`` of every value, without a minus sign on a value that prints
+    as zero, as rows of bytes: NUL (0) bytes stand for absent characters and are dropped
+    when the rows are joined; NaN gives an empty text. With ``strip``, trailing zeros of the
+    fraction (and a bare point) are dropped, as ``planner.book._fmt`` does. The digits come
+    from the integer :func:`rounded` (which raises :class:`Slow` when it cannot vouch)."""
+    x = np.asarray(values, dtype=float)
+    n = len(x)
+    m = rounded(x, decimals)
+    whole, part = np.divmod(np.abs(m).astype(np.int64), 10**decimals)
+    width = len(str(int(whole.max(initial=0))))
+    out = np.zeros((n, 1 + width + 1 + decimals), dtype=np.uint8)
+    out[:, 0] = np.where(m < 0, ord("-"), 0)  # m == 0 (also -0.0) prints no sign
+    rest = whole.copy()
+    for k in range(width, 0, -1):
+        # A digit is printed unless it is a leading zero (the units digit always is).
+        shown = (whole >= 10 ** (width - k)) | (k == width)
+        out[:, k] = np.where(shown, rest % 10 + ord("0"), 0)
+        rest //= 10
+    if decimals:
+        out[:, width + 1] = np.where(part > 0, ord("."), 0) if strip else ord(".")
+    rest = part.copy()
+    for k in range(decimals, 0, -1):
+        digit = rest % 10 + ord("0")
+        if strip:  # trailing zeros of the fraction are dropped
+            digit = np.where(part % 10 ** (decimals - k + 1) != 0, digit, 0)
+        out[:, width + 1 + k] = digit
+        rest //= 10
+    out[np.isnan(x)] = 0
+    return out
+
+
+def byte_rows(raw: np.ndarray) -> np.ndarray:
+    """An ``S`` array as rows of bytes (NUL-padded)."""
+    width = raw.dtype.itemsize
+    return np.ascontiguousarray(raw).view(np.uint8).reshape(len(raw), width)
+
+
+def joined_rows(fields: list[np.ndarray]) -> str:
+    """The CSV text of rows given as one byte matrix per field (NUL bytes dropped)."""
+    n = len(fields[0])
+    comma = np.full((n, 1), ord(","), dtype=np.uint8)
+    newline = np.full((n, 1), ord("\n"), dtype=np.uint8)
+    parts = [p for f in fields for p in (f, comma)]
+    parts[-1] = newline
+    flat = np.concatenate(parts, axis=1).ravel()
+    return flat[flat != 0].tobytes().decode("utf-8")
+
+
+def _texts_bytes(texts: list[str]) -> np.ndarray:
+    """Finished field texts as rows of UTF-8 bytes; raises :class:`Slow` on a NUL."""
+    if "\x00" in "".join(texts):
+        raise Slow
+    values = np.array(texts, dtype=object)
+    if not len(values) or not max(map(len, texts)):
+        return np.zeros((len(values), 1), dtype=np.uint8)  # nothing but empty texts
+    try:
+        raw = values.astype(np.bytes_)
+    except UnicodeEncodeError:
+        raw = np.array([t.encode() for t in texts], dtype=np.bytes_)
+    return byte_rows(raw)
+
+
+def _field_bytes(column: pd.Series, fmt: str | None) -> np.ndarray:
+    """A column's cells, formatted and quoted as :func:`_write_csv` writes them, as rows of
+    bytes; raises :class:`Slow` when that needs the value-by-value writer."""
+    dtype = column.dtype
+    numeric = isinstance(dtype, np.dtype) and dtype.kind in "fiub"
+    if numeric and dtype.kind == "f" and _FIXED.fullmatch(fmt or WEIGHT):
+        values = column.to_numpy(dtype=np.float64)
+        try:
+            return number_bytes(values, int((fmt or WEIGHT)[3:-2]))
+        except Slow:
+            return _texts_bytes(_format_floats(values, fmt or WEIGHT))
+    if isinstance(dtype, pd.StringDtype) and len(column.iloc[:10_000].unique()) * 4 < min(
+        len(column), 10_000
+    ):
+        # Few distinct texts (judged by the first rows): each formatted once.
+        codes, distinct = pd.factorize(column)
+        if not (codes < 0).any():  # no missing value
+            return _texts_bytes([_quoted(t) for t in distinct])[codes]
+    texts = _format_column(column, fmt)
+    if not numeric:
+        joined = "".join(texts)
+        if "\r" in joined:
+            raise Slow
+        if "," in joined or '"' in joined or "\n" in joined:
+            texts = [_quoted(t) for t in texts]
+    return _texts_bytes(texts)
+
+
 def _quoted(text: str) -> str:
     """A field as the csv module writes it (minimal quoting, doubled quotes)."""
     if "," in text or '"' in text or "\n" in text:
@@ -113,42 +232,35 @@ def _quoted(text: str) -> str:
     return text
 
 
-def _write_csv(handle, frame: pd.DataFrame) -> None:
+def _write_csv(handle, frame: pd.DataFrame, chunk: int = 200_000) -> None:
     """``frame`` as CSV: the bytes ``format_frame(frame).to_csv(handle, index=False,
-    lineterminator="\n")`` writes. The rows are joined directly, quoting a field as the csv
-    module does (pandas writes through it, with these settings) when it holds a comma, a
-    quote or a newline; a carriage return (whose quoting depends on the Python version) or
-    a one-column frame (where an empty field is quoted) goes through pandas itself."""
+    lineterminator="\n")`` writes. Fields are quoted as the csv module does (pandas writes
+    through it, with these settings) when they hold a comma, a quote or a newline, and the
+    rows are put together in numpy; a carriage return (whose quoting depends on the Python
+    version), a NUL or a one-column frame (where an empty field is quoted) goes through
+    pandas itself."""
     names = list(frame.columns)
     if (
         len(names) < 2
         or len(set(names)) != len(names)
         or not all(isinstance(c, str) for c in names)
+        or any("\r" in c or "\x00" in c for c in names)
     ):
         format_frame(frame).to_csv(handle, index=False, lineterminator="\n")
         return
-    columns = []
+    fields = []
     for col in names:
         fmt = COLUMN_FORMATS.get(col)
         if fmt is None and col.startswith(("pre_", "post_")):
             fmt = WEIGHT
-        texts = _format_column(frame[col], fmt)
-        dtype = frame[col].dtype
-        if not (isinstance(dtype, np.dtype) and dtype.kind in "fiub"):  # numbers need none
-            joined = "".join(texts)
-            if "\r" in joined:
-                format_frame(frame).to_csv(handle, index=False, lineterminator="\n")
-                return
-            if "," in joined or '"' in joined or "\n" in joined:
-                texts = [_quoted(t) for t in texts]
-        columns.append(texts)
-    header = ",".join(_quoted(c) for c in names)
-    if "\r" in header:
-        format_frame(frame).to_csv(handle, index=False, lineterminator="\n")
-        return
-    handle.write(header + "\n")
-    if len(frame):
-        handle.write("\n".join(map(",".join, zip(*columns, strict=True))) + "\n")
+        try:
+            fields.append(_field_bytes(frame[col], fmt))
+        except Slow:
+            format_frame(frame).to_csv(handle, index=False, lineterminator="\n")
+            return
+    handle.write(",".join(_quoted(c) for c in names) + "\n")
+    for start in range(0, len(frame), chunk):
+        handle.write(joined_rows([f[start : start + chunk] for f in fields]))
 
 
 def _file_mode() -> int:

@@ -206,6 +206,11 @@ def awkward_floats(n: int, seed: int) -> np.ndarray:
     values[rng.random(n) < 0.02] = np.inf
     values[rng.random(n) < 0.02] = -np.inf
     values[rng.random(n) < 0.05] = 0.125  # a tie at 2 places: printed 0.12
+    # Decimal half-way points whose binary value is just above or below: 5505.665 is a
+    # cost of 1.1 * 5005.15; 2.00005 and 5e-7 are ties at 4 and 6 places.
+    ties = np.array([5505.665, -38.855, 1519.685, -9301.135, 2.00005, 5e-7, -5e-7, 0.0000015])
+    at = rng.random(n) < 0.1
+    values[at] = ties[rng.integers(0, len(ties), at.sum())]
     return values
 
 
@@ -250,25 +255,21 @@ def test_write_outputs_of_a_demo_plan(tmp_path):
         assert path.read_text() == old_write(files[path.name]), path.name
 
 
-def test_number_bytes_match_fmt():
-    for decimals in (2, 4, 6):
+def test_number_bytes_match_fmt_and_format_value():
+    for decimals in (2, 3, 4, 6):
         values = awkward_floats(5000, decimals)
-        values = values[np.isfinite(values) | np.isnan(values)]
         values = values[np.isnan(values) | (np.abs(values) < 1e8)]
-        try:
-            rows = book_module._number_bytes(values, decimals)
-        except book_module._Slow:
-            safe = []
-            for v in values:
-                try:
-                    book_module._rounded(np.array([v]), decimals)
-                    safe.append(v)
-                except book_module._Slow:
-                    pass
-            values = np.array(safe)
-            rows = book_module._number_bytes(values, decimals)
-        texts = [bytes(r[r != 0]).decode() for r in rows]
+        stripped = report.number_bytes(values, decimals, strip=True)
+        fixed = report.number_bytes(values, decimals)
+        texts = [bytes(r[r != 0]).decode() for r in stripped]
         assert texts == [book_module._fmt(float(v), decimals) for v in values]
+        texts = [bytes(r[r != 0]).decode() for r in fixed]
+        fmt = "{:." + str(decimals) + "f}"
+        assert texts == [report._format_value(float(v), fmt) for v in values]
+    with pytest.raises(report.Slow):
+        report.number_bytes(np.array([1.0, np.inf]), 2)
+    with pytest.raises(report.Slow):
+        report.number_bytes(np.array([1e13]), 2)
 
 
 def row_by_row_lots(lots: pd.DataFrame) -> str:
