@@ -520,6 +520,7 @@ def _notes(notes: Sequence[str], executable) -> list[str]:
             f"cash ends ${executable.cash_shortfall:,.2f} below its floor: no whole-share "
             "sale could cover it"
         )
+    out.extend(executable.notes)
     return out
 
 

@@ -28,6 +28,7 @@ already obeys every rule costs one solve.
 from __future__ import annotations
 
 import functools
+import itertools
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -73,9 +74,20 @@ class _Search:
         self.ms = 0.0
         self.valid: tuple[AccountInputs, Solution] | None = None
         self.relaxed: tuple = ()  # constraints left out of every solve (see solve_account)
+        self._seen: dict[tuple, Solution] = {}
 
     def run(self, candidate: AccountInputs) -> Solution:
+        key = (
+            self.relaxed,
+            *(
+                None if x is None else x.tobytes()
+                for x in (candidate.direction, candidate.wash_direction, candidate.min_trade)
+            ),
+        )
+        if key in self._seen:  # the same restrictions again: the same answer, no solve
+            return self._seen[key]
         sol = self.template.solve(candidate, skip=self.relaxed)
+        self._seen[key] = sol
         self.passes += 1
         self.ms += sol.solve_ms
         better = self.valid is None or sol.objective < self.valid[1].objective - 1e-12
@@ -100,8 +112,14 @@ def _zeros(inputs: AccountInputs, attr: str) -> np.ndarray:
     return np.zeros(len(inputs.symbols), dtype=int) if value is None else value.copy()
 
 
-MAX_GREEDY_GROUPS = 4
-"""Conflicting wash groups up to which each group's direction is also tried on its own."""
+MAX_ENUMERATED_GROUPS = 2
+"""Conflicting wash groups up to which every combination of directions is solved
+(standard effort: at most four candidates)."""
+MAX_ENUMERATED_GROUPS_THOROUGH = 4
+"""The same for the thorough effort (at most sixteen candidates)."""
+MAX_GREEDY_GROUPS = 8
+"""Thorough, beyond enumeration: conflicting groups up to which each group's direction is
+also flipped on its own from the best global candidate."""
 
 
 def _group_totals(inputs: AccountInputs, sol: Solution) -> tuple[np.ndarray, np.ndarray]:
@@ -158,7 +176,14 @@ def _resolve_wash(search: _Search, inputs, sol, notes, thorough: bool = True, co
     # Harvest-everywhere wins when close substitutes sit in other wash groups (the usual
     # case: VTI/ITOT/SCHB); the larger-side rule wins when they do not (measured on the
     # demo and the synthetic benchmark books).
-    options = [harvest, -harvest, by_volume] if thorough else [harvest, by_volume]
+    if len(conflicts) <= (MAX_ENUMERATED_GROUPS_THOROUGH if thorough else MAX_ENUMERATED_GROUPS):
+        # Few groups: try every combination, harvest-everywhere first. Directions interact
+        # (harvesting one group may need its buys moved into another that then cannot
+        # harvest), so the global candidates alone can miss the best mix.
+        options = [np.array(c) for c in itertools.product((-1, 1), repeat=len(conflicts))]
+        options.append(by_volume)
+    else:
+        options = [harvest, -harvest, by_volume] if thorough else [harvest, by_volume]
     unique = [
         o for k, o in enumerate(options) if not any(np.array_equal(o, p) for p in options[:k])
     ]
@@ -171,7 +196,7 @@ def _resolve_wash(search: _Search, inputs, sol, notes, thorough: bool = True, co
     if not scored:
         return inputs, sol
     _, _, choices, inputs_best, sol_best = min(scored, key=lambda t: (t[0], t[1]))
-    if thorough and len(conflicts) <= MAX_GREEDY_GROUPS:
+    if thorough and MAX_ENUMERATED_GROUPS_THOROUGH < len(conflicts) <= MAX_GREEDY_GROUPS:
         for k in range(len(conflicts)):
             flipped = choices.copy()
             flipped[k] = -flipped[k]
@@ -278,6 +303,19 @@ def _minimum_trades(search: _Search, inputs, sol, notes, thorough: bool = True):
         trial[small & ~force] = 2
         candidates.append(replace(inputs, min_trade=trial))
     best = search.best(candidates)
+    if best is None:
+        # Forcing a sale up may need lots the account may not sell, and forcing a buy up or
+        # dropping a sale may break the cash floor: try dropping every small trade, then
+        # the cash-safe choice (drop small buys, force small sales up).
+        drop = state.copy()
+        drop[small] = 2
+        safe = state.copy()
+        safe[small & (side > 0)] = 2
+        safe[small & (side < 0)] = -1
+        for trial in (drop, safe):
+            best = search.best([replace(inputs, min_trade=trial)])
+            if best is not None:
+                break
     if best is None:
         notes.append("minimum trade sizes could not all be met")
         return inputs, sol, False
