@@ -1390,11 +1390,11 @@ def _text_bytes(column: pd.Series) -> np.ndarray:
 
 
 def _vector_csv(columns: list[tuple], header: list[str], chunk: int = 250_000):
-    """The text of a CSV file (as pieces) from columns given as ``("text", Series)`` (few
-    distinct values), ``("id", Series)`` (many),
-    ``("number", values, decimals)`` or ``("day", datetime64 values, one_by_one)``: what
-    :func:`_csv_columns` writes, built in numpy a chunk of rows at a time. Raises
-    :class:`_Slow` (before anything is written) if a column needs the row-by-row writer."""
+    """The text of a CSV file (as pieces): what :func:`_csv_columns` writes, built in numpy
+    a chunk of rows at a time. Columns are given as ``("text", Series)`` (few distinct
+    values), ``("id", Series)`` (many), ``("number", values, decimals)`` or ``("day",
+    datetime64 values, one_by_one)``. Raises :class:`_Slow` (before anything is written)
+    if a column needs the row-by-row writer."""
     n = len(columns[0][1])
     prepared = []
     for kind, values, *extra in columns:

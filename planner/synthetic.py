@@ -485,16 +485,17 @@ def _benchmark_lots(account_ids, symbols, shares, costs, acquired, day_idx) -> p
     key = key * n_lots + _lexical_rank([str(i) for i in range(n_lots)])[k]
     rows = np.flatnonzero(shares.ravel() > 0)
     rows = rows[np.argsort(key[rows], kind="stable")]
-    account, k = account[rows], k[rows]
-    prefixes = [f"{a}-" for a in account_ids.tolist()]
-    numbers = [str(i) for i in range(n_lots)]
-    lot_ids = [prefixes[a] + numbers[j] for a, j in zip(account.tolist(), k.tolist(), strict=True)]
+    del key, days
+    account, k, security = account[rows], k[rows], security[rows]
+    prefixes = np.array([f"{a}-" for a in account_ids.tolist()], dtype=object)
+    numbers = np.array([str(i) for i in range(n_lots)], dtype=object)
+    lot_ids = np.add(prefixes[account], numbers[k])  # str + str, element by element in C
     text = pd.Series(np.array(account_ids)).dtype  # what pandas makes of the text arrays
     return pd.DataFrame(
         {
             "account_id": pd.Series(account_ids.astype(object)[account], dtype=text),
-            "lot_id": pd.Series(np.array(lot_ids, dtype=object), dtype=text),
-            "symbol": pd.Series(np.array(symbols, dtype=object)[security[rows]], dtype=text),
+            "lot_id": pd.Series(lot_ids, dtype=text),
+            "symbol": pd.Series(np.array(symbols, dtype=object)[security], dtype=text),
             "shares": shares.ravel()[rows],
             "unit_cost": costs.ravel()[rows],
             "acquired": acquired.ravel()[rows],
