@@ -1368,7 +1368,14 @@ def _fmt_many(values, decimals: int) -> list[str]:
 def _text_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """(codes, each distinct text as UTF-8 bytes) of a text column; raises :class:`_Slow`
     on a missing value or a NUL character (which the joined rows would lose)."""
-    codes, distinct = pd.factorize(values)
+    values = values.to_numpy(dtype=object)
+    starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]]) if len(values) else []
+    if len(starts) * 4 < len(values):
+        # Runs of one value (ids in a sorted frame): number the runs' values only.
+        codes, distinct = pd.factorize(values[starts])
+        codes = np.repeat(codes, np.diff(np.r_[starts, len(values)]))
+    else:
+        codes, distinct = pd.factorize(values)
     if (codes < 0).any() or not all(isinstance(t, str) and "\x00" not in t for t in distinct):
         raise _Slow
     return codes, np.array([t.encode() for t in distinct], dtype=np.bytes_)

@@ -175,11 +175,14 @@ def byte_rows(raw: np.ndarray) -> np.ndarray:
 def joined_rows(fields: list[np.ndarray]) -> str:
     """The CSV text of rows given as one byte matrix per field (NUL bytes dropped)."""
     n = len(fields[0])
-    comma = np.full((n, 1), ord(","), dtype=np.uint8)
-    newline = np.full((n, 1), ord("\n"), dtype=np.uint8)
-    parts = [p for f in fields for p in (f, comma)]
-    parts[-1] = newline
-    flat = np.concatenate(parts, axis=1).ravel()
+    out = np.empty((n, sum(f.shape[1] for f in fields) + len(fields)), dtype=np.uint8)
+    at = 0
+    for f in fields:
+        out[:, at : at + f.shape[1]] = f
+        out[:, at + f.shape[1]] = ord(",")
+        at += f.shape[1] + 1
+    out[:, -1] = ord("\n")
+    flat = out.ravel()
     return flat[flat != 0].tobytes().decode("utf-8")
 
 
