@@ -256,8 +256,8 @@ def plan(
         str,
         typer.Option(
             "--effort",
-            help="standard (two wash candidates, one minimum-trade rule) or thorough "
-            "(a wider candidate search, about twice the solves).",
+            help="standard (every rule in the first re-solve, up to three wash groups "
+            "enumerated) or thorough (a wider candidate search, about twice the solves).",
         ),
     ] = "standard",
     executor: Annotated[
