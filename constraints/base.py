@@ -50,6 +50,9 @@ class Context:
     defaults: dict[str, np.ndarray] = field(default_factory=dict)
     extra_rows: list = field(default_factory=list)
     """Rows that objective terms need for their own auxiliary variables."""
+    dense_risk: bool = True
+    """Whether a full-rank risk model may enter as a dense quadratic (fastest for the QP
+    solvers); exact mode uses the factor form, which SCIP solves more accurately."""
 
     @property
     def m(self) -> int:

@@ -30,9 +30,32 @@ def _require_scip() -> None:
         raise MissingExtraError("exact mode (--exact)", "exact", "pyscipopt") from exc
 
 
+def _factor_form(template: Template) -> Template:
+    """The same program with the risk model in factor form: SCIP meets a dense quadratic
+    objective only to its feasibility tolerance (about 1e-6), the factor form closely."""
+    if not template.ctx.dense_risk:
+        return template
+    twin = getattr(template, "_exact_twin", None)
+    if twin is None:
+        twin = Template(
+            template.symbols,
+            template.asset_classes,
+            template.slots,
+            template.risk,
+            template.objective,
+            template.constraints,
+            template.solvers,
+            fast=False,
+            dense_risk=False,
+        )
+        template._exact_twin = twin
+    return twin
+
+
 def solve_exact(template: Template, inputs: AccountInputs, time_limit: float = 60.0) -> SolveReport:
     """Solve one account to global optimality (within SCIP's gap tolerance)."""
     _require_scip()
+    template = _factor_form(template)
     inputs = replace(inputs, direction=None, wash_direction=None, min_trade=None)
     for name, value in template.values(inputs).items():
         template.ctx.params[name].value = value
@@ -66,7 +89,9 @@ def solve_exact(template: Template, inputs: AccountInputs, time_limit: float = 6
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        problem.solve(solver="SCIP", scip_params={"limits/time": time_limit})
+        problem.solve(
+            solver="SCIP", scip_params={"limits/time": time_limit, "limits/gap": 1e-9}
+        )
     ms = (time.perf_counter() - start) * 1e3
     if problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
         if problem.status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):

@@ -89,20 +89,26 @@ class Objective:
 class TrackingError(Term):
     """Tracking variance to the goal weights, ``(w - g)' S (w - g)``, in pp^2.
 
-    With ``S = X'X + diag(d)`` it is written ``||f||^2 - 2 (X g)' f + w' diag(d) w
-    - 2 (d * g)' w + const`` with ``f = X w``: the goal enters only linear terms, so the
-    solver sees ``k`` factor variables and a diagonal, and no auxiliary copy of ``w - g``.
+    The goal enters only linear terms, ``w' S w - 2 (S g)' w + g' S g``, so the solver sees
+    no auxiliary copy of ``w - g``. A full-rank (Cholesky) model gives ``S`` to the solver
+    as a dense quadratic, the cheapest form up to about a hundred securities; a factor model
+    ``S = X'X + diag(d)`` gives ``k`` factor variables ``f = X w`` and a diagonal:
+    ``||f||^2 - 2 (X g)' f + w' diag(d) w - 2 (d g)' w + const``.
     """
 
     def expr(self, ctx: Context, risk: RiskModel) -> cp.Expression:
         scale = 1.0 / PP2
+        if ctx.dense_risk and _dense(risk):
+            covariance = risk.covariance * scale
+            covariance = (covariance + covariance.T) / 2
+            out = cp.quad_form(ctx.weights, covariance, assume_PSD=True)
+            out = out - 2 * ctx.param("goal_covariance", ctx.n, 0.0) @ ctx.weights
+            return out + ctx.param("goal_variance", None, 0.0)
         exposures = risk.exposures * np.sqrt(scale)
         factors = cp.Variable(exposures.shape[0], name="factor_exposure")
         ctx.extra_rows.append(factors == exposures @ ctx.weights)
-        out = (
-            cp.sum_squares(factors)
-            - 2 * ctx.param("goal_factors", exposures.shape[0], 0.0) @ factors
-        )
+        goal_factors = ctx.param("goal_factors", exposures.shape[0], 0.0)
+        out = cp.sum_squares(factors) - 2 * goal_factors @ factors
         if np.any(risk.specific_variance > 0):
             specific = sp.diags(risk.specific_variance * scale)
             out = out + cp.quad_form(ctx.weights, specific, assume_PSD=True)
@@ -112,6 +118,11 @@ class TrackingError(Term):
     def apply(self, inputs: AccountInputs, values: dict[str, np.ndarray], risk=None) -> None:
         scale = 1.0 / PP2
         goal = inputs.goal_weight
+        if "goal_covariance" in values:
+            goal_covariance = risk.covariance @ goal * scale
+            values["goal_covariance"] = goal_covariance
+            values["goal_variance"] = np.asarray(goal_covariance @ goal)
+            return
         goal_factors = (risk.exposures * np.sqrt(scale)) @ goal
         goal_specific = risk.specific_variance * scale * goal
         values["goal_factors"] = goal_factors
@@ -121,6 +132,16 @@ class TrackingError(Term):
 
     def value(self, inputs, risk, sell, buy, weights) -> float:
         return risk.tracking_error(weights - inputs.goal_weight) ** 2 / PP2
+
+
+DENSE_COVARIANCE_MAX = 100
+"""Securities up to which a full-rank risk model is given to the solver as a dense matrix."""
+
+
+def _dense(risk: RiskModel) -> bool:
+    n = risk.exposures.shape[1]
+    full_rank = risk.exposures.shape[0] >= n and not np.any(risk.specific_variance > 0)
+    return full_rank and n <= DENSE_COVARIANCE_MAX
 
 
 class TransactionCost(Term):

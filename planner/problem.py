@@ -90,6 +90,7 @@ class Template:
         constraints: Sequence[Constraint],
         solvers: Sequence[str] = DEFAULT_SOLVERS,
         fast: bool = True,
+        dense_risk: bool = True,
     ):
         self.symbols = tuple(symbols)
         self.asset_classes = tuple(asset_classes)
@@ -128,6 +129,9 @@ class Template:
             lot_to_security=lot_to_security,
             security_to_class=security_to_class,
             sales=sales,
+            # Clarabel, for the conic (market impact) programs, is more accurate on the
+            # factor form too.
+            dense_risk=dense_risk and not conic,
         )
         hold = ctx.param("hold", n, 0.0)
         cash0 = ctx.param("cash0", None, 0.0)
