@@ -15,7 +15,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from planner.domain import Book
 from planner.errors import ConfigError, MissingExtraError
-from planner.plan import AccountOutcome, RunSpec, _failed, plan_chunk
+from planner.plan import ChunkResult, RunSpec, _failed, pack, plan_chunk
 
 EXECUTORS = ("auto", "serial", "process", "dask")
 AUTO_PROCESS_MIN_ACCOUNTS = 300
@@ -42,10 +42,14 @@ def household_chunks(book: Book, ids: Sequence[str], size: int) -> list[list[str
 
 
 def _crashed(book: Book, spec: RunSpec, chunk: Sequence[str], exc: BaseException):
-    return [
-        _failed(a, book.accounts[a].model, spec.decisions[a], "error", f"worker failed: {exc!r}")
-        for a in chunk
-    ]
+    return pack(
+        [
+            _failed(
+                a, book.accounts[a].model, spec.decisions[a], "error", f"worker failed: {exc!r}"
+            )
+            for a in chunk
+        ]
+    )
 
 
 def run_chunks(
@@ -57,7 +61,7 @@ def run_chunks(
     chunk_size: int = 50,
     scheduler: str | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> list[AccountOutcome]:
+) -> list[ChunkResult]:
     if executor not in EXECUTORS:
         raise ConfigError(f"executor {executor!r}: expected one of {EXECUTORS}")
     cores = os.cpu_count() or 1
@@ -76,15 +80,15 @@ def run_chunks(
 
 
 def _serial(book, spec, chunks, total, progress):
-    out: list[AccountOutcome] = []
+    out: list[ChunkResult] = []
     for chunk in chunks:
-        out.extend(plan_chunk(book, spec, chunk))
+        out.append(plan_chunk(book, spec, chunk))
         if progress:
-            progress(len(out), total)
+            progress(sum(c.accounts for c in out), total)
     return out
 
 
-def _fork_chunk(chunk: list[str]) -> list[AccountOutcome]:
+def _fork_chunk(chunk: list[str]) -> list[ChunkResult]:
     book, spec = _FORKED
     return plan_chunk(book, spec, chunk)
 
@@ -93,18 +97,18 @@ def _process(book, spec, chunks, total, workers, progress):
     """A fork-based pool: workers inherit the book copy-on-write, chunks travel as ids."""
     global _FORKED
     _FORKED = (book, spec)
-    out: list[AccountOutcome] = []
+    out: list[ChunkResult] = []
     try:
         context = mp.get_context("fork")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             futures = {pool.submit(_fork_chunk, chunk): chunk for chunk in chunks}
             for future in as_completed(futures):
                 try:
-                    out.extend(future.result())
+                    out.append(future.result())
                 except Exception as exc:  # a dead worker fails its chunk, not the run
-                    out.extend(_crashed(book, spec, futures[future], exc))
+                    out.append(_crashed(book, spec, futures[future], exc))
                 if progress:
-                    progress(len(out), total)
+                    progress(sum(c.accounts for c in out), total)
     finally:
         _FORKED = None
     return out
@@ -124,7 +128,7 @@ def _dask(book, spec, chunks, total, workers, scheduler, progress):
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
         )
         client = Client(cluster)
-    out: list[AccountOutcome] = []
+    out: list[ChunkResult] = []
     try:
         spec_future = client.scatter(spec, broadcast=True)
         futures = {}
@@ -133,11 +137,11 @@ def _dask(book, spec, chunks, total, workers, scheduler, progress):
             futures[future] = chunk
         for future in dask_completed(list(futures)):
             try:
-                out.extend(future.result())
+                out.append(future.result())
             except Exception as exc:
-                out.extend(_crashed(book, spec, futures[future], exc))
+                out.append(_crashed(book, spec, futures[future], exc))
             if progress:
-                progress(len(out), total)
+                progress(sum(c.accounts for c in out), total)
     finally:
         client.close()
         if cluster is not None:

@@ -89,9 +89,7 @@ def solve_exact(template: Template, inputs: AccountInputs, time_limit: float = 6
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        problem.solve(
-            solver="SCIP", scip_params={"limits/time": time_limit, "limits/gap": 1e-9}
-        )
+        problem.solve(solver="SCIP", scip_params={"limits/time": time_limit, "limits/gap": 1e-9})
     ms = (time.perf_counter() - start) * 1e3
     if problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
         if problem.status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):

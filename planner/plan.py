@@ -106,12 +106,70 @@ class PlanOptions:
 
 @dataclass
 class AccountOutcome:
-    """What happened to one account: rows for the three outputs."""
+    """What happened to one account: its summary row, and its orders and lot sales as
+    columns (the output columns but ``account_id``; empty when it trades nothing)."""
 
     account_id: str
     summary: dict
-    orders: list[tuple] = field(default_factory=list)
-    lot_sales: list[tuple] = field(default_factory=list)
+    orders: dict[str, np.ndarray] = field(default_factory=dict)
+    lot_sales: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def bought(self) -> np.ndarray:
+        """Symbols bought."""
+        if not self.orders:
+            return np.zeros(0, dtype=object)
+        return self.orders["symbol"][self.orders["side"] == "buy"]
+
+    def sold_at_loss(self) -> np.ndarray:
+        """Symbols of lots sold at a loss."""
+        if not self.lot_sales:
+            return np.zeros(0, dtype=object)
+        return self.lot_sales["symbol"][self.lot_sales["realized_gain"] < 0]
+
+
+@dataclass(frozen=True, eq=False)
+class ChunkResult:
+    """A chunk's outcomes as frames: compact to send back from a worker, and what
+    :func:`assemble` stacks."""
+
+    orders: pd.DataFrame
+    lot_sales: pd.DataFrame
+    summaries: list[dict]
+
+    @property
+    def accounts(self) -> int:
+        return len(self.summaries)
+
+
+def pack(outcomes: Sequence[AccountOutcome]) -> ChunkResult:
+    """One frame per output from a chunk's account outcomes."""
+    return ChunkResult(
+        _stack(outcomes, "orders", ORDER_COLUMNS),
+        _stack(outcomes, "lot_sales", LOT_SALE_COLUMNS),
+        [o.summary for o in outcomes],
+    )
+
+
+NUMERIC_COLUMNS = frozenset(
+    {"shares", "est_price", "est_value", "est_cost", "unit_cost", "proceeds", "realized_gain"}
+)
+
+
+def _empty(columns: Sequence[str]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {c: pd.Series(dtype=float if c in NUMERIC_COLUMNS else object) for c in columns}
+    )
+
+
+def _stack(outcomes: Sequence[AccountOutcome], kind: str, columns: Sequence[str]):
+    parts = [(o.account_id, getattr(o, kind)) for o in outcomes if getattr(o, kind)]
+    if not parts:
+        return _empty(columns)
+    counts = [len(cols[columns[1]]) for _, cols in parts]
+    data = {"account_id": np.repeat(np.array([a for a, _ in parts], dtype=object), counts)}
+    for c in columns[1:]:
+        data[c] = np.concatenate([cols[c] for _, cols in parts])
+    return pd.DataFrame(data, columns=list(columns))
 
 
 @dataclass(frozen=True, eq=False)
@@ -271,7 +329,7 @@ def template_for(
     return _TEMPLATES[key]
 
 
-def plan_chunk(book: Book, spec: RunSpec, account_ids: Sequence[str]) -> list[AccountOutcome]:
+def plan_chunk(book: Book, spec: RunSpec, account_ids: Sequence[str]) -> ChunkResult:
     """Plan a chunk of accounts; ``book`` needs only these accounts (see Book.subset).
 
     With the household wash-sale scope, a chunk holds whole households (see
@@ -282,7 +340,7 @@ def plan_chunk(book: Book, spec: RunSpec, account_ids: Sequence[str]) -> list[Ac
     loss washed by an IRA buy is lost for good, Rev. Rul. 2008-5).
     """
     if book.settings.wash_sale_scope != "household":
-        return [_plan_one(book, spec, a) for a in account_ids]
+        return pack([_plan_one(book, spec, a) for a in account_ids])
     out = []
     planned: dict[str, HouseholdTrades] = {}
     for account_id in sorted(account_ids, key=lambda a: _household_order(book, a)):
@@ -291,7 +349,7 @@ def plan_chunk(book: Book, spec: RunSpec, account_ids: Sequence[str]) -> list[Ac
         outcome = _plan_one(book, spec, account_id, siblings)
         siblings.record(book, account_id, outcome)
         out.append(outcome)
-    return out
+    return pack(out)
 
 
 def _household_order(book: Book, account_id: str) -> tuple:
@@ -309,9 +367,9 @@ class HouseholdTrades:
 
     def record(self, book: Book, account_id: str, outcome: AccountOutcome) -> None:
         group = {s: sec.wash_group for s, sec in book.securities.items()}
-        self.bought.update(group[row[1]] for row in outcome.orders if row[2] == "buy")
+        self.bought.update(group[s] for s in outcome.bought())
         if book.accounts[account_id].taxable:
-            self.sold_at_loss.update(group[row[1]] for row in outcome.lot_sales if row[8] < 0)
+            self.sold_at_loss.update(group[s] for s in outcome.sold_at_loss())
 
 
 def plan_account(
@@ -385,21 +443,18 @@ def _outcome(book, account_id, model_name, decision, inputs, risk, report, execu
     long_term = inputs.lot_long_term[sold_slots]
     realized_lt = float(gains[long_term].sum())
     realized_st = float(gains[~long_term].sum())
-    acquired = inputs.lot_acquired[sold_slots].astype("datetime64[D]").astype(str)
-    lot_rows = [
-        (
-            account_id,
-            inputs.symbols[inputs.lot_security[s]],
-            inputs.lot_ids[s],
-            float(q[k]),
-            float(inputs.lot_unit_cost[s]),
-            acquired[k],
-            "LT" if long_term[k] else "ST",
-            float(proceeds[k]),
-            float(gains[k]),
-        )
-        for k, s in enumerate(sold_slots)
-    ]
+    lot_rows = {}
+    if len(sold_slots):
+        lot_rows = {
+            "symbol": np.asarray(inputs.symbols, dtype=object)[inputs.lot_security[sold_slots]],
+            "lot_id": np.asarray(inputs.lot_ids, dtype=object)[sold_slots],
+            "shares": q,
+            "unit_cost": inputs.lot_unit_cost[sold_slots],
+            "acquired": inputs.lot_acquired[sold_slots].astype("datetime64[D]").astype(str),
+            "term": np.where(long_term, "LT", "ST").astype(object),
+            "proceeds": proceeds,
+            "realized_gain": gains,
+        }
     est_tax = (
         tax.capital_gains_tax(realized_st, realized_lt, account.st_rate, account.lt_rate)
         if account.taxable
@@ -416,23 +471,29 @@ def _outcome(book, account_id, model_name, decision, inputs, risk, report, execu
     pre_class = dict(zip(class_names, pre.tolist(), strict=True))
     post_class = dict(zip(class_names, post.tolist(), strict=True))
     why = _Reasons(inputs, decision, classes, pre_class, post_class, model, executable)
-    orders = []
     traded_value = np.maximum(sold_value + bought_value, 1e-300)
+    sides, securities, shares_traded = [], [], []
     for side, shares in (("sell", sold_shares), ("buy", executable.buy_shares)):
         for i in np.flatnonzero(shares > 0):
-            dollars = float(shares[i] * prices[i])
-            orders.append(
-                (
-                    account_id,
-                    inputs.symbols[i],
-                    side,
-                    float(shares[i]),
-                    float(prices[i]),
-                    dollars,
-                    float(cost[i] * dollars / traded_value[i]),
-                    why.reason(int(i), side),
-                )
-            )
+            sides.append(side)
+            securities.append(int(i))
+            shares_traded.append(float(shares[i]))
+    orders = {}
+    if securities:
+        idx = np.array(securities)
+        dollars = np.array(shares_traded) * prices[idx]
+        orders = {
+            "symbol": np.asarray(inputs.symbols, dtype=object)[idx],
+            "side": np.array(sides, dtype=object),
+            "shares": np.array(shares_traded),
+            "est_price": prices[idx],
+            "est_value": dollars,
+            "est_cost": cost[idx] * dollars / traded_value[idx],
+            "reason": np.array(
+                [why.reason(i, side) for i, side in zip(securities, sides, strict=True)],
+                dtype=object,
+            ),
+        }
 
     target_weight = model_target_weights(model, inputs.symbols)
     summary = _summary_base(account_id, model_name, decision)
@@ -662,15 +723,21 @@ def _full_decision(decision: Decision) -> Decision:
     )
 
 
-def assemble(outcomes: Iterable[AccountOutcome]) -> PlanResult:
-    """Stack account outcomes into the three sorted DataFrames."""
-    outcomes = sorted(outcomes, key=lambda o: o.account_id)
-    orders = pd.DataFrame([r for o in outcomes for r in o.orders], columns=list(ORDER_COLUMNS))
+def assemble(chunks: Iterable[ChunkResult | AccountOutcome]) -> PlanResult:
+    """Stack chunk results (or account outcomes) into the three sorted DataFrames."""
+    chunks = [pack([c]) if isinstance(c, AccountOutcome) else c for c in chunks]
+
+    def stacked(kind: str, columns: Sequence[str]) -> pd.DataFrame:
+        frames = [getattr(c, kind) for c in chunks if len(getattr(c, kind))]
+        return pd.concat(frames, ignore_index=True) if frames else _empty(columns)
+
+    orders = stacked("orders", ORDER_COLUMNS)
     orders = orders.sort_values(["account_id", "side", "symbol"], kind="stable", ignore_index=True)
-    lot_sales = pd.DataFrame(
-        [r for o in outcomes for r in o.lot_sales], columns=list(LOT_SALE_COLUMNS)
-    ).sort_values(["account_id", "symbol", "lot_id"], kind="stable", ignore_index=True)
-    summary = pd.DataFrame([o.summary for o in outcomes])
+    lot_sales = stacked("lot_sales", LOT_SALE_COLUMNS)
+    lot_sales = lot_sales.sort_values(
+        ["account_id", "symbol", "lot_id"], kind="stable", ignore_index=True
+    )
+    summary = pd.DataFrame([row for c in chunks for row in c.summaries])
     if not summary.empty:
         fixed = [c for c in summary.columns if not c.startswith(("pre_", "post_"))]
         weights = sorted(

@@ -585,29 +585,40 @@ def _round_buys(
 
     klass, lower, upper = acct.klass, acct.lower, acct.upper
     held = inputs.hold_weight * value - sold_value
+    costs = inputs.cost_per_dollar
+    # Cash and class weights are kept up to date step by step (recomputing them for every
+    # candidate step made this loop quadratic in the number of securities).
+    state = {"cash": _cash_after(acct, sold_value, steps)}
+    class_weights = np.bincount(klass, weights=held + steps * step * prices, minlength=len(lower))
+    class_weights = class_weights / value
+
+    def set_steps(i: int, new: float) -> None:
+        change = (new - steps[i]) * step * prices[i]
+        steps[i] = new
+        state["cash"] -= change * (1 + costs[i])
+        class_weights[klass[i]] += change / value
 
     def class_weight(k: int) -> float:
-        members = klass == k
-        return float((held[members] + steps[members] * step * prices[members]).sum() / value)
+        return float(class_weights[k])
 
     def cash() -> float:
-        return _cash_after(acct, sold_value, steps)
+        return state["cash"]
 
     def round_up(i: int) -> None:
         """One more step of buy ``i`` unless cash falls below its floor or the class goes
         above its upper bound."""
-        steps[i] += 1
+        set_steps(i, steps[i] + 1)
         k = klass[i]
         if cash() < floor or class_weight(k) > upper[k] + 1e-12:
-            steps[i] -= 1
+            set_steps(i, steps[i] - 1)
 
     # Buys the optimiser forced up to the minimum: to the smallest step at or above it.
     below = forced & (buy_floor * step * prices < inputs.min_trade_value * (1 - 1e-9))
     for i in np.flatnonzero(below):
         need = np.ceil(inputs.min_trade_value[i] / (prices[i] * step) - 1e-9)
-        steps[i] = need
+        set_steps(i, need)
         if cash() < floor:
-            steps[i] = 0.0
+            set_steps(i, 0.0)
     # Largest remainder first, each at most one step up.
     open_ = (cont_buy > 0) & ~below & (remainder > 1e-3)
     order = np.argsort(-remainder, kind="stable")
@@ -625,7 +636,6 @@ def _round_buys(
             open_[i] = False
     # Still below a band or above the ceiling (e.g. sales rounded up to their minimum):
     # more steps of buys the plan makes, in the class furthest under its goal first.
-    costs = inputs.cost_per_dollar
     goal = np.bincount(klass, weights=inputs.goal_weight, minlength=len(lower))
     buying = np.flatnonzero((steps > 0) & (cont_buy > 0))
     weights = np.bincount(klass, weights=held + steps * step * prices, minlength=len(lower))
@@ -645,12 +655,12 @@ def _round_buys(
             )
             if need <= 0:
                 break
-            steps[i] += max(min(np.ceil(need - 1e-9), np.floor(room + 1e-9)), 0.0)
+            set_steps(i, steps[i] + max(min(np.ceil(need - 1e-9), np.floor(room + 1e-9)), 0.0))
     # Trim buys while cash is below its floor (largest buy first).
     while (shortfall := floor - cash()) > 1e-4 and steps.sum() > 0:
         i = int(np.argmax(steps * prices))
         cut = np.ceil(shortfall / (prices[i] * (1 + costs[i]) * step))
-        steps[i] = max(0.0, steps[i] - max(cut, 1.0))
+        set_steps(i, max(0.0, steps[i] - max(cut, 1.0)))
     return steps
 
 

@@ -170,7 +170,7 @@ def _resolve_wash(search: _Search, inputs, sol, notes, thorough: bool = True, co
         side[free & (losses > TRADE_EPS) & (buys <= TRADE_EPS)] = -1
         side[free & (buys > TRADE_EPS) & (losses <= TRADE_EPS)] = 1
         base = np.where(side[codes] != 0, side[codes], base)
-    conflicting = np.isin(codes, conflicts)
+    conflicting = _members(codes, conflicts)
 
     def with_choices(choices: np.ndarray) -> AccountInputs:
         per_group = np.zeros(len(buys), dtype=int)
@@ -229,9 +229,9 @@ def _first_step(search: _Search, inputs, sol, notes):
     every rule, and the account is done in two or three solves."""
     sales, _ = security_trades(inputs, sol)
     conflicts = _conflicts(inputs, sol)
-    in_conflict = np.isin(_group_codes(tuple(inputs.wash_groups)), conflicts)
-    classes = np.asarray(inputs.asset_classes)
-    touched_class = np.isin(classes, classes[in_conflict])
+    in_conflict = _members(_group_codes(tuple(inputs.wash_groups)), conflicts)
+    class_codes = _group_codes(tuple(inputs.asset_classes))
+    touched_class = _members(class_codes, class_codes[in_conflict])
 
     base = inputs
     both = (sol.buy > TRADE_EPS) & (sales > TRADE_EPS) & ~in_conflict
@@ -342,6 +342,13 @@ def _release_unused(inputs: AccountInputs, sol: Solution) -> AccountInputs:
     if direction is not None:
         direction = np.where((sales > TRADE_EPS) | (sol.buy > TRADE_EPS), direction, 0)
     return replace(inputs, wash_direction=wash, direction=direction)
+
+
+def _members(codes: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """Which entries of ``codes`` (small non-negative ints) are among ``chosen``."""
+    flag = np.zeros(int(codes.max()) + 1 if len(codes) else 0, dtype=bool)
+    flag[chosen] = True
+    return flag[codes]
 
 
 @functools.lru_cache(maxsize=256)
@@ -456,7 +463,7 @@ def _fall_back(search: _Search, inputs, sol, notes) -> None:
     whole_position = (sales > TRADE_EPS) & (sales >= inputs.hold_weight - 1e-9)
     small = traded & (dollars < inputs.min_trade_value * (1 - 1e-9)) & ~whole_position
     codes = _group_codes(tuple(inputs.wash_groups))
-    conflicting = np.isin(codes, _conflicts(inputs, sol))
+    conflicting = _members(codes, _conflicts(inputs, sol))
     base = replace(inputs, direction=direction)
     for small_state in (2, 0):  # drop small trades, then force them up to the minimum
         state = np.where(~traded, 2, 0)
