@@ -14,17 +14,23 @@ In the same process it then measures, on a sample of the same accounts:
 
 from __future__ import annotations
 
-import argparse
-import json
-import resource
-import subprocess
-import sys
-import tempfile
-import time
-from dataclasses import replace
-from pathlib import Path
+import os
 
-import numpy as np
+# One BLAS thread per process, set before numpy loads (see planner/__init__.py).
+for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import resource  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from dataclasses import replace  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 GRID = [
     # (accounts, lots per holding, securities)
