@@ -599,8 +599,7 @@ MODEL_KEYS = (
 BAND_KEYS = ("abs", "combine", "outer_abs", "outer_rel", "rel")
 TRIGGER_KEYS = ("calendar", "cash_flow_min", "force_on_calendar", "kind")
 CLASS_KEYS = ("band", "securities", "target", "weights")
-# The settings a book may give: every field of Settings the planner reads. Settings also has
-# ``cash_flow_first``, which nothing reads; accepting it would let a user believe it works.
+# The settings a book may give: every field of Settings.
 SETTINGS_KEYS = (
     "as_of",
     "wash_sale_scope",

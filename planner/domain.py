@@ -294,8 +294,9 @@ class Settings:
     - ``as_of``: the default as-of date of a run (``None``: today).
     - ``wash_sale_scope``: ``account`` looks only at the account's own history;
       ``household`` looks at every account of its household, IRA and Roth included.
-    - ``loss_benefit``: factor (0..1) scaling the tax benefit of a realised loss in the
-      optimiser (losses only help if gains exist to absorb them).
+    - ``loss_benefit``: value (0..1) the optimiser gives a net realised loss beyond what the
+      tax year can use (the plan's own gains plus the $3,000 deduction from ordinary
+      income): such a loss only carries forward. Losses within that count in full.
     - ``tracking_error_value``: fraction of account value worth paying to remove one
       percentage point of annualised tracking error (sets the tracking-error weight).
     - ``hold_lt_days``: hold gain lots that turn long-term within this many days (0: off).
@@ -308,7 +309,6 @@ class Settings:
     tracking_error_value: float = 0.005
     hold_lt_days: int = 0
     wash_window_days: int = 30
-    cash_flow_first: bool = True
 
 
 class FrozenDict(dict):

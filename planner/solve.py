@@ -190,6 +190,10 @@ def _resolve_wash(search: _Search, inputs, sol, notes, thorough: bool = True, co
         options.append(by_volume)
     else:
         options = [harvest, -harvest, by_volume] if thorough else [harvest, by_volume]
+        if not thorough and not _substitutes_free(inputs, codes, conflicts):
+            # Harvesting everywhere moves each group's buys to a substitute; when most
+            # conflicting groups have none outside the conflict, it cannot win.
+            options = [by_volume]
     unique = [
         o for k, o in enumerate(options) if not any(np.array_equal(o, p) for p in options[:k])
     ]
@@ -218,6 +222,24 @@ def _resolve_wash(search: _Search, inputs, sol, notes, thorough: bool = True, co
     if held:
         notes.append(f"wash groups with buys kept (no loss sales): {', '.join(held)}")
     return inputs_best, sol_best
+
+
+def _substitutes_free(inputs: AccountInputs, codes: np.ndarray, conflicts: np.ndarray) -> bool:
+    """Whether at least half the conflicting wash groups have an alternate of their asset
+    class (a model security with no target of its own, e.g. ITOT beside a preferred VTI) in
+    a group that is not conflicting: where harvested buys can go at little tracking cost."""
+    conflicting = _members(codes, conflicts)
+    alternate = inputs.in_model.copy()
+    if inputs.target_weight is not None:
+        alternate &= inputs.target_weight <= 0
+    buyable = alternate & ~(inputs.restricted_buy | inputs.do_not_buy | inputs.wash_buy_blocked)
+    class_codes = _group_codes(tuple(inputs.asset_classes))
+    free_classes = np.unique(class_codes[buyable & ~conflicting])
+    with_substitute = 0
+    for g in conflicts:
+        classes = class_codes[codes == g]
+        with_substitute += bool(np.isin(classes, free_classes).any())
+    return 2 * with_substitute >= len(conflicts)
 
 
 def _first_step(search: _Search, inputs, sol, notes):
