@@ -5,7 +5,8 @@
 Plans one taxable account at a range of tracking-error weights (the fraction of account value
 worth paying to remove one squared percentage point of tracking error) and prints the
 frontier: tracking error after the trades against the tax and costs they incur. Without
-``--account`` it picks the taxable account with the largest embedded short-term gains.
+``--account`` it picks the taxable account with the largest embedded net gain (short-term
+gains weighted double).
 """
 
 from __future__ import annotations
@@ -24,13 +25,16 @@ DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
 WEIGHTS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
 
 
-def largest_short_term_gains(book) -> str:
+def largest_net_gain(book) -> str:
+    """The taxable account whose lots, sold today, would realise the largest net gain, with
+    short-term gains counted at twice their weight (they cost the most to realise)."""
     as_of = book.settings.as_of
     lots = book.lots
     price = lots["symbol"].map({s: sec.price for s, sec in book.securities.items()})
     gain = lots["shares"] * (price - lots["unit_cost"])
     short = ~holding_terms(lots["acquired"].to_numpy(), as_of)
-    by_account = gain.where(short, 0.0).groupby(lots["account_id"]).sum()
+    weighted = gain.where(~short, 2.0 * gain)
+    by_account = weighted.groupby(lots["account_id"]).sum()
     taxable = [a for a in by_account.index if book.accounts[a].taxable]
     return str(by_account.loc[taxable].idxmax())
 
@@ -41,7 +45,7 @@ def main() -> None:
     parser.add_argument("--account")
     args = parser.parse_args()
     book = load_book(args.book)
-    account_id = args.account or largest_short_term_gains(book)
+    account_id = args.account or largest_net_gain(book)
     account = book.accounts[account_id]
     print(
         f"account {account_id} ({account.model}, {account.registration}, "
