@@ -133,38 +133,13 @@ def check(book: BookArg, as_of: AsOfOpt = None, out: OutOpt = Path("out")) -> No
     console.print(f"wrote {out / 'drift.csv'} and {out / 'triggers.csv'}")
 
 
-CHECK_CHUNK = 500
-"""Accounts evaluated between two progress updates of ``check``."""
-
-
 def _check_decisions(book, when: date) -> dict:
-    """Trigger decision of every account, with a progress bar.
+    """Trigger decision of every account, with a progress bar."""
+    from planner.plan import decide
 
-    The weights and values of the whole book are computed once, vectorised (they cost as
-    much for one account as for all of them); each account then only evaluates its policy.
-    """
-    from planner.positions import account_values, class_weights
-    from planner.triggers import evaluate_account
-
-    rows = class_weights(book).to_dict("index")
-    values = account_values(book)
-    ids = sorted(book.accounts)
-    decisions = {}
     with _progress() as progress:
-        task = progress.add_task("triggers", total=len(ids), rate="")
-        for start in range(0, len(ids), CHECK_CHUNK):
-            chunk = ids[start : start + CHECK_CHUNK]
-            for account_id in chunk:
-                account = book.accounts[account_id]
-                decisions[account_id] = evaluate_account(
-                    account,
-                    book.models[account.model],
-                    rows[account_id],
-                    when,
-                    float(values.get(account_id, 0.0)),
-                )
-            progress.update(task, advance=len(chunk))
-    return decisions
+        task = progress.add_task("triggers", total=len(book.accounts), rate="")
+        return decide(book, when, progress=lambda done, _: progress.update(task, completed=done))
 
 
 def triggers_frame(book, decisions, drift: pd.DataFrame) -> pd.DataFrame:

@@ -621,14 +621,19 @@ def _failed(
 
 
 def decide(
-    book: Book, as_of: date, account_ids: Iterable[str] | None = None
+    book: Book,
+    as_of: date,
+    account_ids: Iterable[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Decision]:
     """Trigger decision of every (or each listed) account; the book's weights and values
-    are computed once, vectorised."""
+    are computed once, vectorised. ``progress(done, total)`` is called every 500 accounts
+    and at the end."""
     rows = class_weights(book).to_dict("index")
     values = _values(book)
+    ids = list(account_ids) if account_ids is not None else sorted(book.accounts)
     out = {}
-    for account_id in account_ids if account_ids is not None else sorted(book.accounts):
+    for k, account_id in enumerate(ids, 1):
         account = book.accounts[account_id]
         out[account_id] = evaluate_account(
             account,
@@ -637,6 +642,8 @@ def decide(
             as_of,
             float(values.get(account_id, 0.0)),
         )
+        if progress and (k % 500 == 0 or k == len(ids)):
+            progress(k, len(ids))
     return out
 
 
