@@ -15,7 +15,6 @@ import tempfile
 import tomllib
 from dataclasses import replace
 from datetime import date, datetime
-from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -42,8 +41,8 @@ from planner.domain import (
 from planner.errors import BookError, BookIssue
 from planner.report import Slow as _Slow
 from planner.report import byte_rows as _byte_rows
+from planner.report import file_mode, number_bytes, rounded
 from planner.report import joined_rows as _joined_rows
-from planner.report import number_bytes, rounded
 
 MAX_PER_FIELD = 50
 TOLERANCE = 1e-6
@@ -1342,26 +1341,9 @@ def _fmt(value, decimals: int) -> str:
 
 
 def _fmt_many(values, decimals: int) -> list[str]:
-    """``_fmt`` of every value of a float array, in a few C-level passes: one %-format of all
-    the numbers (the conversion f-strings use), then the trailing zeros stripped."""
-    values = np.asarray(values, dtype=float)
-    missing = np.isnan(values)
-    numbers = values[~missing].tolist()
-    spec = f"%.{decimals}f"
-    texts = ("\n".join([spec] * len(numbers)) % tuple(numbers)).split("\n") if numbers else []
-    if decimals > 0:  # every text has a "." (but inf, which has no trailing "0" or ".")
-        texts = list(map(str.rstrip, map(str.rstrip, texts, repeat("0")), repeat(".")))
-    if missing.any():
-        out = [""] * len(values)
-        for i, text in zip(np.flatnonzero(~missing).tolist(), texts, strict=True):
-            out[i] = text
-    else:
-        out = texts
-    # Only a negative value below 1 in size can print as "-0".
-    for i in np.flatnonzero(np.signbit(values) & (np.abs(values) < 1)).tolist():
-        if out[i] == "-0":
-            out[i] = "0"
-    return out
+    """``_fmt`` of every value (the writers' fallback for what the vectorised path cannot
+    vouch for: rare, so one by one)."""
+    return [_fmt(v, decimals) for v in np.asarray(values, dtype=float).tolist()]
 
 
 def _text_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -1447,13 +1429,6 @@ def _day_texts(values, one_by_one: bool = False) -> list:
     return [texts[c] for c in codes.tolist()]
 
 
-def _file_mode() -> int:
-    """Permission bits of a new output file: 0o644 less the process umask."""
-    umask = os.umask(0)  # the only way to read it is to set it; put it straight back
-    os.umask(umask)
-    return 0o644 & ~umask
-
-
 def _atomic(path: Path, text) -> None:
     """Write ``text`` (a string, or an iterable of strings written one after the other) to
     a temporary file, then rename it to ``path``."""
@@ -1465,7 +1440,7 @@ def _atomic(path: Path, text) -> None:
             else:
                 handle.writelines(text)
         # mkstemp creates the file private (0o600); the book is for others to read too.
-        os.chmod(tmp, _file_mode())
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -341,13 +342,12 @@ def wash_blocks(book: Book, account_id: str, as_of: date) -> tax.WashSaleBlocks:
     )
 
 
-_RECENT: dict[tuple[int, date, int], frozenset[str]] = {}
+_RECENT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+"""Per book (kept while it lives): (as-of date, window) -> accounts with recent trades."""
 
 
 def _recent_traders(book: Book, as_of: date, window: int) -> frozenset[str]:
-    key = (id(book), as_of, window)
-    if key not in _RECENT:
-        if len(_RECENT) > 8:
-            _RECENT.clear()
-        _RECENT[key] = accounts_with_recent_trades(book, as_of, window)
-    return _RECENT[key]
+    per_book = _RECENT.setdefault(book, {})
+    if (as_of, window) not in per_book:
+        per_book[(as_of, window)] = accounts_with_recent_trades(book, as_of, window)
+    return per_book[(as_of, window)]

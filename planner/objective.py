@@ -241,12 +241,6 @@ class MarketImpact(Term):
         return f"MarketImpact({self.coefficient:g})"
 
 
-def tracking_error_weight(objective: Objective) -> float:
-    """Total weight of the :class:`TrackingError` terms of ``objective`` (fraction of V per
-    squared percentage point)."""
-    return float(sum(w for w, t in objective.terms if isinstance(t, TrackingError)))
-
-
 def is_conic(objective: Objective) -> bool:
     """Whether the objective needs a conic solver (it has a non-quadratic term)."""
     return any(getattr(t, "conic", False) for _, t in objective.terms)

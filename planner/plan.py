@@ -366,10 +366,10 @@ class HouseholdTrades:
     sold_at_loss: set[str] = field(default_factory=set)
 
     def record(self, book: Book, account_id: str, outcome: AccountOutcome) -> None:
-        group = {s: sec.wash_group for s, sec in book.securities.items()}
-        self.bought.update(group[s] for s in outcome.bought())
+        securities = book.securities
+        self.bought.update(securities[s].wash_group for s in outcome.bought())
         if book.accounts[account_id].taxable:
-            self.sold_at_loss.update(group[s] for s in outcome.sold_at_loss())
+            self.sold_at_loss.update(securities[s].wash_group for s in outcome.sold_at_loss())
 
 
 def plan_account(
@@ -495,7 +495,7 @@ def _outcome(book, account_id, model_name, decision, inputs, risk, report, execu
             ),
         }
 
-    target_weight = model_target_weights(model, inputs.symbols)
+    target_weight = inputs.target_weight
     summary = _summary_base(account_id, model_name, decision)
     summary.update(
         {
@@ -521,12 +521,6 @@ def _outcome(book, account_id, model_name, decision, inputs, risk, report, execu
             post_class.get(c, 0.0) if c != CASH else executable.cash_after / total_after
         )
     return AccountOutcome(account_id, summary, orders, lot_rows)
-
-
-def model_target_weights(model, symbols) -> np.ndarray:
-    """The model's target weight of each of ``symbols`` (0 for a security not in it)."""
-    targets = model.security_targets
-    return np.array([targets.get(s, 0.0) for s in symbols])
 
 
 class _Reasons:

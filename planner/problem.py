@@ -306,6 +306,3 @@ class Template:
             if self.solve(inputs, skip=trial, confirm=False).ok:
                 relaxed = trial
         return [c.describe(inputs) for c in relaxed]
-
-    def labels_all(self):
-        return [(c, n) for c, n in self.labels]

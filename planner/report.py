@@ -100,14 +100,16 @@ def _format_column(column: pd.Series, fmt: str | None) -> list[str]:
     return [_format_value(v, fmt) for v in values]
 
 
+def _column_format(column: str) -> str | None:
+    """The fixed format of a named column (class weights ``pre_*``/``post_*`` are weights)."""
+    if column in COLUMN_FORMATS:
+        return COLUMN_FORMATS[column]
+    return WEIGHT if column.startswith(("pre_", "post_")) else None
+
+
 def format_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """Every cell as text with the column's fixed format (weights for unnamed floats)."""
-    out = {}
-    for col in frame.columns:
-        fmt = COLUMN_FORMATS.get(col)
-        if fmt is None and col.startswith(("pre_", "post_")):
-            fmt = WEIGHT
-        out[col] = _format_column(frame[col], fmt)
+    out = {col: _format_column(frame[col], _column_format(col)) for col in frame.columns}
     return pd.DataFrame(out, columns=list(frame.columns))
 
 
@@ -253,11 +255,8 @@ def _write_csv(handle, frame: pd.DataFrame, chunk: int = 200_000) -> None:
         return
     fields = []
     for col in names:
-        fmt = COLUMN_FORMATS.get(col)
-        if fmt is None and col.startswith(("pre_", "post_")):
-            fmt = WEIGHT
         try:
-            fields.append(_field_bytes(frame[col], fmt))
+            fields.append(_field_bytes(frame[col], _column_format(col)))
         except Slow:
             format_frame(frame).to_csv(handle, index=False, lineterminator="\n")
             return
@@ -266,7 +265,7 @@ def _write_csv(handle, frame: pd.DataFrame, chunk: int = 200_000) -> None:
         handle.write(joined_rows([f[start : start + chunk] for f in fields]))
 
 
-def _file_mode() -> int:
+def file_mode() -> int:
     """Permission bits of a new output file: 0o644 less the process umask."""
     umask = os.umask(0)  # the only way to read it is to set it; put it straight back
     os.umask(umask)
@@ -285,7 +284,7 @@ def write_outputs(out_dir: str | Path, files: Mapping[str, pd.DataFrame]) -> lis
             with os.fdopen(fd, "w", newline="") as handle:
                 _write_csv(handle, frame)
             # mkstemp creates the file private (0o600); outputs are for others to read too.
-            os.chmod(tmp, _file_mode())
+            os.chmod(tmp, file_mode())
     except BaseException:
         for _, tmp in staged:
             tmp.unlink(missing_ok=True)

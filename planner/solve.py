@@ -234,12 +234,10 @@ def _substitutes_free(inputs: AccountInputs, codes: np.ndarray, conflicts: np.nd
         alternate &= inputs.target_weight <= 0
     buyable = alternate & ~(inputs.restricted_buy | inputs.do_not_buy | inputs.wash_buy_blocked)
     class_codes = _group_codes(tuple(inputs.asset_classes))
-    free_classes = np.unique(class_codes[buyable & ~conflicting])
-    with_substitute = 0
-    for g in conflicts:
-        classes = class_codes[codes == g]
-        with_substitute += bool(np.isin(classes, free_classes).any())
-    return 2 * with_substitute >= len(conflicts)
+    has_free = _members(class_codes, class_codes[buyable & ~conflicting])
+    # A conflicting group has a substitute if any of its securities' classes has one.
+    with_substitute = np.bincount(codes, weights=has_free, minlength=codes.max() + 1) > 0
+    return 2 * int(with_substitute[conflicts].sum()) >= len(conflicts)
 
 
 def _first_step(search: _Search, inputs, sol, notes):
@@ -261,18 +259,11 @@ def _first_step(search: _Search, inputs, sol, notes):
         direction = _zeros(inputs, "direction")
         direction[both] = np.where(sol.buy[both] > sales[both], 1, -1)
         base = replace(base, direction=direction)
-    minimum = inputs.min_trade_value
-    dollars = (sales + sol.buy) * inputs.value
-    whole_position = (sales > TRADE_EPS) & (sales >= inputs.hold_weight - 1e-9)
-    small = (
-        (dollars > TRADE_EPS * inputs.value)
-        & (dollars < minimum * (1 - 1e-9))
-        & ~whole_position
-        & ~touched_class
-    )
+    dollars, small = _below_minimum(inputs, sol, sales)
+    small &= ~touched_class
     if small.any():
         state = _zeros(inputs, "min_trade")
-        force = small & (dollars >= minimum / 2)
+        force = small & (dollars >= inputs.min_trade_value / 2)
         state[force] = np.where(sol.buy > sales, 1, -1)[force]
         state[small & ~force] = 2
         base = replace(base, min_trade=state)
@@ -303,16 +294,9 @@ def _minimum_trades(search: _Search, inputs, sol, notes, thorough: bool = True):
     if not np.any(minimum > 0):
         return inputs, sol, False
     sales, _ = security_trades(inputs, sol)
-    dollars = (sales + sol.buy) * inputs.value
-    # Selling a whole position below the minimum is fine: nothing is left behind.
-    whole_position = (sales > TRADE_EPS) & (sales >= inputs.hold_weight - 1e-9)
     state = _zeros(inputs, "min_trade")
-    small = (
-        (dollars > TRADE_EPS * inputs.value)
-        & (dollars < minimum * (1 - 1e-9))
-        & (state == 0)
-        & ~whole_position
-    )
+    dollars, small = _below_minimum(inputs, sol, sales)
+    small &= state == 0
     if not small.any():
         return inputs, sol, False
     side = np.where(sol.buy > sales, 1, -1)
@@ -366,6 +350,22 @@ def _release_unused(inputs: AccountInputs, sol: Solution) -> AccountInputs:
     return replace(inputs, wash_direction=wash, direction=direction)
 
 
+def _below_minimum(
+    inputs: AccountInputs, sol: Solution, sales: np.ndarray, tolerance: float = 1e-9
+) -> tuple[np.ndarray, np.ndarray]:
+    """(dollars traded, which securities trade less than their minimum) per security.
+
+    Selling a whole position below the minimum is fine: nothing is left behind."""
+    dollars = (sales + sol.buy) * inputs.value
+    whole_position = (sales > TRADE_EPS) & (sales >= inputs.hold_weight - 1e-9)
+    small = (
+        (dollars > TRADE_EPS * inputs.value)
+        & (dollars < inputs.min_trade_value * (1 - tolerance))
+        & ~whole_position
+    )
+    return dollars, small
+
+
 def _members(codes: np.ndarray, chosen: np.ndarray) -> np.ndarray:
     """Which entries of ``codes`` (small non-negative ints) are among ``chosen``."""
     flag = np.zeros(int(codes.max()) + 1 if len(codes) else 0, dtype=bool)
@@ -383,18 +383,12 @@ def valid(inputs: AccountInputs, sol: Solution) -> bool:
     """Whether a solution obeys the non-convex rules: one direction per security, no buy
     and loss sale in one wash group, every trade 0 or at least its minimum (or the whole
     position)."""
-    sales, loss_sales = security_trades(inputs, sol)
+    sales, _ = security_trades(inputs, sol)
     if np.any((sol.buy > TRADE_EPS) & (sales > TRADE_EPS)):
         return False
-    codes = _group_codes(tuple(inputs.wash_groups))
-    group_buys = np.bincount(codes, weights=sol.buy)
-    group_loss_sales = np.bincount(codes, weights=loss_sales, minlength=len(group_buys))
-    if np.any((group_buys > TRADE_EPS) & (group_loss_sales > TRADE_EPS)):
+    if len(_conflicts(inputs, sol)):
         return False
-    dollars = (sales + sol.buy) * inputs.value
-    whole = (sales > TRADE_EPS) & (sales >= inputs.hold_weight - 1e-9)
-    small = (dollars > TRADE_EPS * inputs.value) & (dollars < inputs.min_trade_value * (1 - 1e-6))
-    return not np.any(small & ~whole)
+    return not _below_minimum(inputs, sol, sales, tolerance=1e-6)[1].any()
 
 
 def solve_account(
@@ -481,9 +475,7 @@ def _fall_back(search: _Search, inputs, sol, notes) -> None:
     traded = (sol.buy > TRADE_EPS) | (sales > TRADE_EPS)
     side = np.where(sol.buy > sales, 1, -1)
     direction = np.where(traded, side, 0)
-    dollars = (sales + sol.buy) * inputs.value
-    whole_position = (sales > TRADE_EPS) & (sales >= inputs.hold_weight - 1e-9)
-    small = traded & (dollars < inputs.min_trade_value * (1 - 1e-9)) & ~whole_position
+    small = traded & _below_minimum(inputs, sol, sales)[1]
     codes = _group_codes(tuple(inputs.wash_groups))
     conflicting = _members(codes, _conflicts(inputs, sol))
     base = replace(inputs, direction=direction)
