@@ -18,6 +18,8 @@ Units: variables and parameters are fractions of the account's value ``V``.
 
 from __future__ import annotations
 
+import copy
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -147,24 +149,41 @@ class AccountInputs:
     wash_direction: np.ndarray | None = None
     min_trade: np.ndarray | None = None
 
-    @property
+    # The lot fields never change once an account's inputs are built (the solve loop only
+    # swaps its search state, see :meth:`with_state`), so the derived lot arrays are
+    # computed once per account rather than on every pass.
+    @functools.cached_property
     def lot_price(self) -> np.ndarray:
         return self.prices[self.lot_security]
 
-    @property
+    @functools.cached_property
     def lot_value_weight(self) -> np.ndarray:
         """Market value of each lot slot as a fraction of the account value."""
         return np.where(self.lot_real, self.lot_shares * self.lot_price / self.value, 0.0)
 
-    @property
+    @functools.cached_property
     def lot_gain_frac(self) -> np.ndarray:
         """Realised gain per dollar of proceeds of each lot slot, ``1 - cost / price``."""
         return np.where(self.lot_real, 1.0 - self.lot_unit_cost / self.lot_price, 0.0)
 
-    @property
+    @functools.cached_property
     def lot_loss(self) -> np.ndarray:
         """Lot slots that would realise a loss if sold now."""
         return self.lot_real & (self.lot_unit_cost > self.lot_price)
+
+    _STATE = frozenset({"direction", "wash_direction", "min_trade"})
+
+    def with_state(self, **state) -> AccountInputs:
+        """A copy with new solve-loop state (``direction``, ``wash_direction``,
+        ``min_trade``); everything else, cached lot arrays included, is shared. Much
+        cheaper than :func:`dataclasses.replace`, which re-runs ``__init__`` over every
+        field on each of the loop's candidates."""
+        unknown = set(state) - self._STATE
+        if unknown:
+            raise TypeError(f"not solve-loop state: {sorted(unknown)}")
+        out = copy.copy(self)
+        out.__dict__.update(state)
+        return out
 
     def money(self, weight: float) -> str:
         return f"${weight * self.value:,.2f}"

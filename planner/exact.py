@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import replace
 
 import cvxpy as cp
 import numpy as np
@@ -56,7 +55,7 @@ def solve_exact(template: Template, inputs: AccountInputs, time_limit: float = 6
     """Solve one account to global optimality (within SCIP's gap tolerance)."""
     _require_scip()
     template = _factor_form(template)
-    inputs = replace(inputs, direction=None, wash_direction=None, min_trade=None)
+    inputs = inputs.with_state(direction=None, wash_direction=None, min_trade=None)
     for name, value in template.values(inputs).items():
         template.ctx.params[name].value = value
     ctx = template.ctx

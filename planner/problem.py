@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import cvxpy as cp
 import numpy as np
@@ -192,7 +192,7 @@ class Template:
         """Lot slots the account's rules let it sell at all (held, not restricted, not
         wash-blocked, not held for long-term treatment); the solve loop's own search state
         (directions, minimum-trade choices) is left out."""
-        rules = replace(inputs, direction=None, wash_direction=None, min_trade=None)
+        rules = inputs.with_state(direction=None, wash_direction=None, min_trade=None)
         return inputs.lot_real & (self.values(rules)["sell_cap"] > 0)
 
     def solve(

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -61,12 +61,19 @@ class SolveReport:
 
 
 def security_trades(inputs: AccountInputs, sol: Solution) -> tuple[np.ndarray, np.ndarray]:
-    """(sales, loss sales) per security, fractions of account value."""
+    """(sales, loss sales) per security, fractions of account value.
+
+    The loop asks this of one solution many times; a solution belongs to one account, whose
+    lots never change, so the answer is kept on the solution."""
+    cached = sol.__dict__.get("_security_trades")
+    if cached is not None:
+        return cached
     n = len(inputs.symbols)
     sales = np.bincount(inputs.lot_security, weights=sol.sell, minlength=n)
     loss_sales = np.bincount(
         inputs.lot_security, weights=np.where(inputs.lot_loss, sol.sell, 0.0), minlength=n
     )
+    object.__setattr__(sol, "_security_trades", (sales, loss_sales))
     return sales, loss_sales
 
 
@@ -175,7 +182,7 @@ def _resolve_wash(search: _Search, inputs, sol, notes, thorough: bool = True, co
     def with_choices(choices: np.ndarray) -> AccountInputs:
         per_group = np.zeros(len(buys), dtype=int)
         per_group[conflicts] = choices
-        return replace(inputs, wash_direction=np.where(conflicting, per_group[codes], base))
+        return inputs.with_state(wash_direction=np.where(conflicting, per_group[codes], base))
 
     harvest = np.full(len(conflicts), -1)
     by_volume = np.where(losses[conflicts] >= buys[conflicts], -1, 1)
@@ -258,7 +265,7 @@ def _first_step(search: _Search, inputs, sol, notes):
     if both.any():
         direction = _zeros(inputs, "direction")
         direction[both] = np.where(sol.buy[both] > sales[both], 1, -1)
-        base = replace(base, direction=direction)
+        base = base.with_state(direction=direction)
     dollars, small = _below_minimum(inputs, sol, sales)
     small &= ~touched_class
     if small.any():
@@ -266,7 +273,7 @@ def _first_step(search: _Search, inputs, sol, notes):
         force = small & (dollars >= inputs.min_trade_value / 2)
         state[force] = np.where(sol.buy > sales, 1, -1)[force]
         state[small & ~force] = 2
-        base = replace(base, min_trade=state)
+        base = base.with_state(min_trade=state)
     if not len(conflicts):
         if base is inputs:
             return inputs, sol
@@ -283,7 +290,7 @@ def _fix_directions(search: _Search, inputs, sol):
         return inputs, sol
     direction = _zeros(inputs, "direction")
     direction[both] = np.where(sol.buy[both] > sales[both], 1, -1)
-    candidate = replace(inputs, direction=direction)
+    candidate = inputs.with_state(direction=direction)
     fixed = search.run(candidate)
     return (candidate, fixed) if fixed.ok else (inputs, sol)
 
@@ -313,7 +320,7 @@ def _minimum_trades(search: _Search, inputs, sol, notes, thorough: bool = True):
         trial = state.copy()
         trial[small & force] = side[small & force]
         trial[small & ~force] = 2
-        candidates.append(replace(inputs, min_trade=trial))
+        candidates.append(inputs.with_state(min_trade=trial))
     best = search.best(candidates)
     if best is None:
         # Forcing a sale up may need lots the account may not sell, and forcing a buy up or
@@ -325,7 +332,7 @@ def _minimum_trades(search: _Search, inputs, sol, notes, thorough: bool = True):
         safe[small & (side > 0)] = 2
         safe[small & (side < 0)] = -1
         for trial in (drop, safe):
-            best = search.best([replace(inputs, min_trade=trial)])
+            best = search.best([inputs.with_state(min_trade=trial)])
             if best is not None:
                 break
     if best is None:
@@ -347,7 +354,7 @@ def _release_unused(inputs: AccountInputs, sol: Solution) -> AccountInputs:
     direction = inputs.direction
     if direction is not None:
         direction = np.where((sales > TRADE_EPS) | (sol.buy > TRADE_EPS), direction, 0)
-    return replace(inputs, wash_direction=wash, direction=direction)
+    return inputs.with_state(wash_direction=wash, direction=direction)
 
 
 def _below_minimum(
@@ -404,7 +411,7 @@ def solve_account(
     """
     search = _Search(template)
     notes: list[str] = []
-    inputs = replace(inputs, direction=None, wash_direction=None, min_trade=None)
+    inputs = inputs.with_state(direction=None, wash_direction=None, min_trade=None)
     best = search.run(inputs)
     if best.infeasible:
         best = _without_unreachable_band(search, inputs, notes)
@@ -478,18 +485,18 @@ def _fall_back(search: _Search, inputs, sol, notes) -> None:
     small = traded & _below_minimum(inputs, sol, sales)[1]
     codes = _group_codes(tuple(inputs.wash_groups))
     conflicting = _members(codes, _conflicts(inputs, sol))
-    base = replace(inputs, direction=direction)
+    base = inputs.with_state(direction=direction)
     for small_state in (2, 0):  # drop small trades, then force them up to the minimum
         state = np.where(~traded, 2, 0)
         state = np.where(small, small_state if small_state else side, state)
         for wash_side in (1, -1):  # keep buys, then keep loss sales
             wash = np.where(conflicting, wash_side, _zeros(inputs, "wash_direction"))
-            search.run(replace(base, min_trade=state, wash_direction=wash))
+            search.run(base.with_state(min_trade=state, wash_direction=wash))
             if search.valid is not None:
                 notes.append("trade rules met by shrinking the plan (fallback)")
                 return
     nothing = np.full(len(inputs.symbols), 2)
-    search.run(replace(inputs, min_trade=nothing, direction=None, wash_direction=None))
+    search.run(inputs.with_state(min_trade=nothing, direction=None, wash_direction=None))
     if search.valid is not None:
         notes.append("no rule-abiding trades found: the account is left as it is")
 
