@@ -27,6 +27,10 @@ import scipy.sparse as sp
 
 from planner.errors import SolverError
 
+DENSE_OBJECTIVE_MAX = 600
+"""Variables in the quadratic term up to which the objective is read with a dense block."""
+_ONE = np.ones(1)
+
 
 @dataclass(frozen=True)
 class FastResult:
@@ -57,6 +61,12 @@ class FastPIQP:
             key=lambda t: t[0],
         )
         self._param_cols = {p.name(): (col, p.size) for col, p in self._param_order}
+        self._names = [p.name() for _, p in self._param_order]
+        ends = [col + p.size for col, p in self._param_order]
+        starts = [col for col, _ in self._param_order]
+        self._contiguous = starts == [0, *ends[:-1]] and (
+            not ends or ends[-1] == prog.total_param_size
+        )
         self._theta = np.zeros(prog.total_param_size + 1)
         self._theta[-1] = 1.0
 
@@ -64,6 +74,7 @@ class FastPIQP:
         q_tensor = sp.csr_matrix(prog.q)
         self._q_map = q_tensor[: self.n_var]
         self._d_map = np.asarray(q_tensor[self.n_var].toarray()).ravel()
+        self._q_map.sort_indices()
 
         # P: must not depend on parameters (the tracking-error factor is a constant).
         prog.reduced_P.cache(keep_zeros=True)
@@ -72,6 +83,17 @@ class FastPIQP:
             raise SolverError("quadratic term depends on parameters; fast path unavailable")
         P, _ = prog.reduced_P.get_matrix_from_tensor(self._theta, with_offset=False)
         self.P = sp.triu(sp.csc_matrix(P), format="csc")
+        # The objective of a solution is read per solve: over the few variables P touches
+        # (the security weights) a dense block is a few microseconds, a sparse product ten
+        # times that.
+        full = (self.P + sp.triu(self.P, k=1).T).tocsc()
+        self._p_support = np.unique(full.nonzero()[0])
+        self._p_dense = (
+            full[self._p_support][:, self._p_support].toarray()
+            if len(self._p_support) <= DENSE_OBJECTIVE_MAX
+            else None
+        )
+        self._p_full = full
 
         # [A | b] stacked for equality (zero cone) then inequality (nonneg cone) rows.
         prog.reduced_A.cache(keep_zeros=True)
@@ -91,6 +113,9 @@ class FastPIQP:
         self._bg_map = (scatter @ b_map).tocsr()
         self.n_eq = int(prog.cone_dims.zero)
         self.n_rows = n_rows
+        # q and the row offsets from one product per solve.
+        self._vector_map = sp.vstack([self._q_map, self._bg_map], format="csr")
+        self._vector_map.sort_indices()
 
         AF = self._matrix(self._a_map @ self._theta)
         self._structure(AF)
@@ -109,7 +134,13 @@ class FastPIQP:
         )
         # Parameters that enter a matrix (per-lot tax rates, gain-budget rows): the matrices
         # are rebuilt only when one of their values changes, i.e. once per account.
-        self._a_param_cols = np.unique(self._a_map[:, :-1].tocsr().indices)
+        param_entries = self._a_map[:, :-1].tocsr()
+        self._a_param_cols = np.unique(param_entries.indices)
+        # Only a matrix with parameter-dependent entries is passed to PIQP's update (the
+        # equality rows carry the per-lot tax rates; the general rows only with gain limits).
+        varying = np.diff(param_entries.indptr) > 0
+        self._eq_varies = bool(varying[self._eq_layout[0]].any())
+        self._g_varies = bool(varying[self._g_layout[0]].any())
         self._last_a_key: np.ndarray | None = None
         self._solver = None
         self._settings = settings or {}
@@ -146,6 +177,11 @@ class FastPIQP:
             var = self._bound_var[order]
             starts = np.flatnonzero(np.r_[True, var[1:] != var[:-1]]) if len(var) else var
             self._bounds.append((order, var[starts] if len(var) else var, starts))
+        # Most variables have at most one bound row per side: then no reduction is needed.
+        self._single_upper = len(self._bounds[0][2]) == len(self._bounds[0][0])
+        self._single_lower = len(self._bounds[1][2]) == len(self._bounds[1][0])
+        self._no_upper = np.full(self.n_var, np.inf)
+        self._no_lower = np.full(self.n_var, -np.inf)
 
     def _theta_from_problem(self) -> np.ndarray:
         theta = self._theta
@@ -155,6 +191,10 @@ class FastPIQP:
         return theta
 
     def _theta_from_values(self, values: dict[str, np.ndarray]) -> np.ndarray:
+        # Parameters fill theta's columns in order, back to back, then the constant 1.
+        if self._contiguous:
+            self._theta = np.concatenate([*(np.ravel(values[k]) for k in self._names), _ONE])
+            return self._theta
         theta = self._theta
         for name, (col, size) in self._param_cols.items():
             theta[col : col + size] = np.ravel(values[name])
@@ -165,28 +205,39 @@ class FastPIQP:
         currently set on the cvxpy problem."""
         theta = self._theta_from_problem() if values is None else self._theta_from_values(values)
         start = time.perf_counter()
-        q = self._q_map @ theta
-        bg = self._bg_map @ theta
+        vectors = self._vector_map @ theta
+        q = vectors[: self.n_var]
+        bg = vectors[self.n_var :]
         # cvxpy's cone form is  A x + b in K: equalities  A_eq x = -b_eq ; inequalities
         # -A_in x <= b_in. Bounds: a single-variable row  -a x_j <= b  gives x_j <= -b/a
         # (a < 0) or x_j >= -b/a (a > 0).
         b_eq = -bg[: self.n_eq]
         g = bg[self.n_eq :]
         limit = g[self._bound_rows] / -self._bound_coef
-        upper = np.full(self.n_var, np.inf)
-        lower = np.full(self.n_var, -np.inf)
+        upper = self._no_upper.copy()
+        lower = self._no_lower.copy()
         (u_rows, u_vars, u_starts), (l_rows, l_vars, l_starts) = self._bounds
         if len(u_rows):
-            upper[u_vars] = np.minimum.reduceat(limit[u_rows], u_starts)
+            upper[u_vars] = (
+                limit[u_rows]
+                if self._single_upper
+                else np.minimum.reduceat(limit[u_rows], u_starts)
+            )
         if len(l_rows):
-            lower[l_vars] = np.maximum.reduceat(limit[l_rows], l_starts)
+            lower[l_vars] = (
+                limit[l_rows]
+                if self._single_lower
+                else np.maximum.reduceat(limit[l_rows], l_starts)
+            )
         h = g[self._general_rows]
         a_key = theta[self._a_param_cols]
         matrices = {}
         if self._solver is None or not np.array_equal(a_key, self._last_a_key):
             a_values = self._a_map @ theta
-            matrices = {"A": self._layout(a_values, *self._eq_layout)}
-            matrices["G"] = self._layout(-a_values, *self._g_layout)
+            if self._solver is None or self._eq_varies:
+                matrices["A"] = self._layout(a_values, *self._eq_layout)
+            if self._solver is None or self._g_varies:
+                matrices["G"] = self._layout(-a_values, *self._g_layout)
             self._last_a_key = a_key.copy()
         if self._solver is None:
             solver = piqp.SparseSolver()
@@ -204,18 +255,21 @@ class FastPIQP:
         ms = (end - start) * 1e3
         self.last_solver_ms = (end - solver_start) * 1e3
         x = np.asarray(self._solver.result.x, dtype=float)
-        name = str(status).split(".")[-1]
-        if name == "PIQP_SOLVED":
-            objective = float(0.5 * x @ (self._full_p() @ x) + q @ x + self._d_map @ theta)
+        # Status enums compare cheaply; their str() costs tens of microseconds.
+        if status == piqp.PIQP_SOLVED:
+            objective = self._objective(x, q, theta)
             return FastResult("optimal", x, objective, ms)
-        if name == "PIQP_PRIMAL_INFEASIBLE":
+        if status == piqp.PIQP_PRIMAL_INFEASIBLE:
             return FastResult("infeasible", x, float("nan"), ms)
-        return FastResult(name.lower(), x, float("nan"), ms)
+        return FastResult(str(status).split(".")[-1].lower(), x, float("nan"), ms)
 
-    def _full_p(self) -> sp.csc_matrix:
-        if not hasattr(self, "_p_full"):
-            self._p_full = (self.P + sp.triu(self.P, k=1).T).tocsc()
-        return self._p_full
+    def _objective(self, x: np.ndarray, q: np.ndarray, theta: np.ndarray) -> float:
+        if self._p_dense is not None:
+            xs = x[self._p_support]
+            quadratic = xs @ self._p_dense @ xs
+        else:
+            quadratic = x @ (self._p_full @ x)
+        return float(0.5 * quadratic + q @ x + self._d_map @ theta)
 
     def columns(self, variable: cp.Variable) -> slice:
         """Where ``variable`` sits in the solver's x."""
