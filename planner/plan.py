@@ -472,27 +472,22 @@ def _outcome(book, account_id, model_name, decision, inputs, risk, report, execu
     post_class = dict(zip(class_names, post.tolist(), strict=True))
     why = _Reasons(inputs, decision, classes, pre_class, post_class, model, executable)
     traded_value = np.maximum(sold_value + bought_value, 1e-300)
-    sides, securities, shares_traded = [], [], []
-    for side, shares in (("sell", sold_shares), ("buy", executable.buy_shares)):
-        for i in np.flatnonzero(shares > 0):
-            sides.append(side)
-            securities.append(int(i))
-            shares_traded.append(float(shares[i]))
+    sold_idx = np.flatnonzero(sold_shares > 0)
+    bought_idx = np.flatnonzero(executable.buy_shares > 0)
     orders = {}
-    if securities:
-        idx = np.array(securities)
-        dollars = np.array(shares_traded) * prices[idx]
+    if len(sold_idx) or len(bought_idx):
+        idx = np.concatenate([sold_idx, bought_idx])
+        is_sell = np.arange(len(idx)) < len(sold_idx)
+        shares_traded = np.where(is_sell, sold_shares[idx], executable.buy_shares[idx])
+        dollars = shares_traded * prices[idx]
         orders = {
             "symbol": np.asarray(inputs.symbols, dtype=object)[idx],
-            "side": np.array(sides, dtype=object),
-            "shares": np.array(shares_traded),
+            "side": np.where(is_sell, "sell", "buy").astype(object),
+            "shares": shares_traded,
             "est_price": prices[idx],
             "est_value": dollars,
             "est_cost": cost[idx] * dollars / traded_value[idx],
-            "reason": np.array(
-                [why.reason(i, side) for i, side in zip(securities, sides, strict=True)],
-                dtype=object,
-            ),
+            "reason": why.reasons(idx, is_sell),
         }
 
     target_weight = inputs.target_weight
@@ -545,6 +540,36 @@ class _Reasons:
         self.all_loss = (sold_lots > 0) & (sold_loss_lots == sold_lots)
         self._rebalance: dict[str, str] = {}
 
+    def reasons(self, idx: np.ndarray, is_sell: np.ndarray) -> np.ndarray:
+        """The reason of every order (security ``idx``, a sale where ``is_sell``) at once:
+        the same rules as :meth:`reason`, with the per-class texts built once."""
+        inputs = self.inputs
+        out = np.empty(len(idx), dtype=object)
+        if self.decision.mode == "cash_only":
+            out[:] = np.where(is_sell, "raise cash for withdrawal", "invest contribution")
+        else:
+            classes = self.classes[idx]
+            for c in np.unique(classes):
+                out[classes == c] = self._class_reason(c)
+            targets = np.array([self.security_target.get(inputs.symbols[i], 0.0) for i in idx])
+            substitute = np.flatnonzero(~is_sell & (targets == 0.0))
+            for k in substitute:
+                out[k] = f"substitute for {classes[k]} (preferred security blocked or harvested)"
+            if inputs.taxable:
+                for k in np.flatnonzero(is_sell & self.all_loss[idx]):
+                    out[k] = self.reason(int(idx[k]), "sell")
+        legacy = is_sell & ~inputs.in_model[idx]
+        out[legacy] = "legacy holding, not in model"
+        return out
+
+    def _class_reason(self, c: str) -> str:
+        if c not in self._rebalance:
+            self._rebalance[c] = (
+                f"rebalance {c}: {self.pre_class.get(c, 0.0):.1%} -> "
+                f"{self.post_class.get(c, 0.0):.1%} (target {self.class_target.get(c, 0.0):.1%})"
+            )
+        return self._rebalance[c]
+
     def reason(self, i: int, side: str) -> str:
         inputs, c = self.inputs, self.classes[i]
         if side == "sell" and not inputs.in_model[i]:
@@ -560,12 +585,7 @@ class _Reasons:
                 return f"tax-loss harvest, replaced by {', '.join(replaced)}"
         if side == "buy" and self.security_target.get(inputs.symbols[i], 0.0) == 0.0:
             return f"substitute for {c} (preferred security blocked or harvested)"
-        if c not in self._rebalance:
-            self._rebalance[c] = (
-                f"rebalance {c}: {self.pre_class.get(c, 0.0):.1%} -> "
-                f"{self.post_class.get(c, 0.0):.1%} (target {self.class_target.get(c, 0.0):.1%})"
-            )
-        return self._rebalance[c]
+        return self._class_reason(c)
 
 
 def _notes(notes: Sequence[str], executable) -> list[str]:
