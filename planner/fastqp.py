@@ -146,6 +146,7 @@ class FastPIQP:
         self._settings = settings or {}
         self.last_solver_ms = 0.0  # PIQP's solve() alone, last call
         self.last_update_ms = 0.0  # PIQP's update() alone, last call
+        self.piqp_ms_total = 0.0  # PIQP's update() + solve() over every call so far
 
     @staticmethod
     def _layout(values, positions, indices, indptr, shape) -> sp.csc_matrix:
@@ -245,6 +246,7 @@ class FastPIQP:
                 setattr(solver.settings, key, value)
             solver.setup(P=self.P, c=q, b=b_eq, h_u=h, x_l=lower, x_u=upper, **matrices)
             self._solver = solver
+            self.last_update_ms = 0.0
         else:
             update_start = time.perf_counter()
             self._solver.update(c=q, b=b_eq, h_u=h, x_l=lower, x_u=upper, **matrices)
@@ -254,6 +256,7 @@ class FastPIQP:
         end = time.perf_counter()
         ms = (end - start) * 1e3
         self.last_solver_ms = (end - solver_start) * 1e3
+        self.piqp_ms_total += self.last_update_ms + self.last_solver_ms
         x = np.asarray(self._solver.result.x, dtype=float)
         # Status enums compare cheaply; their str() costs tens of microseconds.
         if status == piqp.PIQP_SOLVED:
