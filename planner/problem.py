@@ -14,6 +14,7 @@ slots per security so that all accounts of a model share one template.
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 from collections.abc import Iterable, Sequence
@@ -24,12 +25,16 @@ import numpy as np
 import scipy.sparse as sp
 
 from constraints.base import AccountInputs, Constraint, Context
+from planner import lotqp
 from planner.fastqp import FastPIQP
 from planner.objective import Objective, is_conic
 from planner.risk import RiskModel
 
-DEFAULT_SOLVERS: tuple[str, ...] = ("PIQP", "CLARABEL")
-"""Solvers tried in order: PIQP is fastest on these QPs; Clarabel is the fallback."""
+DEFAULT_SOLVERS: tuple[str, ...] = (lotqp.NAME, "PIQP", "CLARABEL")
+"""Solvers tried in order: LotQP (the structured interior-point method of
+:mod:`planner.lotqp`) is fastest on these programs; PIQP takes what it does not solve (a
+template it does not support, an account it does not converge on, infeasibility to
+confirm); Clarabel is the last resort and solves the conic (market-impact) programs."""
 
 SOLVER_OPTIONS: dict[str, dict] = {
     # Tighter than the defaults: trades are read to 1e-6 of account value, so the solver's
@@ -105,6 +110,7 @@ class Template:
             self.solvers = tuple(s for s in solvers if s != "PIQP") or ("CLARABEL",)
         self.fast = fast and not conic
         self._fast_qp = None
+        self._lotqp: lotqp.LotQP | None = None
         n = len(self.symbols)
         m = n * self.slots
         classes = tuple(sorted(set(self.asset_classes)))
@@ -210,6 +216,15 @@ class Template:
         last = None
         values_set = False
         for k, solver in enumerate(solvers):
+            if solver == lotqp.NAME:
+                if not (self.fast and self.lotqp_supported):
+                    continue
+                sol = self._solve_lotqp(values)
+                # LotQP reports infeasible only for inconsistent bounds: certain.
+                if sol.ok or sol.infeasible:
+                    return sol
+                last = sol
+                continue
             if solver == "PIQP" and self.fast:
                 sol = self._solve_fast(values)
                 if sol.ok or (sol.infeasible and (not confirm or k == len(solvers) - 1)):
@@ -255,6 +270,19 @@ class Template:
             if status in _INFEASIBLE:
                 return last
         return last
+
+    @functools.cached_property
+    def lotqp_supported(self) -> bool:
+        """Whether LotQP knows every constraint and objective term of this template."""
+        return lotqp.supports(self)
+
+    def _solve_lotqp(self, values: dict[str, np.ndarray]) -> Solution:
+        if self._lotqp is None:
+            self._lotqp = lotqp.LotQP(self)
+        status, sell, buy, objective, ms = self._lotqp.solve(values)
+        if status != "optimal":
+            return Solution(status, lotqp.NAME, np.zeros(self.m), np.zeros(self.n), objective, ms)
+        return Solution("optimal", lotqp.NAME, _clean(sell), _clean(buy), objective, ms)
 
     def _solve_fast(self, values: dict[str, np.ndarray]) -> Solution:
         """PIQP through :class:`~planner.fastqp.FastPIQP` (set up once, then updated)."""

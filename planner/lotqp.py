@@ -1,0 +1,231 @@
+"""LotQP: the rebalance program of a template solved by a structured interior-point method.
+
+A general sparse QP solver sees the program of :mod:`planner.problem` as some 700 variables
+and 1,400 rows (50 securities x 10 lots) and factorises its KKT matrix 18 times per solve.
+Its structure is much simpler: lots hang off their security, every row but a handful is a
+bound or a row on the security weights, and the only dense coupling is the covariance. The
+kernel (:mod:`planner.lotqp_kernel`) exploits exactly that, so each interior-point step
+costs one ``n x n`` Cholesky (or a factor-sized Woodbury solve) plus work linear in the
+lots.
+
+This module reads the same parameter values the cvxpy template uses (``Template.values``)
+and writes the same program for the kernel; it is not a second model of the constraints,
+and :func:`supports` refuses any template with a constraint or objective term it does not
+know, which then goes to PIQP. Tests check it against cvxpy's own solve.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+import numpy as np
+
+import constraints as C
+from constraints.base import BIG
+from planner import lotqp_kernel as kernel
+from planner.objective import PP2, Tax, TrackingError, TransactionCost
+
+NAME = "LOTQP"
+TOLERANCE = 1e-9
+"""Primal and dual residuals, and a tenth of the complementarity gap (fractions of V), at
+which a solve counts as converged."""
+MAX_ITERATIONS = 80
+DENSE_MAX = 150
+"""Free securities up to which each step factorises a dense ``n x n`` matrix; above, a
+factor risk model is solved by Woodbury's identity."""
+
+KNOWN_CONSTRAINTS = (
+    C.NoShorting,
+    C.LotBounds,
+    C.CashFloor,
+    C.ClassBands,
+    C.Restricted,
+    C.DoNotBuy,
+    C.DoNotSell,
+    C.DoNotTrade,
+    C.LegacyHoldings,
+    C.CashFlowMode,
+    C.WashSaleLookback,
+    C.WashSaleOneDirection,
+    C.TradeDirection,
+    C.GainBudget,
+    C.ShortTermGainCap,
+    C.HoldNearLongTerm,
+    C.TurnoverCap,
+    C.WeightLimits,
+    C.MinimumTrade,
+    C.WholeShares,
+)
+_TERMS = (TrackingError, TransactionCost, Tax)
+_SLACK = BIG / 2
+"""A row bound at or beyond this (fractions of V) is a slack default: the row is left out."""
+
+
+def supports(template) -> bool:
+    """Whether LotQP can solve ``template``'s program: only the constraints and the
+    quadratic objective terms it knows (no market impact, no custom term)."""
+    if any(type(c) not in KNOWN_CONSTRAINTS for c in template.constraints):
+        return False
+    return all(type(t) in _TERMS for _, t in template.objective.terms)
+
+
+class LotQP:
+    """One template's program for the structured kernel; :meth:`solve` per account."""
+
+    def __init__(self, template):
+        if not supports(template):
+            raise ValueError("template has constraints or terms LotQP does not know")
+        weights: dict[type, float] = defaultdict(float)
+        for w, t in template.objective.terms:
+            weights[type(t)] += float(w)
+        self.te_weight = weights[TrackingError]
+        self.cost_weight = weights[TransactionCost]
+        self.tax_weight = weights[Tax]
+        ctx = template.ctx
+        self.n, self.slots = ctx.n, ctx.slots
+        self.m = self.n * self.slots
+        self.lot_security = np.repeat(np.arange(self.n), self.slots)
+        klass = np.full(self.n, -1, dtype=np.int64)
+        membership = ctx.security_to_class.tocoo()
+        klass[membership.col] = membership.row
+        self.klass = klass
+        self.n_class = len(ctx.classes)
+        risk = template.risk
+        scale = 2.0 * self.te_weight / PP2
+        # Q = 2 w_TE S / PP2 with S = X'X + diag(d).
+        self.q_x = np.ascontiguousarray(risk.exposures * np.sqrt(max(scale, 0.0)))
+        self.q_d = np.ascontiguousarray(risk.specific_variance * scale)
+        self.use_dense = self.n <= DENSE_MAX
+        self.q_dense = (
+            np.ascontiguousarray(self.q_x.T @ self.q_x + np.diag(self.q_d))
+            if self.use_dense
+            else np.zeros((0, 0))
+        )
+        self.goal_form = "dense" if "goal_covariance" in ctx.params else "factor"
+        self.has_min_trade = any(isinstance(c, C.MinimumTrade) for c in template.constraints)
+        self.exposures = risk.exposures
+        self.last_iterations = 0
+
+    def _q_lin(self, values) -> np.ndarray:
+        """The linear term of the tracking error in ``w``: ``-2 w_TE S g / PP2``."""
+        if self.goal_form == "dense":
+            return -2.0 * self.te_weight * np.asarray(values["goal_covariance"], dtype=float)
+        goal_factors = np.asarray(values["goal_factors"], dtype=float)
+        specific = np.asarray(values.get("goal_specific", np.zeros(self.n)), dtype=float)
+        # goal_factors = (X / sqrt(PP2)) g, goal_specific = d g / PP2.
+        linear = self.exposures.T @ goal_factors / np.sqrt(PP2) + specific
+        return -2.0 * self.te_weight * linear
+
+    def problem(self, values) -> tuple:
+        """The kernel's arguments for parameter ``values`` (see ``lotqp_kernel.solve``)."""
+        n, m = self.n, self.m
+        cost = np.asarray(values["cost_per_dollar"], dtype=float)
+        tax_coef = np.asarray(values["tax_coef"], dtype=float)
+        lot_cost = cost[self.lot_security]
+        # y = (lot sales, buys)
+        lo = np.zeros(m + n)
+        if self.has_min_trade:
+            lo[m:] = np.maximum(values["buy_floor"], 0.0)
+        up = np.concatenate([values["sell_cap"], values["buy_cap"]])
+        linear = np.concatenate(
+            [self.cost_weight * lot_cost + self.tax_weight * tax_coef, self.cost_weight * cost]
+        )
+        cash0 = float(values["cash0"])
+        keep = float(values["carry_keep"])
+        has_z = keep > 0.0 and self.tax_weight > 0.0
+
+        class_lo = np.array(values.get("class_lower", np.full(self.n_class, -BIG)), dtype=float)
+        class_hi = np.array(values.get("class_upper", np.full(self.n_class, BIG)), dtype=float)
+        class_lo[class_lo <= -_SLACK] = -np.inf
+        class_hi[class_hi >= _SLACK] = np.inf
+        w_lo = np.array(values.get("weight_lower", np.full(n, -BIG)), dtype=float)
+        w_hi = np.array(values.get("weight_upper", np.full(n, BIG)), dtype=float)
+        w_lo[w_lo <= -_SLACK] = -np.inf
+        w_hi[w_hi >= _SLACK] = np.inf
+
+        # Dense rows  g'y + gz z <= rhs. Cash is cash0 + (1 - k)'sales - (1 + k)'buys.
+        rows, rhs = [], []
+        cash = np.concatenate([1.0 - lot_cost, -(1.0 + cost)])
+        floor = float(values.get("cash_floor", -BIG))
+        if floor > -_SLACK:
+            rows.append(-cash)
+            rhs.append(cash0 - floor)
+        ceiling = float(values.get("cash_upper", BIG))
+        if ceiling < _SLACK:
+            rows.append(cash)
+            rhs.append(ceiling - cash0)
+        turnover = float(values.get("turnover_cap", BIG))
+        if turnover < _SLACK:
+            rows.append(np.ones(m + n))
+            rhs.append(turnover)
+        for coef_name, cap_name in (("gain_coef", "gain_cap"), ("st_gain_coef", "st_gain_cap")):
+            cap = float(values.get(cap_name, BIG))
+            if cap < _SLACK:
+                rows.append(np.concatenate([values[coef_name], np.zeros(n)]))
+                rhs.append(cap)
+        if self.has_min_trade:
+            sell_floor = np.asarray(values["sell_floor"], dtype=float)
+            for i in np.flatnonzero(sell_floor > 0):
+                row = np.zeros(m + n)
+                row[i * self.slots : (i + 1) * self.slots] = -1.0
+                rows.append(row)
+                rhs.append(-float(sell_floor[i]))
+        gz = np.zeros(len(rows) + has_z)
+        if has_z:  # the carry row: -keep * tax(x) - z <= keep_offset
+            rows.append(np.concatenate([-keep * tax_coef, np.zeros(n)]))
+            rhs.append(float(values["carry_keep_offset"]))
+            gz[-1] = -1.0
+        g = np.array(rows, dtype=float).reshape(len(rhs), m + n)
+        return (
+            self.slots,
+            lo,
+            np.ascontiguousarray(up, dtype=float),
+            linear,
+            has_z,
+            float(self.tax_weight),
+            self.use_dense,
+            self.q_dense,
+            self.q_x,
+            self.q_d,
+            np.ascontiguousarray(self._q_lin(values)),
+            np.ascontiguousarray(values["hold"], dtype=float),
+            self.klass,
+            class_lo,
+            class_hi,
+            w_lo,
+            w_hi,
+            g,
+            gz,
+            np.asarray(rhs, dtype=float),
+            TOLERANCE,
+            MAX_ITERATIONS,
+        )
+
+    def solve(self, values) -> tuple[str, np.ndarray, np.ndarray, float, float]:
+        """``(status, sell, buy, objective, ms)``; status ``optimal``, ``infeasible`` (only
+        for inconsistent bounds) or ``not_converged``."""
+        start = time.perf_counter()
+        args = self.problem(values)
+        status, y, z, iterations = kernel.solve(*args)
+        self.last_iterations = int(iterations)
+        x, b = y[: self.m], y[self.m :]
+        ms = (time.perf_counter() - start) * 1e3
+        if status == kernel.OPTIMAL:
+            return "optimal", x, b, self.objective(values, args, y, z), ms
+        if status == kernel.INFEASIBLE:
+            return "infeasible", x, b, float("nan"), ms
+        return "not_converged", x, b, float("nan"), ms
+
+    def objective(self, values, args, y, z) -> float:
+        """The template's objective at ``(y, z)``, as cvxpy would report it."""
+        linear, q_lin, hold = args[3], args[10], args[11]
+        x, b = y[: self.m], y[self.m :]
+        w = hold - np.bincount(self.lot_security, weights=x, minlength=self.n) + b
+        if self.use_dense:
+            quadratic = w @ self.q_dense @ w
+        else:
+            fw = self.q_x @ w
+            quadratic = fw @ fw + self.q_d @ (w * w)
+        constant = self.te_weight * float(values["goal_variance"])
+        return float(0.5 * quadratic + q_lin @ w + linear @ y + self.tax_weight * z + constant)
