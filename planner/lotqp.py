@@ -28,8 +28,11 @@ from planner.objective import PP2, Tax, TrackingError, TransactionCost
 
 NAME = "LOTQP"
 TOLERANCE = 1e-9
-"""Primal and dual residuals, and a tenth of the complementarity gap (fractions of V), at
-which a solve counts as converged."""
+"""Primal and dual residuals (fractions of V) at which a solve counts as converged."""
+GAP_TOLERANCE = 1e-12
+"""Complementarity gap (fractions of V) at which a solve counts as converged: tight, so
+that a trade the optimum does not make ends within about ``1e-12 / its reduced cost`` of
+zero rather than as dust the minimum-trade search would have to remove."""
 MAX_ITERATIONS = 80
 DENSE_MAX = 150
 """Free securities up to which each step factorises a dense ``n x n`` matrix; above, a
@@ -109,6 +112,8 @@ class LotQP:
 
     def _q_lin(self, values) -> np.ndarray:
         """The linear term of the tracking error in ``w``: ``-2 w_TE S g / PP2``."""
+        if self.te_weight == 0.0:
+            return np.zeros(self.n)
         if self.goal_form == "dense":
             return -2.0 * self.te_weight * np.asarray(values["goal_covariance"], dtype=float)
         goal_factors = np.asarray(values["goal_factors"], dtype=float)
@@ -121,7 +126,8 @@ class LotQP:
         """The kernel's arguments for parameter ``values`` (see ``lotqp_kernel.solve``)."""
         n, m = self.n, self.m
         cost = np.asarray(values["cost_per_dollar"], dtype=float)
-        tax_coef = np.asarray(values["tax_coef"], dtype=float)
+        # Terms the objective does not have leave their parameters out.
+        tax_coef = np.asarray(values.get("tax_coef", np.zeros(m)), dtype=float)
         lot_cost = cost[self.lot_security]
         # y = (lot sales, buys)
         lo = np.zeros(m + n)
@@ -132,7 +138,7 @@ class LotQP:
             [self.cost_weight * lot_cost + self.tax_weight * tax_coef, self.cost_weight * cost]
         )
         cash0 = float(values["cash0"])
-        keep = float(values["carry_keep"])
+        keep = float(values.get("carry_keep", 0.0))
         has_z = keep > 0.0 and self.tax_weight > 0.0
 
         class_lo = np.array(values.get("class_lower", np.full(self.n_class, -BIG)), dtype=float)
@@ -199,6 +205,7 @@ class LotQP:
             gz,
             np.asarray(rhs, dtype=float),
             TOLERANCE,
+            GAP_TOLERANCE,
             MAX_ITERATIONS,
         )
 
@@ -227,5 +234,5 @@ class LotQP:
         else:
             fw = self.q_x @ w
             quadratic = fw @ fw + self.q_d @ (w * w)
-        constant = self.te_weight * float(values["goal_variance"])
+        constant = self.te_weight * float(values.get("goal_variance", 0.0))
         return float(0.5 * quadratic + q_lin @ w + linear @ y + self.tax_weight * z + constant)

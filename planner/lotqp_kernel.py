@@ -11,20 +11,24 @@ security ``i`` owning slots ``i*L .. i*L+L-1``; ``y = (x, b)`` the lot sales and
                 G y + gz z <= g                     (a few dense rows: cash, turnover, gain
                                                      limits, sale floors, the tax carry row)
 
-Mehrotra's predictor-corrector on the normal equations. The Newton matrix on ``y`` is
-``M = B + U W U' + G' T G``: ``B`` is the diagonal barrier term of the boxes, ``U' y = -S x
-+ b`` maps trades to weights, ``W = Q + A' T_A A + T_w`` collects every row written on
-``w``, and ``T`` weighs the dense rows. With ``D_i = u_i' B_i^{-1} u_i`` per security,
-``(B + U W U')^{-1} = Pi + Y (W + D^{-1})^{-1} Y'`` where ``Pi`` is the block inverse
-projected off ``u_i`` and ``Y = B^{-1} U D^{-1}``: one dense ``n x n`` Cholesky per step (or,
-for a factor risk model, a Woodbury solve of size factors + classes) whatever the number
-of lots, then an ``r x r`` Schur complement for the dense rows.
+Mehrotra's predictor-corrector on the normal equations. With ``U' y = -S x + b`` (trades to
+weights), the Newton matrix on ``y`` is ``M = A0 + R' T R``: ``A0 = B + U Q U'`` (``B`` the
+diagonal barrier term of the boxes) and ``R`` every general row, weighed by ``T``.
 
-Two details keep it accurate near the optimum, where barrier weights span twenty orders of
-magnitude: projections are taken relative to each block's largest-weight entry (an
-interior lot's huge weight would otherwise cancel catastrophically), and the carry slack
-``z``, which sits in one row only, is eliminated analytically, so that row enters with the
-harmonic mean of its dual and ``z``'s barrier weight.
+- ``A0^{-1} = Pi + Y K^{-1} Y'`` with, per security, ``D_i = u_i' B_i^{-1} u_i``,
+  ``Y = B^{-1} U D^{-1}``, ``Pi`` the block inverse projected off ``u_i``, and
+  ``K = Q + D^{-1}``: one ``n x n`` Cholesky per step (or, for a factor risk model, a
+  Woodbury solve of the factor count) whatever the number of lots.
+- The rows join through one Schur complement ``C = T^{-1} + R A0^{-1} R'`` of their own
+  size. Rows written on ``w`` cost only ``K`` solves (``U' Y = I``, ``Pi U = 0``).
+
+Accuracy near the optimum, where barrier weights span twenty orders of magnitude, takes
+four details: projections are taken relative to each block's largest-weight entry (an
+interior lot's huge weight would otherwise cancel catastrophically); row duals come from
+the Schur complement (``dlam = rho + C^{-1} R t``), never from dividing by a vanishing slack;
+primal residuals at round-off level are not chased; and the carry slack ``z``, which sits in
+one row only, is eliminated analytically, so that row enters with the harmonic mean of its
+dual and ``z``'s barrier weight.
 
 Infeasibility is not certified here (only inconsistent boxes are reported): a run that
 does not converge returns a status the caller answers by asking another solver.
@@ -42,16 +46,22 @@ NOT_CONVERGED = 2
 FIXED_EPS = 1e-12
 """A variable whose box is narrower than this (fraction of V) is fixed at its lower end."""
 STEP_TO_BOUNDARY = 0.99
-"""Fraction of the step to the boundary of the positive orthant taken each iteration."""
+"""Fraction of the step to the boundary of the positive orthant taken each iteration; near
+convergence the last steps go to ``FINAL_STEP``."""
+FINAL_STEP = 0.9999
 X_START = 0.3
 """Starting lot sales as a fraction of each lot's cap (tuned on the benchmark books)."""
 B_START = 0.03
 """Starting buys above their floor, and the carry slack (fractions of V)."""
 MU_START = 3e-3
 """Starting complementarity of every bound and row."""
+ROUND_OFF = 1e-14
+"""Row residuals (fractions of V) at or below which the Newton step does not chase them."""
+
+_JIT = {"cache": True, "error_model": "numpy"}
 
 
-@njit(cache=True)
+@njit(**_JIT)
 def _cholesky(a, reg):
     """In-place lower Cholesky of the symmetric ``a`` (lower triangle read). A pivot below
     ``reg`` times its own diagonal entry is raised to that (a dynamic regularisation, as in
@@ -73,7 +83,7 @@ def _cholesky(a, reg):
             a[i, j] = t / d
 
 
-@njit(cache=True)
+@njit(**_JIT)
 def _cho_solve(c, v):
     """Solve ``(C C') x = v`` in place for the lower factor ``c``."""
     n = c.shape[0]
@@ -83,15 +93,15 @@ def _cho_solve(c, v):
             s -= c[i, k] * v[k]
         v[i] = s / c[i, i]
     for i in range(n - 1, -1, -1):
-        s = v[i]
-        for k in range(i + 1, n):
-            s -= c[k, i] * v[k]
-        v[i] = s / c[i, i]
+        v[i] /= c[i, i]
+        vi = v[i]
+        for k in range(i):
+            v[k] -= c[i, k] * vi
 
 
-@njit(cache=True)
+@njit(**_JIT)
 def _trade_weights(y, hold, n, slots, out):
-    """``out = hold + U' y`` (post-trade weights; pass zeros as ``hold`` for a step)."""
+    """``out = hold + U' y`` (post-trade weights)."""
     m = n * slots
     for i in range(n):
         s = hold[i] + y[m + i]
@@ -100,111 +110,122 @@ def _trade_weights(y, hold, n, slots, out):
         out[i] = s
 
 
-@njit(cache=True)
+@njit(**_JIT)
+def _mv(a, x, out):
+    """``out = a @ x`` (loops: shapes may be empty)."""
+    for j in range(a.shape[0]):
+        acc = 0.0
+        for k in range(a.shape[1]):
+            acc += a[j, k] * x[k]
+        out[j] = acc
+
+
+@njit(**_JIT)
+def _mtv(a, x, out):
+    """``out = a.T @ x`` (loops: shapes may be empty)."""
+    out[:] = 0.0
+    for j in range(a.shape[0]):
+        xj = x[j]
+        if xj != 0.0:
+            for k in range(a.shape[1]):
+                out[k] += a[j, k] * xj
+
+
+@njit(**_JIT)
 def _q_times(w, use_dense, q_dense, q_x, q_d):
     if use_dense:
         return q_dense @ w
     return q_x.T @ (q_x @ w) + q_d * w
 
 
-@njit(cache=True)
-def _rows_of(y, w, klass, n_class, cr_class, cr_sign, wr_sec, wr_sign, g, out):
-    """Row activities ``G_j`` at ``(y, w)``: class rows, weight rows, then dense rows."""
-    n_cr = cr_class.shape[0]
-    n_wr = wr_sec.shape[0]
-    class_w = np.zeros(n_class)
-    for i in range(w.shape[0]):
-        if klass[i] >= 0:
-            class_w[klass[i]] += w[i]
-    for j in range(n_cr):
-        out[j] = cr_sign[j] * class_w[cr_class[j]]
-    for j in range(n_wr):
-        out[n_cr + j] = wr_sign[j] * w[wr_sec[j]]
-    base = n_cr + n_wr
-    for j in range(g.shape[0]):
-        s = 0.0
-        gj = g[j]
-        for k in range(y.shape[0]):
-            s += gj[k] * y[k]
-        out[base + j] = s
-
-
-@njit(cache=True)
-def _rows_transpose(v, klass, n_class, cr_class, cr_sign, wr_sec, wr_sign, g, n, out_w, out_y):
-    """``G' v`` for a row-space ``v``: the rows on ``w`` collect in ``out_w`` (the caller
-    routes it through ``U``), the dense rows go straight to ``out_y``."""
-    n_cr = cr_class.shape[0]
-    n_wr = wr_sec.shape[0]
-    out_w[:] = 0.0
-    if n_cr:
-        per_class = np.zeros(n_class)
-        for j in range(n_cr):
-            per_class[cr_class[j]] += cr_sign[j] * v[j]
-        for i in range(n):
-            if klass[i] >= 0:
-                out_w[i] += per_class[klass[i]]
-    for j in range(n_wr):
-        out_w[wr_sec[j]] += wr_sign[j] * v[n_cr + j]
-    out_y[:] = 0.0
-    base = n_cr + n_wr
-    for j in range(g.shape[0]):
-        vj = v[base + j]
-        if vj != 0.0:
-            gj = g[j]
-            for k in range(out_y.shape[0]):
-                out_y[k] += gj[k] * vj
-
-
-@njit(cache=True)
-def _add_u(vw, n, slots, out_y):
-    """``out_y += U vw``: ``-vw_i`` on security ``i``'s lots, ``+vw_i`` on its buy."""
-    m = n * slots
-    for i in range(n):
-        for k in range(i * slots, (i + 1) * slots):
-            out_y[k] -= vw[i]
-        out_y[m + i] += vw[i]
-
-
-@njit(cache=True)
-def _a1_solve(v, out, e, delta, anchor, n, slots, free_idx, use_dense, kchol, kd, kz, kinner):
-    """``out = (B + U W U')^{-1} v`` (``e``: inverse barrier weights, 0 for fixed)."""
-    m = n * slots
+@njit(**_JIT)
+def _k_factor(free_idx, delta, use_dense, q_dense, q_x, q_d):
+    """``K = Q + D^{-1}`` over the free securities: a dense Cholesky factor, or for the
+    factor form ``diag(kd) + kz kz'`` with the Cholesky factor of ``I + kz' kd^{-1} kz``."""
     nf = free_idx.shape[0]
-    mean = np.empty(nf)
-    shift = np.empty(nf)
-    star = np.empty(nf)
-    for f in range(nf):
-        i = free_idx[f]
-        a = anchor[i]
-        # u.v at the anchor (lots have u = -1, the buy u = +1)
-        st = v[a] if a >= m else -v[a]
-        acc = e[m + i] * (v[m + i] - st)
-        for k in range(i * slots, (i + 1) * slots):
-            acc += e[k] * (-v[k] - st)
-        sh = acc / delta[i]
-        star[f] = st
-        shift[f] = sh
-        mean[f] = st + sh
-    # psi = K^{-1} mean
     if use_dense:
-        psi = mean.copy()
-        _cho_solve(kchol, psi)
+        kchol = np.empty((nf, nf))
+        for a in range(nf):
+            ia = free_idx[a]
+            for c in range(a + 1):
+                kchol[a, c] = q_dense[ia, free_idx[c]]
+            kchol[a, a] += 1.0 / delta[ia]
+        _cholesky(kchol, 1e-14)
+        return kchol, np.zeros(0), np.zeros((0, 0)), np.zeros((0, 0))
+    k_f = q_x.shape[0]
+    kd = np.empty(nf)
+    kz = np.empty((nf, k_f))
+    for a in range(nf):
+        ia = free_idx[a]
+        kd[a] = q_d[ia] + 1.0 / delta[ia]
+        for c in range(k_f):
+            kz[a, c] = q_x[c, ia]
+    kinner = (kz.T / kd) @ kz
+    for c in range(k_f):
+        kinner[c, c] += 1.0
+    _cholesky(kinner, 1e-14)
+    return np.zeros((0, 0)), kd, kz, kinner
+
+
+@njit(**_JIT)
+def _k_solve(v, free_idx, use_dense, kchol, kd, kz, kinner, out):
+    """``out = K^{-1} v`` over the free securities (full-length vectors, 0 when pinned)."""
+    nf = free_idx.shape[0]
+    vf = np.empty(nf)
+    for a in range(nf):
+        vf[a] = v[free_idx[a]]
+    if use_dense:
+        _cho_solve(kchol, vf)
     else:
-        dv = mean / kd
+        dv = vf / kd
         t = kz.T @ dv
         _cho_solve(kinner, t)
-        psi = dv - (kz @ t) / kd
+        vf = dv - (kz @ t) / kd
     out[:] = 0.0
-    for f in range(nf):
-        i = free_idx[f]
-        st, sh = star[f], shift[f]
-        r = psi[f] / delta[i]
+    for a in range(nf):
+        out[free_idx[a]] = vf[a]
+
+
+@njit(**_JIT)
+def _project(v, e, delta, anchor, n, slots, out_pi, out_mean):
+    """``out_pi = Pi v`` and ``out_mean = Y' v`` (per security, the ``e``-weighted mean of
+    ``u * v``), relative to each block's anchor (its largest weight)."""
+    m = n * slots
+    for i in range(n):
+        if delta[i] <= 0.0:
+            out_mean[i] = 0.0
+            for k in range(i * slots, (i + 1) * slots):
+                out_pi[k] = 0.0
+            out_pi[m + i] = 0.0
+            continue
+        a = anchor[i]
+        star = v[a] if a >= m else -v[a]
+        acc = e[m + i] * (v[m + i] - star)
         for k in range(i * slots, (i + 1) * slots):
-            out[k] = -e[k] * ((-v[k] - st) - sh) - e[k] * r
-        out[m + i] = e[m + i] * ((v[m + i] - st) - sh) + e[m + i] * r
+            acc += e[k] * (-v[k] - star)
+        shift = acc / delta[i]
+        out_mean[i] = star + shift
+        # u_k e_k ((u v)_k - mean), with u = -1 on lots and +1 on the buy
+        for k in range(i * slots, (i + 1) * slots):
+            out_pi[k] = -e[k] * ((-v[k] - star) - shift)
+        out_pi[m + i] = e[m + i] * ((v[m + i] - star) - shift)
 
 
-@njit(cache=True)
+@njit(**_JIT)
+def _spread(vn, e, delta, n, slots, out):
+    """``out += Y vn``: ``-e_k vn_i / D_i`` on security ``i``'s lots, ``+e_b vn_i / D_i`` on
+    its buy."""
+    m = n * slots
+    for i in range(n):
+        if delta[i] <= 0.0:
+            continue
+        r = vn[i] / delta[i]
+        for k in range(i * slots, (i + 1) * slots):
+            out[k] -= e[k] * r
+        out[m + i] += e[m + i] * r
+
+
+@njit(**_JIT)
 def solve(
     slots,
     lo,
@@ -227,13 +248,16 @@ def solve(
     gz,
     g_rhs,
     tol,
+    gap_tol,
     max_iter,
 ):
     """Solve the program of the module doc for ``y = (x, b)`` with bounds ``lo <= y <= up``
-    and linear cost ``cost``. Returns ``(status, y, z, iterations)``."""
+    and linear cost ``cost``. Converged when the primal and dual residuals are at most
+    ``tol`` and the complementarity gap at most ``gap_tol``; a variable at its bound then
+    sits within about ``gap_tol / reduced cost`` of it. ``gz`` must be 0 but in the carry
+    row, where it is -1. Returns ``(status, y, z, iterations)``."""
     n = hold.shape[0]
     big_n = lo.shape[0]
-    m = big_n - n
     r = g_rhs.shape[0]
     n_class = class_lo.shape[0]
 
@@ -245,63 +269,74 @@ def solve(
             return INFEASIBLE, y, z, 0
         free[k] = up[k] - lo[k] > FIXED_EPS
 
-    # Rows on w: classes (both sides) and weight limits; sign +1: a'w <= rhs, -1: -a'w <= -lo.
-    n_cr = 0
+    # Rows on w (class bands, weight limits) as dense vectors over securities, then the rows
+    # on y; every row reads  activity <= rhs.
+    n_w = 0
     for c in range(n_class):
-        n_cr += np.isfinite(class_lo[c]) + np.isfinite(class_hi[c])
-    n_wr = 0
+        n_w += int(np.isfinite(class_lo[c])) + int(np.isfinite(class_hi[c]))
     for i in range(n):
-        n_wr += np.isfinite(w_lo[i]) + np.isfinite(w_hi[i])
-    n_rows = n_cr + n_wr + r
-    cr_class = np.empty(n_cr, np.int64)
-    cr_sign = np.empty(n_cr)
-    wr_sec = np.empty(n_wr, np.int64)
-    wr_sign = np.empty(n_wr)
+        n_w += int(np.isfinite(w_lo[i])) + int(np.isfinite(w_hi[i]))
+    n_rows = n_w + r
+    a_w = np.zeros((n_w, n))
     rhs = np.empty(n_rows)
     j = 0
     for c in range(n_class):
-        if np.isfinite(class_lo[c]):
-            cr_class[j], cr_sign[j], rhs[j] = c, -1.0, -class_lo[c]
-            j += 1
-        if np.isfinite(class_hi[c]):
-            cr_class[j], cr_sign[j], rhs[j] = c, 1.0, class_hi[c]
-            j += 1
+        for sign, bound in ((-1.0, class_lo[c]), (1.0, class_hi[c])):
+            if np.isfinite(bound):
+                for i in range(n):
+                    if klass[i] == c:
+                        a_w[j, i] = sign
+                rhs[j] = sign * bound
+                j += 1
     for i in range(n):
-        if np.isfinite(w_lo[i]):
-            wr_sec[j - n_cr], wr_sign[j - n_cr], rhs[j] = i, -1.0, -w_lo[i]
-            j += 1
-        if np.isfinite(w_hi[i]):
-            wr_sec[j - n_cr], wr_sign[j - n_cr], rhs[j] = i, 1.0, w_hi[i]
-            j += 1
-    base = n_cr + n_wr
-    for j in range(r):
-        rhs[base + j] = g_rhs[j]
-    carry = -1
-    for j in range(r):
-        if gz[j] != 0.0:
-            carry = j
+        for sign, bound in ((-1.0, w_lo[i]), (1.0, w_hi[i])):
+            if np.isfinite(bound):
+                a_w[j, i] = sign
+                rhs[j] = sign * bound
+                j += 1
+    for d in range(r):
+        rhs[n_w + d] = g_rhs[d]
+    cr = -1  # the carry row's index among all rows
+    for d in range(r):
+        if gz[d] != 0.0:
+            cr = n_w + d
 
     # Starting point: lots part-way into their boxes, buys a little above their floor.
     for k in range(big_n):
         if free[k]:
-            y[k] = lo[k] + min(X_START * (up[k] - lo[k]), B_START) if k >= m else X_START * up[k]
+            if k >= big_n - n:
+                y[k] = lo[k] + min(X_START * (up[k] - lo[k]), B_START)
+            else:
+                y[k] = lo[k] + X_START * (up[k] - lo[k])
     if has_z:
         z = B_START
+    # The box slacks are state of their own, updated additively: recomputed as up - y they
+    # would round to zero once a step goes to within an ulp of the bound.
+    tl = np.zeros(big_n)
+    tu = np.zeros(big_n)
     zl = np.zeros(big_n)
     zu = np.zeros(big_n)
     for k in range(big_n):
         if free[k]:
-            zl[k] = MU_START / (y[k] - lo[k])
-            zu[k] = MU_START / (up[k] - y[k])
+            tl[k] = y[k] - lo[k]
+            tu[k] = up[k] - y[k]
+            zl[k] = MU_START / tl[k]
+            zu[k] = MU_START / tu[k]
     zz = MU_START / z if has_z else 0.0
     w = np.empty(n)
-    _trade_weights(y, hold, n, slots, w)
+    vw = np.empty(n)
     act = np.empty(n_rows)
-    _rows_of(y, w, klass, n_class, cr_class, cr_sign, wr_sec, wr_sign, g, act)
+
+    def activities(yv, wv, out):
+        _mv(a_w, wv, out[:n_w])
+        _mv(g, yv, out[n_w:])
+
+    _trade_weights(y, hold, n, slots, w)
+    activities(y, w, act)
     s = np.empty(n_rows)
     lam = np.empty(n_rows)
     for j in range(n_rows):
-        zterm = gz[j - base] * z if j >= base else 0.0
+        zterm = -z if j == cr else 0.0
         s[j] = max(rhs[j] - act[j] - zterm, 1e-2)
         lam[j] = MU_START / s[j]
     n_comp = 2 * int(free.sum()) + (1 if has_z else 0) + n_rows
@@ -310,16 +345,11 @@ def solve(
     rd = np.empty(big_n)
     rp = np.empty(n_rows)
     e = np.zeros(big_n)
-    e_inv = np.zeros(big_n)
     delta = np.zeros(n)
     anchor = np.zeros(n, np.int64)
     theta = np.empty(n_rows)
-    vw = np.empty(n)
-    gty = np.empty(big_n)
     h = np.empty(big_n)
     dy = np.empty(big_n)
-    dw = np.empty(n)
-    dact = np.empty(n_rows)
     ds = np.empty(n_rows)
     dlam = np.empty(n_rows)
     dzl = np.empty(big_n)
@@ -333,68 +363,78 @@ def solve(
     r_lo = np.empty(big_n)
     r_up = np.empty(big_n)
     rho = np.empty(n_rows)
-    vg = np.empty((r, big_n))
-    c1 = np.empty((r, r))
-    coef = np.empty(r)
+    row_m = np.empty((n_rows, n))  # a_j (rows on w) or Y' g_j (rows on y)
+    row_p = np.empty((n_rows, n))  # K^{-1} row_m[j]
+    pi_g = np.empty((r, big_n))  # Pi g_j of the rows on y
+    c1 = np.empty((n_rows, n_rows))
+    pih = np.empty(big_n)
+    mh = np.empty(n)
+    ut = np.empty(n)
+    dwv = np.empty(n)
+    gt = np.empty(n_rows)
     best_y = y.copy()
     best_z = z
     best_merit = np.inf
+    merit = np.inf
     it = 0
     for it in range(max_iter + 1):
         # ---- residuals ---------------------------------------------------------------------
         _trade_weights(y, hold, n, slots, w)
-        grad_w = _q_times(w, use_dense, q_dense, q_x, q_d) + q_lin
-        _rows_of(y, w, klass, n_class, cr_class, cr_sign, wr_sec, wr_sign, g, act)
+        activities(y, w, act)
+        pres = 0.0
+        psum = 0.0
         for j in range(n_rows):
-            zterm = gz[j - base] * z if j >= base else 0.0
+            zterm = -z if j == cr else 0.0
             rp[j] = act[j] + zterm + s[j] - rhs[j]
-        _rows_transpose(lam, klass, n_class, cr_class, cr_sign, wr_sec, wr_sign, g, n, vw, rd)
-        vw += grad_w
-        _add_u(vw, n, slots, rd)
+            pres = max(pres, abs(rp[j]))
+            psum += rp[j]
+        # rd = c + U (Q w + q + A_w' lam_w) + G' lam_g - zl + zu
+        _mtv(a_w, lam[:n_w], vw)
+        vw += _q_times(w, use_dense, q_dense, q_x, q_d) + q_lin
+        _mtv(g, lam[n_w:], rd)
+        m_off = big_n - n
+        for i in range(n):
+            for k in range(i * slots, (i + 1) * slots):
+                rd[k] -= vw[i]
+            rd[m_off + i] += vw[i]
         comp = 0.0
         dres = 0.0
+        dsum = 0.0
         for k in range(big_n):
             if free[k]:
                 rd[k] += cost[k] - zl[k] + zu[k]
-                comp += (y[k] - lo[k]) * zl[k] + (up[k] - y[k]) * zu[k]
+                comp += tl[k] * zl[k] + tu[k] * zu[k]
                 dres = max(dres, abs(rd[k]))
+                dsum += rd[k]
             else:
                 rd[k] = 0.0
         rdz = 0.0
         if has_z:
-            rdz = z_cost - zz
-            for j in range(r):
-                rdz += gz[j] * lam[base + j]
+            rdz = z_cost - lam[cr] - zz
             comp += z * zz
             dres = max(dres, abs(rdz))
-        pres = 0.0
+            dsum += rdz
         for j in range(n_rows):
             comp += s[j] * lam[j]
-            pres = max(pres, abs(rp[j]))
         mu = comp / max(n_comp, 1)
-        merit = max(pres, dres, 10.0 * comp)
+        if not (np.isfinite(comp) and np.isfinite(dsum) and np.isfinite(psum)):
+            break  # max() cannot see a NaN
+        merit = max(pres / tol, dres / tol, comp / gap_tol)
         if merit < best_merit:
             best_merit = merit
             best_y[:] = y
             best_z = z
-        if merit <= tol or not np.isfinite(merit) or merit > 1e6 * best_merit:
-            break
-        if it == max_iter:
+        if merit <= 1.0 or merit > 1e6 * best_merit or it == max_iter:
             break
 
         # ---- factorisation -----------------------------------------------------------------
         for k in range(big_n):
-            if free[k]:
-                e_inv[k] = zl[k] / (y[k] - lo[k]) + zu[k] / (up[k] - y[k])
-                e[k] = 1.0 / e_inv[k]
-            else:
-                e_inv[k] = 0.0
-                e[k] = 0.0
+            e[k] = 1.0 / (zl[k] / tl[k] + zu[k] / tu[k]) if free[k] else 0.0
         nf = 0
         for i in range(n):
-            best = e[m + i]
+            best = e[m_off + i]
             total = best
-            anchor[i] = m + i
+            anchor[i] = m_off + i
             for k in range(i * slots, (i + 1) * slots):
                 total += e[k]
                 if e[k] > best:
@@ -409,77 +449,44 @@ def solve(
             if delta[i] > 0.0:
                 free_idx[f] = i
                 f += 1
+        kchol, kd, kz, kinner = _k_factor(free_idx, delta, use_dense, q_dense, q_x, q_d)
         for j in range(n_rows):
             theta[j] = lam[j] / s[j]
         zbar = zz / z if has_z else 0.0
-        if carry >= 0:
+        if cr >= 0:
             # z eliminated: the carry row's weight is the harmonic mean of its own and z's.
-            tc = theta[base + carry]
-            theta[base + carry] = tc * zbar / (tc + zbar)
-        class_t = np.zeros(n_class)
-        for j in range(n_cr):
-            class_t[cr_class[j]] += theta[j]
-        w_diag = np.zeros(n)
-        for j in range(n_wr):
-            w_diag[wr_sec[j]] += theta[n_cr + j]
-        kchol = np.zeros((0, 0))
-        kd = np.zeros(0)
-        kz = np.zeros((0, 0))
-        kinner = np.zeros((0, 0))
-        if use_dense:
-            kchol = np.empty((nf, nf))
-            for a in range(nf):
-                ia = free_idx[a]
-                ca = klass[ia]
-                for c in range(a + 1):
-                    ic = free_idx[c]
-                    v = q_dense[ia, ic]
-                    if ca >= 0 and ca == klass[ic]:
-                        v += class_t[ca]
-                    kchol[a, c] = v
-                kchol[a, a] += w_diag[ia] + 1.0 / delta[ia]
-            _cholesky(kchol, 1e-14)
-        else:
-            k_f = q_x.shape[0]
-            kd = np.empty(nf)
-            kz = np.zeros((nf, k_f + n_class))
-            for a in range(nf):
-                ia = free_idx[a]
-                kd[a] = q_d[ia] + w_diag[ia] + 1.0 / delta[ia]
-                for c in range(k_f):
-                    kz[a, c] = q_x[c, ia]
-                if klass[ia] >= 0:
-                    kz[a, k_f + klass[ia]] = np.sqrt(class_t[klass[ia]])
-            kinner = (kz.T / kd) @ kz
-            for c in range(k_f + n_class):
-                kinner[c, c] += 1.0
-            _cholesky(kinner, 1e-14)
-        # dense rows: V = A1^{-1} G' and the Schur complement C1 = T^{-1} + G V
-        for j in range(r):
-            _a1_solve(
-                g[j], vg[j], e, delta, anchor, n, slots, free_idx, use_dense, kchol, kd, kz, kinner
-            )
-        for j in range(r):
+            theta[cr] = lam[cr] * zbar / (lam[cr] + s[cr] * zbar)
+        row_m[:n_w] = a_w
+        for d in range(r):
+            _project(g[d], e, delta, anchor, n, slots, pi_g[d], row_m[n_w + d])
+        for j in range(n_rows):
+            _k_solve(row_m[j], free_idx, use_dense, kchol, kd, kz, kinner, row_p[j])
+        # C = T^{-1} + R A0^{-1} R' = T^{-1} + row_m K^{-1} row_m' + G Pi G'
+        for j in range(n_rows):
             for k in range(j + 1):
                 acc = 0.0
-                gj = g[j]
-                vk = vg[k]
-                for t in range(big_n):
-                    acc += gj[t] * vk[t]
+                for i in range(n):
+                    acc += row_m[j, i] * row_p[k, i]
+                if j >= n_w and k >= n_w:
+                    gj = g[j - n_w]
+                    pk = pi_g[k - n_w]
+                    for t in range(big_n):
+                        acc += gj[t] * pk[t]
                 c1[j, k] = acc
-            c1[j, j] += 1.0 / theta[base + j]
+            c1[j, j] += 1.0 / theta[j]
         _cholesky(c1, 1e-15)
 
         # ---- predictor (phase 0) and corrector (phase 1) -----------------------------------
         sigma_mu = 0.0
         a_dz = 0.0
         a_dzz = 0.0
+        final = merit < 1e3
         for phase in range(2):
             for j in range(n_rows):
                 r_sl[j] = s[j] * lam[j]
             for k in range(big_n):
-                r_lo[k] = (y[k] - lo[k]) * zl[k]
-                r_up[k] = (up[k] - y[k]) * zu[k]
+                r_lo[k] = tl[k] * zl[k]
+                r_up[k] = tu[k] * zu[k]
             r_zz = z * zz
             if phase == 1:
                 for j in range(n_rows):
@@ -489,72 +496,106 @@ def solve(
                     r_up[k] += -a_dy[k] * a_dzu[k] - sigma_mu
                 r_zz += a_dz * a_dzz - sigma_mu
             for j in range(n_rows):
-                rho[j] = (-r_sl[j] + lam[j] * rp[j]) / s[j]
-            # h = -rd - G' rho - r_lo / t_lo + r_up / t_up
-            _rows_transpose(rho, klass, n_class, cr_class, cr_sign, wr_sec, wr_sign, g, n, vw, gty)
-            _add_u(vw, n, slots, gty)
+                rpj = rp[j] if abs(rp[j]) > ROUND_OFF else 0.0
+                rho[j] = (-r_sl[j] + lam[j] * rpj) / s[j]
+            carry_x = 0.0
+            carry_y = 0.0
+            carry_den = 1.0
+            if has_z:
+                # The carry row and z as one exact 2 x 2 block: only bounded terms reach
+                # the y-system, whichever of s_c and z is vanishing.
+                rpc = rp[cr] if abs(rp[cr]) > ROUND_OFF else 0.0
+                carry_x = -r_sl[cr] + lam[cr] * rpc
+                carry_y = r_zz / z + rdz
+                carry_den = lam[cr] + s[cr] * zbar
+                rho[cr] = (zbar * carry_x + lam[cr] * carry_y) / carry_den
+            # h = -rd - R' rho - r_lo / t_lo + r_up / t_up
+            _mtv(a_w, rho[:n_w], vw)
+            _mtv(g, rho[n_w:], h)
+            for i in range(n):
+                for k in range(i * slots, (i + 1) * slots):
+                    h[k] -= vw[i]
+                h[m_off + i] += vw[i]
             for k in range(big_n):
                 if free[k]:
-                    h[k] = -rd[k] - gty[k] - r_lo[k] / (y[k] - lo[k]) + r_up[k] / (up[k] - y[k])
+                    h[k] = -rd[k] - h[k] - r_lo[k] / tl[k] + r_up[k] / tu[k]
                 else:
                     h[k] = 0.0
-            hz = 0.0
-            tc = 0.0
-            if has_z:
-                hz = -rdz - r_zz / z
-                for j in range(r):
-                    hz -= gz[j] * rho[base + j]
-                tc = lam[base + carry] / s[base + carry]
-                gc = g[carry]
-                scale = tc * hz / (zbar + tc)
-                for k in range(big_n):
-                    h[k] += gc[k] * scale
-            # Newton direction
-            _a1_solve(h, dy, e, delta, anchor, n, slots, free_idx, use_dense, kchol, kd, kz, kinner)
-            for j in range(r):
+            # Newton direction: t = A0^{-1} h, coef = C^{-1} R t, dy = t - A0^{-1} R' coef.
+            _project(h, e, delta, anchor, n, slots, pih, mh)
+            _k_solve(mh, free_idx, use_dense, kchol, kd, kz, kinner, ut)
+            for j in range(n_rows):
                 acc = 0.0
-                gj = g[j]
-                for k in range(big_n):
-                    acc += gj[k] * dy[k]
-                coef[j] = acc
-            _cho_solve(c1, coef)
-            for j in range(r):
-                vj = vg[j]
-                cj = coef[j]
-                for k in range(big_n):
-                    dy[k] -= vj[k] * cj
+                for i in range(n):
+                    acc += row_m[j, i] * ut[i]
+                if j >= n_w:
+                    gj = g[j - n_w]
+                    for t in range(big_n):
+                        acc += gj[t] * pih[t]
+                gt[j] = acc
+            _cho_solve(c1, gt)  # gt is now coef
+            # dw = U' dy = K^{-1} Y' h - row_p' coef (U' Pi = 0: no sum over lots)
+            dwv[:] = ut
+            for j in range(n_rows):
+                cj = gt[j]
+                for i in range(n):
+                    dwv[i] -= row_p[j, i] * cj
+            dy[:] = pih
+            for d in range(r):
+                cj = gt[n_w + d]
+                pd = pi_g[d]
+                for t in range(big_n):
+                    dy[t] -= pd[t] * cj
+            _spread(dwv, e, delta, n, slots, dy)
             for k in range(big_n):
                 if not free[k]:
                     dy[k] = 0.0
+            # Row duals from the Schur complement; slacks from complementarity where the row
+            # is tight (lam >= s), else from the row itself.
+            for j in range(n_rows):
+                dlam[j] = rho[j] + gt[j]
+                if j == cr:
+                    continue
+                if lam[j] >= s[j]:
+                    ds[j] = (-r_sl[j] - s[j] * dlam[j]) / lam[j]
+                elif j < n_w:
+                    acc = 0.0
+                    for i in range(n):
+                        acc += a_w[j, i] * dwv[i]
+                    ds[j] = -rp[j] - acc
+                else:
+                    gj = g[j - n_w]
+                    acc = 0.0
+                    for t in range(big_n):
+                        acc += gj[t] * dy[t]
+                    ds[j] = -rp[j] - acc
             dz = 0.0
+            dzz = 0.0
             if has_z:
-                gc = g[carry]
-                acc = 0.0
-                for k in range(big_n):
-                    acc += gc[k] * dy[k]
-                dz = (hz + tc * acc) / (zbar + tc)
-            # slacks and duals, and the longest step that keeps them positive
-            _trade_weights(dy, np.zeros(n), n, slots, dw)
-            _rows_of(dy, dw, klass, n_class, cr_class, cr_sign, wr_sec, wr_sign, g, dact)
+                # carry row (gz = -1):  a - dz + ds_c = -rp_c,  lam_c ds_c + s_c dlam_c = -r_sl,
+                # z:  -dlam_c - dzz = -rdz,  zz dz + z dzz = -r_zz;  a = g_c' dy.
+                gc = g[cr - n_w]
+                a = 0.0
+                for t in range(big_n):
+                    a += gc[t] * dy[t]
+                dz = (carry_x + lam[cr] * a - s[cr] * carry_y) / carry_den
+                ds[cr] = -rp[cr] - a + dz
+                dzz = rdz - dlam[cr]
+            # the longest step that keeps every slack and dual positive
             amax = 1.0
             for j in range(n_rows):
-                zterm = gz[j - base] * dz if j >= base else 0.0
-                ds[j] = -rp[j] - dact[j] - zterm
-                dlam[j] = (-r_sl[j] - lam[j] * ds[j]) / s[j]
                 if ds[j] < 0.0:
                     amax = min(amax, -s[j] / ds[j])
                 if dlam[j] < 0.0:
                     amax = min(amax, -lam[j] / dlam[j])
             for k in range(big_n):
                 if free[k]:
-                    t_lo = y[k] - lo[k]
-                    t_up = up[k] - y[k]
-                    dzl[k] = (-r_lo[k] - zl[k] * dy[k]) / t_lo
-                    dzu[k] = (-r_up[k] + zu[k] * dy[k]) / t_up
+                    dzl[k] = (-r_lo[k] - zl[k] * dy[k]) / tl[k]
+                    dzu[k] = (-r_up[k] + zu[k] * dy[k]) / tu[k]
                     if dy[k] < 0.0:
-                        amax = min(amax, -t_lo / dy[k])
+                        amax = min(amax, -tl[k] / dy[k])
                     elif dy[k] > 0.0:
-                        amax = min(amax, t_up / dy[k])
+                        amax = min(amax, tu[k] / dy[k])
                     if dzl[k] < 0.0:
                         amax = min(amax, -zl[k] / dzl[k])
                     if dzu[k] < 0.0:
@@ -562,9 +603,7 @@ def solve(
                 else:
                     dzl[k] = 0.0
                     dzu[k] = 0.0
-            dzz = 0.0
             if has_z:
-                dzz = (-r_zz - zz * dz) / z
                 if dz < 0.0:
                     amax = min(amax, -z / dz)
                 if dzz < 0.0:
@@ -576,8 +615,8 @@ def solve(
                     comp_aff += (s[j] + amax * ds[j]) * (lam[j] + amax * dlam[j])
                 for k in range(big_n):
                     if free[k]:
-                        comp_aff += (y[k] - lo[k] + amax * dy[k]) * (zl[k] + amax * dzl[k])
-                        comp_aff += (up[k] - y[k] - amax * dy[k]) * (zu[k] + amax * dzu[k])
+                        comp_aff += (tl[k] + amax * dy[k]) * (zl[k] + amax * dzl[k])
+                        comp_aff += (tu[k] - amax * dy[k]) * (zu[k] + amax * dzu[k])
                 if has_z:
                     comp_aff += (z + amax * dz) * (zz + amax * dzz)
                 sigma = min((comp_aff / max(comp, 1e-300)) ** 3, 1.0)
@@ -590,9 +629,11 @@ def solve(
                 a_dz = dz
                 a_dzz = dzz
             else:
-                alpha = min(1.0, STEP_TO_BOUNDARY * amax)
+                alpha = min(1.0, (FINAL_STEP if final else STEP_TO_BOUNDARY) * amax)
                 for k in range(big_n):
                     y[k] += alpha * dy[k]
+                    tl[k] += alpha * dy[k]
+                    tu[k] -= alpha * dy[k]
                     zl[k] += alpha * dzl[k]
                     zu[k] += alpha * dzu[k]
                 for j in range(n_rows):
@@ -600,9 +641,9 @@ def solve(
                     lam[j] += alpha * dlam[j]
                 z += alpha * dz
                 zz += alpha * dzz
-    # Round-off may stall the very last steps: the best iterate stands if it is within a
-    # hundred times the tolerance.
-    status = OPTIMAL if best_merit <= 100.0 * tol else NOT_CONVERGED
+    # Round-off may stall the very last steps: the best iterate stands if it is within ten
+    # times the tolerances.
+    status = OPTIMAL if best_merit <= 10.0 else NOT_CONVERGED
     for k in range(big_n):
         if not free[k]:
             best_y[k] = lo[k]

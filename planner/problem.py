@@ -104,10 +104,12 @@ class Template:
         self.objective = objective
         self.constraints = tuple(constraints)
         conic = is_conic(objective)
-        # A non-quadratic term (market impact) needs a conic solver; PIQP cannot take it.
+        # A non-quadratic term (market impact) needs a conic solver; LotQP and PIQP cannot
+        # take it.
         self.solvers = tuple(solvers)
         if conic:
-            self.solvers = tuple(s for s in solvers if s != "PIQP") or ("CLARABEL",)
+            quadratic = ("PIQP", lotqp.NAME)
+            self.solvers = tuple(s for s in solvers if s not in quadratic) or ("CLARABEL",)
         self.fast = fast and not conic
         self._fast_qp = None
         self._lotqp: lotqp.LotQP | None = None

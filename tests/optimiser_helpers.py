@@ -9,7 +9,7 @@ import numpy as np
 import constraints as C
 from constraints.base import BIG, AccountInputs
 from planner.objective import Objective, default_objective
-from planner.problem import Template
+from planner.problem import DEFAULT_SOLVERS, Template
 from planner.risk import RiskModel
 
 
@@ -128,7 +128,7 @@ def make_template(
     slots: int,
     objective: Objective | None = None,
     constraints: list[C.Constraint] | None = None,
-    solvers=("PIQP", "CLARABEL"),
+    solvers=DEFAULT_SOLVERS,
 ) -> Template:
     return Template(
         inputs.symbols,
