@@ -110,6 +110,8 @@ class LotQP:
         self.exposures = risk.exposures
         self.last_iterations = 0
         self.kernel_ms_total = 0.0  # the kernel alone, over every solve so far
+        self._static_base = None
+        self._static: dict = {}
 
     def _q_lin(self, values) -> np.ndarray:
         """The linear term of the tracking error in ``w``: ``-2 w_TE S g / PP2``."""
@@ -123,18 +125,68 @@ class LotQP:
         linear = self.exposures.T @ goal_factors / np.sqrt(PP2) + specific
         return -2.0 * self.te_weight * linear
 
-    def problem(self, values) -> tuple:
-        """The kernel's arguments for parameter ``values`` (see ``lotqp_kernel.solve``)."""
+    def problem(self, values, base=None) -> tuple:
+        """The kernel's arguments for parameter ``values`` (see ``lotqp_kernel.solve``).
+
+        ``base`` is the template's per-account parameter dict the search-state constraints
+        start from (see ``Template.values``): what does not depend on the search state is
+        built once per ``base`` and reused by the account's further passes."""
+        if base is None or self._static_base is not base:
+            self._static = self._static_args(values)
+            self._static_base = base
+        st = self._static
+        n, m = self.n, self.m
+        # y = (lot sales, buys); the search state moves caps and floors only.
+        lo = np.zeros(m + n)
+        if self.has_min_trade:
+            lo[m:] = np.maximum(values["buy_floor"], 0.0)
+        up = np.concatenate([values["sell_cap"], values["buy_cap"]])
+        alpha, beta, sec_rhs = st["alpha"], st["beta"], st["sec_rhs"]
+        if self.has_min_trade:
+            sell_floor = np.asarray(values["sell_floor"], dtype=float)
+            floors = np.flatnonzero(sell_floor > 0)
+            if len(floors):  # -s_i <= -floor_i
+                rows = np.zeros((len(floors), n))
+                rows[np.arange(len(floors)), floors] = -1.0
+                alpha = np.vstack([alpha, rows])
+                beta = np.vstack([beta, np.zeros_like(rows)])
+                sec_rhs = np.concatenate([sec_rhs, -sell_floor[floors]])
+        return (
+            self.slots,
+            lo,
+            up,
+            st["linear"],
+            st["has_z"],
+            float(self.tax_weight),
+            self.use_dense,
+            self.q_dense,
+            self.q_x,
+            self.q_d,
+            st["q_lin"],
+            st["hold"],
+            self.klass,
+            st["class_lo"],
+            st["class_hi"],
+            st["w_lo"],
+            st["w_hi"],
+            alpha,
+            beta,
+            sec_rhs,
+            st["g"],
+            st["gz"],
+            st["lot_rhs"],
+            TOLERANCE,
+            GAP_TOLERANCE,
+            MAX_ITERATIONS,
+        )
+
+    def _static_args(self, values) -> dict:
+        """The kernel's arguments that the search state leaves alone."""
         n, m = self.n, self.m
         cost = np.asarray(values["cost_per_dollar"], dtype=float)
         # Terms the objective does not have leave their parameters out.
         tax_coef = np.asarray(values.get("tax_coef", np.zeros(m)), dtype=float)
         lot_cost = cost[self.lot_security]
-        # y = (lot sales, buys)
-        lo = np.zeros(m + n)
-        if self.has_min_trade:
-            lo[m:] = np.maximum(values["buy_floor"], 0.0)
-        up = np.concatenate([values["sell_cap"], values["buy_cap"]])
         linear = np.concatenate(
             [self.cost_weight * lot_cost + self.tax_weight * tax_coef, self.cost_weight * cost]
         )
@@ -151,70 +203,58 @@ class LotQP:
         w_lo[w_lo <= -_SLACK] = -np.inf
         w_hi[w_hi >= _SLACK] = np.inf
 
-        # Dense rows  g'y + gz z <= rhs. Cash is cash0 + (1 - k)'sales - (1 + k)'buys.
-        rows, rhs = [], []
-        cash = np.concatenate([1.0 - lot_cost, -(1.0 + cost)])
+        # Security rows  alpha's + beta'b <= rhs (s: sales per security), with cash
+        # = cash0 + (1 - k)'s - (1 + k)'b; lot rows  g'y + gz z <= rhs.
+        alpha, beta, sec_rhs = [], [], []
         floor = float(values.get("cash_floor", -BIG))
-        if floor > -_SLACK:
-            rows.append(-cash)
-            rhs.append(cash0 - floor)
+        if floor > -_SLACK:  # cash >= floor
+            alpha.append(-(1.0 - cost))
+            beta.append(1.0 + cost)
+            sec_rhs.append(cash0 - floor)
         ceiling = float(values.get("cash_upper", BIG))
-        if ceiling < _SLACK:
-            rows.append(cash)
-            rhs.append(ceiling - cash0)
+        if ceiling < _SLACK:  # cash <= ceiling
+            alpha.append(1.0 - cost)
+            beta.append(-(1.0 + cost))
+            sec_rhs.append(ceiling - cash0)
         turnover = float(values.get("turnover_cap", BIG))
         if turnover < _SLACK:
-            rows.append(np.ones(m + n))
-            rhs.append(turnover)
+            alpha.append(np.ones(n))
+            beta.append(np.ones(n))
+            sec_rhs.append(turnover)
+        rows, lot_rhs = [], []
         for coef_name, cap_name in (("gain_coef", "gain_cap"), ("st_gain_coef", "st_gain_cap")):
             cap = float(values.get(cap_name, BIG))
             if cap < _SLACK:
                 rows.append(np.concatenate([values[coef_name], np.zeros(n)]))
-                rhs.append(cap)
-        if self.has_min_trade:
-            sell_floor = np.asarray(values["sell_floor"], dtype=float)
-            for i in np.flatnonzero(sell_floor > 0):
-                row = np.zeros(m + n)
-                row[i * self.slots : (i + 1) * self.slots] = -1.0
-                rows.append(row)
-                rhs.append(-float(sell_floor[i]))
+                lot_rhs.append(cap)
         gz = np.zeros(len(rows) + has_z)
         if has_z:  # the carry row: -keep * tax(x) - z <= keep_offset
             rows.append(np.concatenate([-keep * tax_coef, np.zeros(n)]))
-            rhs.append(float(values["carry_keep_offset"]))
+            lot_rhs.append(float(values["carry_keep_offset"]))
             gz[-1] = -1.0
-        g = np.array(rows, dtype=float).reshape(len(rhs), m + n)
-        return (
-            self.slots,
-            lo,
-            np.ascontiguousarray(up, dtype=float),
-            linear,
-            has_z,
-            float(self.tax_weight),
-            self.use_dense,
-            self.q_dense,
-            self.q_x,
-            self.q_d,
-            np.ascontiguousarray(self._q_lin(values)),
-            np.ascontiguousarray(values["hold"], dtype=float),
-            self.klass,
-            class_lo,
-            class_hi,
-            w_lo,
-            w_hi,
-            g,
-            gz,
-            np.asarray(rhs, dtype=float),
-            TOLERANCE,
-            GAP_TOLERANCE,
-            MAX_ITERATIONS,
-        )
+        r_s = len(sec_rhs)
+        return {
+            "linear": linear,
+            "has_z": has_z,
+            "q_lin": np.ascontiguousarray(self._q_lin(values)),
+            "hold": np.ascontiguousarray(values["hold"], dtype=float),
+            "class_lo": class_lo,
+            "class_hi": class_hi,
+            "w_lo": w_lo,
+            "w_hi": w_hi,
+            "alpha": np.array(alpha, dtype=float).reshape(r_s, n),
+            "beta": np.array(beta, dtype=float).reshape(r_s, n),
+            "sec_rhs": np.asarray(sec_rhs, dtype=float),
+            "g": np.array(rows, dtype=float).reshape(len(lot_rhs), m + n),
+            "gz": gz,
+            "lot_rhs": np.asarray(lot_rhs, dtype=float),
+        }
 
-    def solve(self, values) -> tuple[str, np.ndarray, np.ndarray, float, float]:
+    def solve(self, values, base=None) -> tuple[str, np.ndarray, np.ndarray, float, float]:
         """``(status, sell, buy, objective, ms)``; status ``optimal``, ``infeasible`` (only
-        for inconsistent bounds) or ``not_converged``."""
+        for inconsistent bounds) or ``not_converged``. ``base``: see :meth:`problem`."""
         start = time.perf_counter()
-        args = self.problem(values)
+        args = self.problem(values, base)
         kernel_start = time.perf_counter()
         status, y, z, iterations = kernel.solve(*args)
         self.kernel_ms_total += (time.perf_counter() - kernel_start) * 1e3

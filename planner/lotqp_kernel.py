@@ -1,26 +1,30 @@
 """The numerical core of :mod:`planner.lotqp`: a structured primal-dual interior-point method.
 
 The program, in fractions of account value (``n`` securities with ``L`` lot slots each,
-security ``i`` owning slots ``i*L .. i*L+L-1``; ``y = (x, b)`` the lot sales and the buys)::
+security ``i`` owning slots ``i*L .. i*L+L-1``; ``y = (x, b)`` the lot sales and the buys,
+``s = S x`` the sales per security)::
 
     minimise    1/2 w'Qw + q'w + c'y + cz z
-    subject to  w = hold - S x + b                  (S sums a security's lot slots)
+    subject to  w = hold - s + b
                 lo <= y <= up,  z >= 0
                 class_lo <= A w <= class_hi         (A: asset-class membership)
                 w_lo <= w <= w_hi
-                G y + gz z <= g                     (a few dense rows: cash, turnover, gain
-                                                     limits, sale floors, the tax carry row)
+                alpha s + beta b <= sec_rhs         (security rows: cash floor and ceiling,
+                                                     turnover, sale floors)
+                G y + gz z <= lot_rhs               (lot rows: gain limits, the carry row)
 
-Mehrotra's predictor-corrector on the normal equations. With ``U' y = -S x + b`` (trades to
+Mehrotra's predictor-corrector on the normal equations. With ``U' y = -s + b`` (trades to
 weights), the Newton matrix on ``y`` is ``M = A0 + R' T R``: ``A0 = B + U Q U'`` (``B`` the
-diagonal barrier term of the boxes) and ``R`` every general row, weighed by ``T``.
+diagonal barrier term of the boxes) and ``R`` every row, weighed by ``T``.
 
 - ``A0^{-1} = Pi + Y K^{-1} Y'`` with, per security, ``D_i = u_i' B_i^{-1} u_i``,
   ``Y = B^{-1} U D^{-1}``, ``Pi`` the block inverse projected off ``u_i``, and
   ``K = Q + D^{-1}``: one ``n x n`` Cholesky per step (or, for a factor risk model, a
   Woodbury solve of the factor count) whatever the number of lots.
 - The rows join through one Schur complement ``C = T^{-1} + R A0^{-1} R'`` of their own
-  size. Rows written on ``w`` cost only ``K`` solves (``U' Y = I``, ``Pi U = 0``).
+  size. Rows on ``w`` cost only ``K`` solves (``U' Y = I``, ``Pi U = 0``); a security row's
+  ``Pi`` image is one number per security; only lot rows touch the lot arrays. Each
+  iteration makes about eighteen passes over the lots.
 
 Accuracy near the optimum, where barrier weights span twenty orders of magnitude, takes
 four details: projections are taken relative to each block's largest-weight entry (an
@@ -100,17 +104,6 @@ def _cho_solve(c, v):
 
 
 @njit(**_JIT)
-def _trade_weights(y, hold, n, slots, out):
-    """``out = hold + U' y`` (post-trade weights)."""
-    m = n * slots
-    for i in range(n):
-        s = hold[i] + y[m + i]
-        for k in range(i * slots, (i + 1) * slots):
-            s -= y[k]
-        out[i] = s
-
-
-@njit(**_JIT)
 def _mv(a, x, out):
     """``out = a @ x`` (loops: shapes may be empty)."""
     for j in range(a.shape[0]):
@@ -187,16 +180,21 @@ def _k_solve(v, free_idx, use_dense, kchol, kd, kz, kinner, out):
 
 
 @njit(**_JIT)
-def _project(v, e, delta, anchor, n, slots, out_pi, out_mean):
-    """``out_pi = Pi v`` and ``out_mean = Y' v`` (per security, the ``e``-weighted mean of
-    ``u * v``), relative to each block's anchor (its largest weight)."""
+def _project(v, e, delta, anchor, n, slots, g, out_pi, out_mean, out_lots, out_g):
+    """``out_pi = Pi v``, ``out_mean = Y' v`` (per security, the ``e``-weighted mean of
+    ``u * v``, taken relative to the block's anchor), ``out_lots`` the per-security sums of
+    ``Pi v`` over the lots, and ``out_g[d] = g[d]' Pi v`` for the lot rows."""
     m = n * slots
+    r = g.shape[0]
+    out_g[:] = 0.0
     for i in range(n):
+        lots = 0.0
         if delta[i] <= 0.0:
             out_mean[i] = 0.0
             for k in range(i * slots, (i + 1) * slots):
                 out_pi[k] = 0.0
             out_pi[m + i] = 0.0
+            out_lots[i] = 0.0
             continue
         a = anchor[i]
         star = v[a] if a >= m else -v[a]
@@ -207,22 +205,16 @@ def _project(v, e, delta, anchor, n, slots, out_pi, out_mean):
         out_mean[i] = star + shift
         # u_k e_k ((u v)_k - mean), with u = -1 on lots and +1 on the buy
         for k in range(i * slots, (i + 1) * slots):
-            out_pi[k] = -e[k] * ((-v[k] - star) - shift)
-        out_pi[m + i] = e[m + i] * ((v[m + i] - star) - shift)
-
-
-@njit(**_JIT)
-def _spread(vn, e, delta, n, slots, out):
-    """``out += Y vn``: ``-e_k vn_i / D_i`` on security ``i``'s lots, ``+e_b vn_i / D_i`` on
-    its buy."""
-    m = n * slots
-    for i in range(n):
-        if delta[i] <= 0.0:
-            continue
-        r = vn[i] / delta[i]
-        for k in range(i * slots, (i + 1) * slots):
-            out[k] -= e[k] * r
-        out[m + i] += e[m + i] * r
+            p = -e[k] * ((-v[k] - star) - shift)
+            out_pi[k] = p
+            lots += p
+            for d in range(r):
+                out_g[d] += g[d, k] * p
+        p = e[m + i] * ((v[m + i] - star) - shift)
+        out_pi[m + i] = p
+        out_lots[i] = lots
+        for d in range(r):
+            out_g[d] += g[d, m + i] * p
 
 
 @njit(**_JIT)
@@ -244,9 +236,12 @@ def solve(
     class_hi,
     w_lo,
     w_hi,
+    alpha,
+    beta,
+    sec_rhs,
     g,
     gz,
-    g_rhs,
+    lot_rhs,
     tol,
     gap_tol,
     max_iter,
@@ -258,7 +253,9 @@ def solve(
     row, where it is -1. Returns ``(status, y, z, iterations)``."""
     n = hold.shape[0]
     big_n = lo.shape[0]
-    r = g_rhs.shape[0]
+    m = big_n - n
+    r_s = sec_rhs.shape[0]
+    r_l = lot_rhs.shape[0]
     n_class = class_lo.shape[0]
 
     y = lo.copy()
@@ -269,14 +266,16 @@ def solve(
             return INFEASIBLE, y, z, 0
         free[k] = up[k] - lo[k] > FIXED_EPS
 
-    # Rows on w (class bands, weight limits) as dense vectors over securities, then the rows
-    # on y; every row reads  activity <= rhs.
+    # Rows, in order: on w (class bands, weight limits) as vectors over securities, then
+    # the security rows, then the lot rows; every row reads  activity <= rhs.
     n_w = 0
     for c in range(n_class):
         n_w += int(np.isfinite(class_lo[c])) + int(np.isfinite(class_hi[c]))
     for i in range(n):
         n_w += int(np.isfinite(w_lo[i])) + int(np.isfinite(w_hi[i]))
-    n_rows = n_w + r
+    b_s = n_w  # first security row
+    b_l = n_w + r_s  # first lot row
+    n_rows = b_l + r_l
     a_w = np.zeros((n_w, n))
     rhs = np.empty(n_rows)
     j = 0
@@ -294,17 +293,20 @@ def solve(
                 a_w[j, i] = sign
                 rhs[j] = sign * bound
                 j += 1
-    for d in range(r):
-        rhs[n_w + d] = g_rhs[d]
+    for d in range(r_s):
+        rhs[b_s + d] = sec_rhs[d]
+    for d in range(r_l):
+        rhs[b_l + d] = lot_rhs[d]
     cr = -1  # the carry row's index among all rows
-    for d in range(r):
+    for d in range(r_l):
         if gz[d] != 0.0:
-            cr = n_w + d
+            cr = b_l + d
+    ab = alpha + beta  # a security row's weight on a trade, per security
 
     # Starting point: lots part-way into their boxes, buys a little above their floor.
     for k in range(big_n):
         if free[k]:
-            if k >= big_n - n:
+            if k >= m:
                 y[k] = lo[k] + min(X_START * (up[k] - lo[k]), B_START)
             else:
                 y[k] = lo[k] + X_START * (up[k] - lo[k])
@@ -323,16 +325,32 @@ def solve(
             zl[k] = MU_START / tl[k]
             zu[k] = MU_START / tu[k]
     zz = MU_START / z if has_z else 0.0
+    # 1.0 on free variables, 0.0 on fixed ones: the lot loops stay free of branches, which
+    # the random signs of a step would otherwise mispredict.
+    mk = free.astype(np.float64)
+
+    sales = np.empty(n)
     w = np.empty(n)
-    vw = np.empty(n)
     act = np.empty(n_rows)
+    lot_act = np.empty(r_l)
 
-    def activities(yv, wv, out):
-        _mv(a_w, wv, out[:n_w])
-        _mv(g, yv, out[n_w:])
+    def activities(yv, out):
+        """Row activities at ``yv`` (``sales`` and ``w`` set as a side effect)."""
+        for i in range(n):
+            acc = 0.0
+            for k in range(i * slots, (i + 1) * slots):
+                acc += yv[k]
+            sales[i] = acc
+            w[i] = hold[i] - acc + yv[m + i]
+        _mv(a_w, w, out[:n_w])
+        for d in range(r_s):
+            acc = 0.0
+            for i in range(n):
+                acc += alpha[d, i] * sales[i] + beta[d, i] * yv[m + i]
+            out[b_s + d] = acc
+        _mv(g, yv, out[b_l:])
 
-    _trade_weights(y, hold, n, slots, w)
-    activities(y, w, act)
+    activities(y, act)
     s = np.empty(n_rows)
     lam = np.empty(n_rows)
     for j in range(n_rows):
@@ -345,9 +363,17 @@ def solve(
     rd = np.empty(big_n)
     rp = np.empty(n_rows)
     e = np.zeros(big_n)
+    itl = np.zeros(big_n)  # 1 / tl, 1 / tu of the free variables
+    itu = np.zeros(big_n)
+    izl = np.zeros(big_n)  # 1 / zl, 1 / zu of the free variables
+    izu = np.zeros(big_n)
+    sigma_lots = np.zeros(n)
     delta = np.zeros(n)
     anchor = np.zeros(n, np.int64)
     theta = np.empty(n_rows)
+    vw = np.empty(n)
+    ta = np.empty(n)
+    tb = np.empty(n)
     h = np.empty(big_n)
     dy = np.empty(big_n)
     ds = np.empty(n_rows)
@@ -360,18 +386,21 @@ def solve(
     a_dzl = np.zeros(big_n)
     a_dzu = np.zeros(big_n)
     r_sl = np.empty(n_rows)
-    r_lo = np.empty(big_n)
-    r_up = np.empty(big_n)
     rho = np.empty(n_rows)
-    row_m = np.empty((n_rows, n))  # a_j (rows on w) or Y' g_j (rows on y)
+    row_m = np.empty((n_rows, n))  # a_j (rows on w) or Y' g_j (security and lot rows)
     row_p = np.empty((n_rows, n))  # K^{-1} row_m[j]
-    pi_g = np.empty((r, big_n))  # Pi g_j of the rows on y
+    pi_g = np.empty((r_l, big_n))  # Pi g_j of the lot rows
+    pi_g_lots = np.empty((r_l, n))  # ... summed per security over the lots
+    g_pi_g = np.empty((r_l, r_l))
     c1 = np.empty((n_rows, n_rows))
     pih = np.empty(big_n)
     mh = np.empty(n)
+    pih_lots = np.empty(n)
+    g_pih = np.empty(r_l)
     ut = np.empty(n)
     dwv = np.empty(n)
-    gt = np.empty(n_rows)
+    gamma = np.empty(n)
+    coef = np.empty(n_rows)
     best_y = y.copy()
     best_z = z
     best_merit = np.inf
@@ -379,8 +408,7 @@ def solve(
     it = 0
     for it in range(max_iter + 1):
         # ---- residuals ---------------------------------------------------------------------
-        _trade_weights(y, hold, n, slots, w)
-        activities(y, w, act)
+        activities(y, act)
         pres = 0.0
         psum = 0.0
         for j in range(n_rows):
@@ -388,24 +416,36 @@ def solve(
             rp[j] = act[j] + zterm + s[j] - rhs[j]
             pres = max(pres, abs(rp[j]))
             psum += rp[j]
-        # rd = c + U (Q w + q + A_w' lam_w) + G' lam_g - zl + zu
+        # rd = c + U (Q w + q + A_w' lam_w) + (security and lot rows)' lam - zl + zu
         _mtv(a_w, lam[:n_w], vw)
         vw += _q_times(w, use_dense, q_dense, q_x, q_d) + q_lin
-        _mtv(g, lam[n_w:], rd)
-        m_off = big_n - n
-        for i in range(n):
-            for k in range(i * slots, (i + 1) * slots):
-                rd[k] -= vw[i]
-            rd[m_off + i] += vw[i]
+        _mtv(alpha, lam[b_s:b_l], ta)
+        _mtv(beta, lam[b_s:b_l], tb)
         comp = 0.0
         dres = 0.0
         dsum = 0.0
-        for k in range(big_n):
+        for i in range(n):
+            lot_term = ta[i] - vw[i]
+            for k in range(i * slots, (i + 1) * slots):
+                if free[k]:
+                    v = cost[k] + lot_term - zl[k] + zu[k]
+                    for d in range(r_l):
+                        v += g[d, k] * lam[b_l + d]
+                    rd[k] = v
+                    comp += tl[k] * zl[k] + tu[k] * zu[k]
+                    dres = max(dres, abs(v))
+                    dsum += v
+                else:
+                    rd[k] = 0.0
+            k = m + i
             if free[k]:
-                rd[k] += cost[k] - zl[k] + zu[k]
+                v = cost[k] + tb[i] + vw[i] - zl[k] + zu[k]
+                for d in range(r_l):
+                    v += g[d, k] * lam[b_l + d]
+                rd[k] = v
                 comp += tl[k] * zl[k] + tu[k] * zu[k]
-                dres = max(dres, abs(rd[k]))
-                dsum += rd[k]
+                dres = max(dres, abs(v))
+                dsum += v
             else:
                 rd[k] = 0.0
         rdz = 0.0
@@ -429,19 +469,27 @@ def solve(
 
         # ---- factorisation -----------------------------------------------------------------
         for k in range(big_n):
-            e[k] = 1.0 / (zl[k] / tl[k] + zu[k] / tu[k]) if free[k] else 0.0
+            # reciprocals once per iteration (0 on fixed variables, whose slacks are 0)
+            fixed = 1.0 - mk[k]
+            itl[k] = mk[k] / (tl[k] + fixed)
+            itu[k] = mk[k] / (tu[k] + fixed)
+            izl[k] = mk[k] / (zl[k] + fixed)
+            izu[k] = mk[k] / (zu[k] + fixed)
+            e[k] = mk[k] / (zl[k] * itl[k] + zu[k] * itu[k] + fixed)
         nf = 0
         for i in range(n):
-            best = e[m_off + i]
-            total = best
-            anchor[i] = m_off + i
+            best = e[m + i]
+            anchor[i] = m + i
+            total = 0.0
             for k in range(i * slots, (i + 1) * slots):
                 total += e[k]
                 if e[k] > best:
                     best = e[k]
                     anchor[i] = k
-            delta[i] = total
-            if total > 0.0:
+            eb = e[m + i]
+            sigma_lots[i] = total
+            delta[i] = total + eb
+            if delta[i] > 0.0:
                 nf += 1
         free_idx = np.empty(nf, np.int64)
         f = 0
@@ -456,22 +504,54 @@ def solve(
         if cr >= 0:
             # z eliminated: the carry row's weight is the harmonic mean of its own and z's.
             theta[cr] = lam[cr] * zbar / (lam[cr] + s[cr] * zbar)
+        # Y' g per row: a_j itself for rows on w; for a security row the weighted mean of
+        # (-alpha_i on the lots, +beta_i on the buy).
         row_m[:n_w] = a_w
-        for d in range(r):
-            _project(g[d], e, delta, anchor, n, slots, pi_g[d], row_m[n_w + d])
+        for d in range(r_s):
+            for i in range(n):
+                if delta[i] > 0.0:
+                    row_m[b_s + d, i] = (
+                        -alpha[d, i] * sigma_lots[i] + e[m + i] * beta[d, i]
+                    ) / delta[i]
+                else:
+                    row_m[b_s + d, i] = 0.0
+        for d in range(r_l):
+            _project(
+                g[d],
+                e,
+                delta,
+                anchor,
+                n,
+                slots,
+                g,
+                pi_g[d],
+                row_m[b_l + d],
+                pi_g_lots[d],
+                g_pi_g[d],
+            )
         for j in range(n_rows):
             _k_solve(row_m[j], free_idx, use_dense, kchol, kd, kz, kinner, row_p[j])
-        # C = T^{-1} + R A0^{-1} R' = T^{-1} + row_m K^{-1} row_m' + G Pi G'
+        # C = T^{-1} + R A0^{-1} R' = T^{-1} + row_m K^{-1} row_m' + (rows on y) Pi (rows on y)'
         for j in range(n_rows):
             for k in range(j + 1):
                 acc = 0.0
                 for i in range(n):
                     acc += row_m[j, i] * row_p[k, i]
-                if j >= n_w and k >= n_w:
-                    gj = g[j - n_w]
-                    pk = pi_g[k - n_w]
-                    for t in range(big_n):
-                        acc += gj[t] * pk[t]
+                if k >= b_s:
+                    if j < b_l:  # security row j, security row k
+                        for i in range(n):
+                            if delta[i] > 0.0:
+                                acc += (
+                                    (e[m + i] * sigma_lots[i] / delta[i])
+                                    * ab[j - b_s, i]
+                                    * ab[k - b_s, i]
+                                )
+                    elif k < b_l:  # lot row j, security row k: g_k' Pi g_j
+                        dj, dk = j - b_l, k - b_s
+                        for i in range(n):
+                            acc += alpha[dk, i] * pi_g_lots[dj, i] + beta[dk, i] * pi_g[dj, m + i]
+                    else:  # lot rows
+                        acc += g_pi_g[j - b_l, k - b_l]
                 c1[j, k] = acc
             c1[j, j] += 1.0 / theta[j]
         _cholesky(c1, 1e-15)
@@ -482,19 +562,12 @@ def solve(
         a_dzz = 0.0
         final = merit < 1e3
         for phase in range(2):
+            corr = phase == 1
             for j in range(n_rows):
                 r_sl[j] = s[j] * lam[j]
-            for k in range(big_n):
-                r_lo[k] = tl[k] * zl[k]
-                r_up[k] = tu[k] * zu[k]
-            r_zz = z * zz
-            if phase == 1:
-                for j in range(n_rows):
+                if corr:
                     r_sl[j] += a_ds[j] * a_dlam[j] - sigma_mu
-                for k in range(big_n):
-                    r_lo[k] += a_dy[k] * a_dzl[k] - sigma_mu
-                    r_up[k] += -a_dy[k] * a_dzu[k] - sigma_mu
-                r_zz += a_dz * a_dzz - sigma_mu
+            r_zz = z * zz + (a_dz * a_dzz - sigma_mu if corr else 0.0)
             for j in range(n_rows):
                 rpj = rp[j] if abs(rp[j]) > ROUND_OFF else 0.0
                 rho[j] = (-r_sl[j] + lam[j] * rpj) / s[j]
@@ -511,103 +584,111 @@ def solve(
                 rho[cr] = (zbar * carry_x + lam[cr] * carry_y) / carry_den
             # h = -rd - R' rho - r_lo / t_lo + r_up / t_up
             _mtv(a_w, rho[:n_w], vw)
-            _mtv(g, rho[n_w:], h)
+            _mtv(alpha, rho[b_s:b_l], ta)
+            _mtv(beta, rho[b_s:b_l], tb)
+            _mtv(g, rho[b_l:], h)  # the lot rows' part of R' rho
             for i in range(n):
+                term = ta[i] - vw[i]
                 for k in range(i * slots, (i + 1) * slots):
-                    h[k] -= vw[i]
-                h[m_off + i] += vw[i]
+                    h[k] += term
+                h[m + i] += tb[i] + vw[i]
+            cm = sigma_mu if corr else 0.0
+            cf = 1.0 if corr else 0.0  # the corrector's second-order term
             for k in range(big_n):
-                if free[k]:
-                    h[k] = -rd[k] - h[k] - r_lo[k] / tl[k] + r_up[k] / tu[k]
-                else:
-                    h[k] = 0.0
+                r_lo = tl[k] * zl[k] + cf * a_dy[k] * a_dzl[k] - cm
+                r_up = tu[k] * zu[k] - cf * a_dy[k] * a_dzu[k] - cm
+                h[k] = mk[k] * (-rd[k] - h[k] - r_lo * itl[k] + r_up * itu[k])
             # Newton direction: t = A0^{-1} h, coef = C^{-1} R t, dy = t - A0^{-1} R' coef.
-            _project(h, e, delta, anchor, n, slots, pih, mh)
+            _project(h, e, delta, anchor, n, slots, g, pih, mh, pih_lots, g_pih)
             _k_solve(mh, free_idx, use_dense, kchol, kd, kz, kinner, ut)
             for j in range(n_rows):
                 acc = 0.0
                 for i in range(n):
                     acc += row_m[j, i] * ut[i]
-                if j >= n_w:
-                    gj = g[j - n_w]
-                    for t in range(big_n):
-                        acc += gj[t] * pih[t]
-                gt[j] = acc
-            _cho_solve(c1, gt)  # gt is now coef
-            # dw = U' dy = K^{-1} Y' h - row_p' coef (U' Pi = 0: no sum over lots)
+                if b_s <= j < b_l:
+                    for i in range(n):
+                        acc += alpha[j - b_s, i] * pih_lots[i] + beta[j - b_s, i] * pih[m + i]
+                elif j >= b_l:
+                    acc += g_pih[j - b_l]
+                coef[j] = acc
+            _cho_solve(c1, coef)
+            # dw = U' dy = K^{-1} Y' h - row_p' coef (U' Pi = 0: no sum over lots); a
+            # security row's Pi image per security is e_b (alpha + beta) / D_i.
             dwv[:] = ut
             for j in range(n_rows):
-                cj = gt[j]
+                cj = coef[j]
                 for i in range(n):
                     dwv[i] -= row_p[j, i] * cj
-            dy[:] = pih
-            for d in range(r):
-                cj = gt[n_w + d]
-                pd = pi_g[d]
-                for t in range(big_n):
-                    dy[t] -= pd[t] * cj
-            _spread(dwv, e, delta, n, slots, dy)
+            for i in range(n):
+                acc = 0.0
+                for d in range(r_s):
+                    acc += ab[d, i] * coef[b_s + d]
+                gamma[i] = acc * e[m + i] / delta[i] if delta[i] > 0.0 else 0.0
+            # dy = Pi h - (Pi of the rows) coef + Y dw
+            _mtv(pi_g, coef[b_l:], dy)
+            for i in range(n):
+                if delta[i] > 0.0:
+                    spread = dwv[i] / delta[i]
+                    lot_shift = gamma[i] + spread
+                    for k in range(i * slots, (i + 1) * slots):
+                        dy[k] = pih[k] - dy[k] - e[k] * lot_shift
+                    k = m + i
+                    dy[k] = pih[k] - dy[k] - sigma_lots[i] * gamma[i] + e[k] * spread
+            # (dy is 0 on fixed variables: their e is 0)
+            _mv(g, dy, lot_act)
+            # The box duals, and the longest step that keeps every slack and dual positive,
+            # as the largest inverse ratio (multiplications, no branches).
+            inv_step = 0.0
             for k in range(big_n):
-                if not free[k]:
-                    dy[k] = 0.0
+                v = dy[k]
+                r_lo = tl[k] * zl[k] + cf * a_dy[k] * a_dzl[k] - cm
+                r_up = tu[k] * zu[k] - cf * a_dy[k] * a_dzu[k] - cm
+                dl = (-r_lo - zl[k] * v) * itl[k]
+                du = (-r_up + zu[k] * v) * itu[k]
+                dzl[k] = dl
+                dzu[k] = du
+                inv_step = max(inv_step, -v * itl[k], v * itu[k], -dl * izl[k], -du * izu[k])
+            amax = 1.0 / inv_step if inv_step > 1.0 else 1.0
             # Row duals from the Schur complement; slacks from complementarity where the row
             # is tight (lam >= s), else from the row itself.
             for j in range(n_rows):
-                dlam[j] = rho[j] + gt[j]
+                dlam[j] = rho[j] + coef[j]
                 if j == cr:
                     continue
                 if lam[j] >= s[j]:
                     ds[j] = (-r_sl[j] - s[j] * dlam[j]) / lam[j]
-                elif j < n_w:
+                elif j < b_s:
                     acc = 0.0
                     for i in range(n):
                         acc += a_w[j, i] * dwv[i]
                     ds[j] = -rp[j] - acc
-                else:
-                    gj = g[j - n_w]
+                elif j < b_l:
                     acc = 0.0
-                    for t in range(big_n):
-                        acc += gj[t] * dy[t]
+                    for i in range(n):
+                        # the sale of security i is its buy change less its weight change
+                        db = dy[m + i]
+                        acc += alpha[j - b_s, i] * (db - dwv[i]) + beta[j - b_s, i] * db
                     ds[j] = -rp[j] - acc
+                else:
+                    ds[j] = -rp[j] - lot_act[j - b_l]
             dz = 0.0
             dzz = 0.0
             if has_z:
                 # carry row (gz = -1):  a - dz + ds_c = -rp_c,  lam_c ds_c + s_c dlam_c = -r_sl,
                 # z:  -dlam_c - dzz = -rdz,  zz dz + z dzz = -r_zz;  a = g_c' dy.
-                gc = g[cr - n_w]
-                a = 0.0
-                for t in range(big_n):
-                    a += gc[t] * dy[t]
+                a = lot_act[cr - b_l]
                 dz = (carry_x + lam[cr] * a - s[cr] * carry_y) / carry_den
                 ds[cr] = -rp[cr] - a + dz
                 dzz = rdz - dlam[cr]
-            # the longest step that keeps every slack and dual positive
-            amax = 1.0
+                if dz < 0.0:
+                    amax = min(amax, -z / dz)
+                if dzz < 0.0:
+                    amax = min(amax, -zz / dzz)
             for j in range(n_rows):
                 if ds[j] < 0.0:
                     amax = min(amax, -s[j] / ds[j])
                 if dlam[j] < 0.0:
                     amax = min(amax, -lam[j] / dlam[j])
-            for k in range(big_n):
-                if free[k]:
-                    dzl[k] = (-r_lo[k] - zl[k] * dy[k]) / tl[k]
-                    dzu[k] = (-r_up[k] + zu[k] * dy[k]) / tu[k]
-                    if dy[k] < 0.0:
-                        amax = min(amax, -tl[k] / dy[k])
-                    elif dy[k] > 0.0:
-                        amax = min(amax, tu[k] / dy[k])
-                    if dzl[k] < 0.0:
-                        amax = min(amax, -zl[k] / dzl[k])
-                    if dzu[k] < 0.0:
-                        amax = min(amax, -zu[k] / dzu[k])
-                else:
-                    dzl[k] = 0.0
-                    dzu[k] = 0.0
-            if has_z:
-                if dz < 0.0:
-                    amax = min(amax, -z / dz)
-                if dzz < 0.0:
-                    amax = min(amax, -zz / dzz)
             if phase == 0:
                 # Mehrotra's centring from the affine step's complementarity.
                 comp_aff = 0.0
@@ -621,26 +702,27 @@ def solve(
                     comp_aff += (z + amax * dz) * (zz + amax * dzz)
                 sigma = min((comp_aff / max(comp, 1e-300)) ** 3, 1.0)
                 sigma_mu = sigma * mu
-                a_dy[:] = dy
-                a_ds[:] = ds
-                a_dlam[:] = dlam
-                a_dzl[:] = dzl
-                a_dzu[:] = dzu
+                # keep the affine direction: swap the buffers rather than copy
+                dy, a_dy = a_dy, dy
+                ds, a_ds = a_ds, ds
+                dlam, a_dlam = a_dlam, dlam
+                dzl, a_dzl = a_dzl, dzl
+                dzu, a_dzu = a_dzu, dzu
                 a_dz = dz
                 a_dzz = dzz
             else:
-                alpha = min(1.0, (FINAL_STEP if final else STEP_TO_BOUNDARY) * amax)
+                step = min(1.0, (FINAL_STEP if final else STEP_TO_BOUNDARY) * amax)
                 for k in range(big_n):
-                    y[k] += alpha * dy[k]
-                    tl[k] += alpha * dy[k]
-                    tu[k] -= alpha * dy[k]
-                    zl[k] += alpha * dzl[k]
-                    zu[k] += alpha * dzu[k]
+                    y[k] += step * dy[k]
+                    tl[k] += step * dy[k]
+                    tu[k] -= step * dy[k]
+                    zl[k] += step * dzl[k]
+                    zu[k] += step * dzu[k]
                 for j in range(n_rows):
-                    s[j] += alpha * ds[j]
-                    lam[j] += alpha * dlam[j]
-                z += alpha * dz
-                zz += alpha * dzz
+                    s[j] += step * ds[j]
+                    lam[j] += step * dlam[j]
+                z += step * dz
+                zz += step * dzz
     # Round-off may stall the very last steps: the best iterate stands if it is within ten
     # times the tolerances.
     status = OPTIMAL if best_merit <= 10.0 else NOT_CONVERGED

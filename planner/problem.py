@@ -281,7 +281,7 @@ class Template:
     def _solve_lotqp(self, values: dict[str, np.ndarray]) -> Solution:
         if self._lotqp is None:
             self._lotqp = lotqp.LotQP(self)
-        status, sell, buy, objective, ms = self._lotqp.solve(values)
+        status, sell, buy, objective, ms = self._lotqp.solve(values, base=self._base)
         if status != "optimal":
             return Solution(status, lotqp.NAME, np.zeros(self.m), np.zeros(self.n), objective, ms)
         return Solution("optimal", lotqp.NAME, _clean(sell), _clean(buy), objective, ms)
