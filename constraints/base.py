@@ -31,6 +31,16 @@ BIG = 10.0
 """A bound that never binds, in fractions of account value (10 x the account)."""
 
 
+@functools.lru_cache(maxsize=256)
+def name_codes(names: tuple[str, ...]) -> tuple[tuple[str, ...], np.ndarray]:
+    """The sorted distinct ``names`` and each entry's index into them (read-only). Cached:
+    a universe's asset classes and wash groups are the same for every account."""
+    distinct = tuple(sorted(set(names)))
+    codes = np.searchsorted(np.array(distinct), np.array(names)) if names else np.zeros(0, int)
+    codes.setflags(write=False)
+    return distinct, codes
+
+
 @dataclass(eq=False)
 class Context:
     """The variables, fixed matrices and named parameters of one compiled template.
@@ -165,6 +175,16 @@ class AccountInputs:
     def lot_gain_frac(self) -> np.ndarray:
         """Realised gain per dollar of proceeds of each lot slot, ``1 - cost / price``."""
         return np.where(self.lot_real, 1.0 - self.lot_unit_cost / self.lot_price, 0.0)
+
+    @property
+    def class_codes(self) -> np.ndarray:
+        """Index of each security's asset class among the sorted class names."""
+        return name_codes(tuple(self.asset_classes))[1]
+
+    @property
+    def group_codes(self) -> np.ndarray:
+        """Index of each security's wash group among the sorted group names."""
+        return name_codes(tuple(self.wash_groups))[1]
 
     @functools.cached_property
     def lot_loss(self) -> np.ndarray:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 import constraints as C
+from constraints.base import name_codes
 from planner import tax
 from planner.domain import CASH, Account, Book
 from planner.errors import ConfigError, InfeasibleError, RuleViolationError
@@ -463,14 +464,14 @@ def _outcome(book, account_id, model_name, decision, inputs, risk, report, execu
 
     # Orders with a reason each.
     model = book.models[model_name]
-    classes = np.array(inputs.asset_classes)
-    class_names = sorted(set(inputs.asset_classes))
-    class_code = np.searchsorted(class_names, classes)
+    class_names, class_code = name_codes(tuple(inputs.asset_classes))
     pre = np.bincount(class_code, weights=inputs.hold_weight, minlength=len(class_names))
     post = np.bincount(class_code, weights=post_value, minlength=len(class_names)) / total_after
     pre_class = dict(zip(class_names, pre.tolist(), strict=True))
     post_class = dict(zip(class_names, post.tolist(), strict=True))
-    why = _Reasons(inputs, decision, classes, pre_class, post_class, model, executable)
+    why = _Reasons(
+        inputs, decision, class_names, class_code, pre_class, post_class, model, executable
+    )
     traded_value = np.maximum(sold_value + bought_value, 1e-300)
     sold_idx = np.flatnonzero(sold_shares > 0)
     bought_idx = np.flatnonzero(executable.buy_shares > 0)
@@ -519,12 +520,21 @@ def _outcome(book, account_id, model_name, decision, inputs, risk, report, execu
 
 
 class _Reasons:
-    """The human reason of each order of one account (one line, for the blotter)."""
+    """The human reason of each order of one account (one line, for the blotter).
 
-    def __init__(self, inputs, decision, classes, pre_class, post_class, model, executable):
+    In order of precedence: a legacy holding's sale; a cash-flow plan's "invest
+    contribution" / "raise cash for withdrawal"; a taxable sale of loss lots only with a
+    buy in its class, "tax-loss harvest, replaced by ..."; a buy of a security the model
+    does not target, "substitute for ..."; else the class move, "rebalance C: a -> b
+    (target t)"."""
+
+    def __init__(
+        self, inputs, decision, class_names, class_code, pre_class, post_class, model, executable
+    ):
         self.inputs = inputs
         self.decision = decision
-        self.classes = classes
+        self.class_names = class_names
+        self.class_code = class_code
         self.pre_class = pre_class
         self.post_class = post_class
         self.class_target = model.class_targets
@@ -538,54 +548,49 @@ class _Reasons:
             inputs.lot_security, weights=sold_slot & inputs.lot_loss, minlength=n
         )
         self.all_loss = (sold_lots > 0) & (sold_loss_lots == sold_lots)
-        self._rebalance: dict[str, str] = {}
 
     def reasons(self, idx: np.ndarray, is_sell: np.ndarray) -> np.ndarray:
-        """The reason of every order (security ``idx``, a sale where ``is_sell``) at once:
-        the same rules as :meth:`reason`, with the per-class texts built once."""
+        """The reason of every order (security ``idx``, a sale where ``is_sell``)."""
         inputs = self.inputs
         out = np.empty(len(idx), dtype=object)
         if self.decision.mode == "cash_only":
             out[:] = np.where(is_sell, "raise cash for withdrawal", "invest contribution")
         else:
-            classes = self.classes[idx]
-            for c in np.unique(classes):
-                out[classes == c] = self._class_reason(c)
-            targets = np.array([self.security_target.get(inputs.symbols[i], 0.0) for i in idx])
-            substitute = np.flatnonzero(~is_sell & (targets == 0.0))
-            for k in substitute:
-                out[k] = f"substitute for {classes[k]} (preferred security blocked or harvested)"
+            codes = self.class_code[idx]
+            texts = {c: self._class_reason(c) for c in set(codes.tolist())}
+            out[:] = [texts[c] for c in codes.tolist()]
+            if inputs.target_weight is not None:
+                untargeted = np.asarray(inputs.target_weight)[idx] == 0.0
+            else:
+                untargeted = np.array(
+                    [self.security_target.get(inputs.symbols[i], 0.0) == 0.0 for i in idx]
+                )
+            for k in np.flatnonzero(~is_sell & untargeted):
+                out[k] = (
+                    f"substitute for {self.class_names[codes[k]]} "
+                    "(preferred security blocked or harvested)"
+                )
             if inputs.taxable:
+                bought = self.executable.buy_shares > 0
                 for k in np.flatnonzero(is_sell & self.all_loss[idx]):
-                    out[k] = self.reason(int(idx[k]), "sell")
+                    i = idx[k]
+                    replaced = [
+                        inputs.symbols[j]
+                        for j in np.flatnonzero(bought & (self.class_code == codes[k]))
+                        if j != i
+                    ]
+                    if replaced:
+                        out[k] = f"tax-loss harvest, replaced by {', '.join(replaced)}"
         legacy = is_sell & ~inputs.in_model[idx]
         out[legacy] = "legacy holding, not in model"
         return out
 
-    def _class_reason(self, c: str) -> str:
-        if c not in self._rebalance:
-            self._rebalance[c] = (
-                f"rebalance {c}: {self.pre_class.get(c, 0.0):.1%} -> "
-                f"{self.post_class.get(c, 0.0):.1%} (target {self.class_target.get(c, 0.0):.1%})"
-            )
-        return self._rebalance[c]
-
-    def reason(self, i: int, side: str) -> str:
-        inputs, c = self.inputs, self.classes[i]
-        if side == "sell" and not inputs.in_model[i]:
-            return "legacy holding, not in model"
-        if self.decision.mode == "cash_only":
-            return "invest contribution" if side == "buy" else "raise cash for withdrawal"
-        if side == "sell" and inputs.taxable and self.all_loss[i]:
-            bought = self.executable.buy_shares > 0
-            replaced = [
-                inputs.symbols[j] for j in np.flatnonzero((self.classes == c) & bought) if j != i
-            ]
-            if replaced:
-                return f"tax-loss harvest, replaced by {', '.join(replaced)}"
-        if side == "buy" and self.security_target.get(inputs.symbols[i], 0.0) == 0.0:
-            return f"substitute for {c} (preferred security blocked or harvested)"
-        return self._class_reason(c)
+    def _class_reason(self, code: int) -> str:
+        c = self.class_names[code]
+        return (
+            f"rebalance {c}: {self.pre_class.get(c, 0.0):.1%} -> "
+            f"{self.post_class.get(c, 0.0):.1%} (target {self.class_target.get(c, 0.0):.1%})"
+        )
 
 
 def _notes(notes: Sequence[str], executable) -> list[str]:

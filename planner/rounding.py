@@ -38,7 +38,7 @@ from typing import Literal
 
 import numpy as np
 
-from constraints.base import BIG, AccountInputs
+from constraints.base import BIG, AccountInputs, name_codes
 from planner.objective import tax_per_dollar
 
 ReliefMethod = Literal["optimal", "min_tax", "hifo", "fifo", "lifo"]
@@ -137,7 +137,7 @@ class _Account:
         self.st_cap = inputs.st_gain_cap if inputs.taxable else None
         self.gain_limit, self.st_limit = self.budget, self.st_cap
         # Class bands, in the template's class order (sorted class names).
-        names, self.klass = np.unique(np.asarray(inputs.asset_classes), return_inverse=True)
+        names, self.klass = name_codes(tuple(inputs.asset_classes))
         self.lower = np.asarray(inputs.class_lower, dtype=float)
         self.upper = np.asarray(inputs.class_upper, dtype=float)
         if len(self.lower) != len(names) or len(self.upper) != len(names):
@@ -223,8 +223,10 @@ def to_shares(
     minimum = inputs.min_trade_value
     forced_buy = (minimum > 0) & (cont_buy * prices >= minimum * (1 - FORCED_TOLERANCE))
     may_buy = (cont_buy > 0) & ((buy_floor >= 1) | (remainder > 1e-3) | forced_buy)
-    groups = np.asarray(inputs.wash_groups)
-    wash_loss = acct.real & inputs.lot_loss & np.isin(groups[acct.sec], groups[may_buy])
+    groups = inputs.group_codes
+    bought_groups = np.zeros(int(groups.max()) + 1 if len(groups) else 0, dtype=bool)
+    bought_groups[groups[may_buy]] = True
+    wash_loss = acct.real & inputs.lot_loss & bought_groups[groups][acct.sec]
 
     sell_shares = _optimal_sales(acct, cont_sell, ~wash_loss)
     if acct.bounded:
@@ -622,14 +624,11 @@ def _round_buys(
     # Largest remainder first, each at most one step up.
     open_ = (cont_buy > 0) & ~below & (remainder > 1e-3)
     order = np.argsort(-remainder, kind="stable")
-    for i in order:
-        if open_[i] and remainder[i] >= 0.5:
-            round_up(i)
-            open_[i] = False
+    for i in order[open_[order] & (remainder[order] >= 0.5)]:
+        round_up(i)
+        open_[i] = False
     # Then the rest, where a class ends below its band or cash above its ceiling.
-    for i in order:
-        if not open_[i]:
-            continue
+    for i in order[open_[order]]:
         k = klass[i]
         if class_weight(k) < lower[k] - 1e-12 or cash() > ceiling:
             round_up(i)

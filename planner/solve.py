@@ -33,13 +33,12 @@ relaxation already obeys every rule costs one solve.
 
 from __future__ import annotations
 
-import functools
 import itertools
 from dataclasses import dataclass
 
 import numpy as np
 
-from constraints.base import AccountInputs
+from constraints.base import AccountInputs, name_codes
 from planner.errors import InfeasibleError, RuleViolationError
 from planner.problem import NOISE, Solution, Template
 
@@ -380,10 +379,9 @@ def _members(codes: np.ndarray, chosen: np.ndarray) -> np.ndarray:
     return flag[codes]
 
 
-@functools.lru_cache(maxsize=256)
-def _group_codes(wash_groups: tuple[str, ...]) -> np.ndarray:
-    """Index of each security's wash group (groups in sorted order)."""
-    return np.unique(np.asarray(wash_groups), return_inverse=True)[1]
+def _group_codes(names: tuple[str, ...]) -> np.ndarray:
+    """Index of each entry among the sorted distinct names (wash groups, classes)."""
+    return name_codes(names)[1]
 
 
 def valid(inputs: AccountInputs, sol: Solution) -> bool:
