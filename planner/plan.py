@@ -451,7 +451,8 @@ def _outcome(book, account_id, model_name, decision, inputs, risk, report, execu
             "lot_id": np.asarray(inputs.lot_ids, dtype=object)[sold_slots],
             "shares": q,
             "unit_cost": inputs.lot_unit_cost[sold_slots],
-            "acquired": inputs.lot_acquired[sold_slots].astype("datetime64[D]").astype(str),
+            # Days; formatted as text once for the whole run (see assemble).
+            "acquired": inputs.lot_acquired[sold_slots].astype("datetime64[D]"),
             "term": np.where(long_term, "LT", "ST").astype(object),
             "proceeds": proceeds,
             "realized_gain": gains,
@@ -570,15 +571,14 @@ class _Reasons:
                     f"substitute for {self.class_names[codes[k]]} "
                     "(preferred security blocked or harvested)"
                 )
-            if inputs.taxable:
-                bought = self.executable.buy_shares > 0
-                for k in np.flatnonzero(is_sell & self.all_loss[idx]):
+            harvests = np.flatnonzero(is_sell & self.all_loss[idx]) if inputs.taxable else ()
+            if len(harvests):
+                bought: dict[int, list[tuple[int, str]]] = {}
+                for j in np.flatnonzero(self.executable.buy_shares > 0).tolist():
+                    bought.setdefault(int(self.class_code[j]), []).append((j, inputs.symbols[j]))
+                for k in harvests.tolist():
                     i = idx[k]
-                    replaced = [
-                        inputs.symbols[j]
-                        for j in np.flatnonzero(bought & (self.class_code == codes[k]))
-                        if j != i
-                    ]
+                    replaced = [sym for j, sym in bought.get(int(codes[k]), ()) if j != i]
                     if replaced:
                         out[k] = f"tax-loss harvest, replaced by {', '.join(replaced)}"
         legacy = is_sell & ~inputs.in_model[idx]
@@ -749,6 +749,14 @@ def _full_decision(decision: Decision) -> Decision:
     )
 
 
+def _day_text(days: np.ndarray) -> np.ndarray:
+    """``YYYY-MM-DD`` text of each date (an object array), each distinct date formatted once."""
+    if days.dtype == object:  # already text (an empty frame)
+        return days
+    distinct, index = np.unique(days.astype("datetime64[D]"), return_inverse=True)
+    return distinct.astype(str).astype(object)[index.reshape(-1)]
+
+
 def assemble(chunks: Iterable[ChunkResult | AccountOutcome]) -> PlanResult:
     """Stack chunk results (or account outcomes) into the three sorted DataFrames."""
     chunks = [pack([c]) if isinstance(c, AccountOutcome) else c for c in chunks]
@@ -760,6 +768,7 @@ def assemble(chunks: Iterable[ChunkResult | AccountOutcome]) -> PlanResult:
     orders = stacked("orders", ORDER_COLUMNS)
     orders = orders.sort_values(["account_id", "side", "symbol"], kind="stable", ignore_index=True)
     lot_sales = stacked("lot_sales", LOT_SALE_COLUMNS)
+    lot_sales["acquired"] = _day_text(lot_sales["acquired"].to_numpy())
     lot_sales = lot_sales.sort_values(
         ["account_id", "symbol", "lot_id"], kind="stable", ignore_index=True
     )
