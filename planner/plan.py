@@ -445,10 +445,18 @@ def _outcome(book, account_id, model_name, decision, inputs, risk, report, execu
     realized_lt = float(gains[long_term].sum())
     realized_st = float(gains[~long_term].sum())
     lot_rows = {}
+    # Rows leave each account in their file order (lot sales by symbol and lot id, orders
+    # by side and symbol), so that a run's chunks only need putting in account order.
+    symbol_rank = name_codes(tuple(inputs.symbols))[1]
     if len(sold_slots):
+        lot_ids = np.asarray(inputs.lot_ids, dtype=object)[sold_slots]
+        order = np.lexsort((lot_ids, symbol_rank[inputs.lot_security[sold_slots]]))
+        sold_slots, q, proceeds, gains, long_term, lot_ids = (
+            a[order] for a in (sold_slots, q, proceeds, gains, long_term, lot_ids)
+        )
         lot_rows = {
             "symbol": np.asarray(inputs.symbols, dtype=object)[inputs.lot_security[sold_slots]],
-            "lot_id": np.asarray(inputs.lot_ids, dtype=object)[sold_slots],
+            "lot_id": lot_ids,
             "shares": q,
             "unit_cost": inputs.lot_unit_cost[sold_slots],
             # Days; formatted as text once for the whole run (see assemble).
@@ -480,6 +488,8 @@ def _outcome(book, account_id, model_name, decision, inputs, risk, report, execu
     if len(sold_idx) or len(bought_idx):
         idx = np.concatenate([sold_idx, bought_idx])
         is_sell = np.arange(len(idx)) < len(sold_idx)
+        order = np.lexsort((symbol_rank[idx], is_sell))  # "buy" before "sell"
+        idx, is_sell = idx[order], is_sell[order]
         shares_traded = np.where(is_sell, sold_shares[idx], executable.buy_shares[idx])
         dollars = shares_traded * prices[idx]
         orders = {
@@ -760,18 +770,26 @@ def _day_text(days: np.ndarray) -> np.ndarray:
 def assemble(chunks: Iterable[ChunkResult | AccountOutcome]) -> PlanResult:
     """Stack chunk results (or account outcomes) into the three sorted DataFrames."""
     chunks = [pack([c]) if isinstance(c, AccountOutcome) else c for c in chunks]
-
-    def stacked(kind: str, columns: Sequence[str]) -> pd.DataFrame:
-        frames = [getattr(c, kind) for c in chunks if len(getattr(c, kind))]
-        return pd.concat(frames, ignore_index=True) if frames else _empty(columns)
-
-    orders = stacked("orders", ORDER_COLUMNS)
-    orders = orders.sort_values(["account_id", "side", "symbol"], kind="stable", ignore_index=True)
-    lot_sales = stacked("lot_sales", LOT_SALE_COLUMNS)
-    lot_sales["acquired"] = _day_text(lot_sales["acquired"].to_numpy())
-    lot_sales = lot_sales.sort_values(
-        ["account_id", "symbol", "lot_id"], kind="stable", ignore_index=True
+    # Each account's rows come sorted (see _outcome): in the order of the chunks' accounts
+    # the rows are sorted whenever chunks hold runs of account ids (always, but with the
+    # household wash-sale scope), and only then is the sort skipped.
+    chunks = sorted(
+        chunks, key=lambda c: min((s["account_id"] for s in c.summaries), default="")
     )
+
+    def stacked(kind: str, columns: Sequence[str], keys: list[str]) -> pd.DataFrame:
+        frames = [getattr(c, kind) for c in chunks if len(getattr(c, kind))]
+        if not frames:
+            return _empty(columns)
+        out = pd.concat(frames, ignore_index=True)
+        accounts = out["account_id"].to_numpy()
+        if not (accounts[1:] >= accounts[:-1]).all():
+            out = out.sort_values(keys, kind="stable", ignore_index=True)
+        return out
+
+    orders = stacked("orders", ORDER_COLUMNS, ["account_id", "side", "symbol"])
+    lot_sales = stacked("lot_sales", LOT_SALE_COLUMNS, ["account_id", "symbol", "lot_id"])
+    lot_sales["acquired"] = _day_text(lot_sales["acquired"].to_numpy())
     summary = pd.DataFrame([row for c in chunks for row in c.summaries])
     if not summary.empty:
         fixed = [c for c in summary.columns if not c.startswith(("pre_", "post_"))]
