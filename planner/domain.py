@@ -13,6 +13,7 @@ on demand for one account at a time.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -197,19 +198,21 @@ class Model:
     def cash(self) -> ClassTarget:
         return self.class_target(CASH)
 
-    @property
-    def class_targets(self) -> dict[str, float]:
-        """Target weight per asset class, cash included (fractions summing to 1)."""
-        return {c.asset_class: c.target for c in self.classes}
+    @functools.cached_property
+    def class_targets(self) -> Mapping[str, float]:
+        """Target weight per asset class, cash included (fractions summing to 1); read-only,
+        computed once."""
+        return FrozenDict({c.asset_class: c.target for c in self.classes})
 
-    @property
-    def security_targets(self) -> dict[str, float]:
-        """Target weight per security (alternates at 0), cash excluded."""
+    @functools.cached_property
+    def security_targets(self) -> Mapping[str, float]:
+        """Target weight per security (alternates at 0), cash excluded; read-only, computed
+        once."""
         out: dict[str, float] = {}
         for c in self.classes:
             for s in c.securities:
                 out[s] = out.get(s, 0.0) + c.security_targets.get(s, 0.0)
-        return out
+        return FrozenDict(out)
 
     @property
     def securities(self) -> tuple[str, ...]:

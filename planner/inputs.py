@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -172,8 +173,8 @@ def build_inputs(
     lot_real = np.zeros(m, dtype=bool)
     lot_shares = np.zeros(m)
     lot_cost = np.zeros(m)
-    lot_acquired = np.full(m, np.datetime64(as_of, "D"))
-    lot_ids = np.full(m, "", dtype=object)
+    lot_acquired = _padding(m, as_of)[0].copy()
+    lot_ids = _padding(m, as_of)[1].copy()
     long_term = np.zeros(m, dtype=bool)
     days_to_lt = np.zeros(m, dtype=np.int64)
     shares_held = np.zeros(n)
@@ -195,7 +196,7 @@ def build_inputs(
         long_term[slot] = lt_all[rows]
         days_to_lt[slot] = days_all[rows]
         shares_held = np.bincount(sec_idx, weights=shares, minlength=n)
-    lot_security = np.repeat(np.arange(n), slots)
+    lot_security = _lot_security(n, slots)
 
     held_value = float(shares_held @ prices)
     cash = account.cash + account.cash_flow
@@ -290,6 +291,20 @@ def build_inputs(
         weight_lower=weight_lower,
         weight_upper=weight_upper,
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _padding(m: int, as_of: date) -> tuple[np.ndarray, np.ndarray]:
+    """What padding slots hold: acquired on the as-of date, no lot id (copied per account)."""
+    return np.full(m, np.datetime64(as_of, "D")), np.full(m, "", dtype=object)
+
+
+@functools.lru_cache(maxsize=64)
+def _lot_security(n: int, slots: int) -> np.ndarray:
+    """The security of each of ``n * slots`` lot slots (read-only, shared)."""
+    out = np.repeat(np.arange(n), slots)
+    out.setflags(write=False)
+    return out
 
 
 def _split_by_class(

@@ -19,6 +19,7 @@ harvest a loss at almost no tracking-error cost.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -46,9 +47,12 @@ class RiskModel:
     specific_variance: np.ndarray
     source: str
 
-    @property
+    @functools.cached_property
     def covariance(self) -> np.ndarray:
-        return self.exposures.T @ self.exposures + np.diag(self.specific_variance)
+        """``X'X + diag(d)`` (read-only, computed once)."""
+        out = self.exposures.T @ self.exposures + np.diag(self.specific_variance)
+        out.setflags(write=False)
+        return out
 
     def tracking_error(self, active: np.ndarray) -> float:
         """Annualised tracking error (a fraction) of active weights ``active``."""
