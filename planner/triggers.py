@@ -429,6 +429,7 @@ class Threshold(Policy):
         self.legacy = legacy
         self.rebalance_to = rebalance_to
         self._label = f"Threshold({self.default.describe()})"
+        self._limits: dict[tuple, tuple] = {}
 
     @classmethod
     def from_model(cls, model: Model) -> Threshold:
@@ -460,13 +461,33 @@ class Threshold(Policy):
         out = []
         for c in state.classes:
             in_model = c in state.targets
-            outer = self.outer_band(c)
-            b = _breach(state, c, outer, "outer", in_model) if outer is not None else None
-            if b is None:
-                b = _breach(state, c, self.band(c, in_model), "inner", in_model)
-            if b is not None:
-                out.append(b)
+            t = state.target(c)
+            w = state.weight(c)
+            for limit in self._class_limits(c, in_model, t):
+                lo, hi, tier, text = limit
+                if not lo - EDGE_TOL <= w <= hi + EDGE_TOL:
+                    out.append(Breach(c, w, t, lo, hi, tier, text))
+                    break
         return out
+
+    def _class_limits(self, asset_class: str, in_model: bool, target: float) -> tuple:
+        """The (lower, upper, tier, text) of a class's outer band, then of its inner band,
+        leaving out a band that never breaches. The same for every account of a model, so
+        computed once per class."""
+        key = (asset_class, in_model, target)
+        if key not in self._limits:
+            outer = self.outer_band(asset_class)
+            bands = (() if outer is None else ((outer, "outer"),)) + (
+                (self.band(asset_class, in_model), "inner"),
+            )
+            limits = []
+            for band, tier in bands:
+                if math.isinf(band.half_width(target)):
+                    continue  # a band with neither abs nor rel never breaches
+                text = band.describe() if in_model else f"{band.describe()}, not in model"
+                limits.append((*band.bounds(target), tier, text))
+            self._limits[key] = tuple(limits)
+        return self._limits[key]
 
     def evaluate(self, state: AccountState) -> Decision:
         breaches = self.breaches(state)
@@ -504,20 +525,6 @@ class Threshold(Policy):
 
     def __repr__(self) -> str:
         return self._label
-
-
-def _breach(
-    state: AccountState, asset_class: str, band: Band, tier: Tier, in_model: bool
-) -> Breach | None:
-    t = state.target(asset_class)
-    if math.isinf(band.half_width(t)):
-        return None  # a band with neither abs nor rel never breaches
-    w = state.weight(asset_class)
-    lo, hi = band.bounds(t)
-    if lo - EDGE_TOL <= w <= hi + EDGE_TOL:
-        return None
-    text = band.describe() if in_model else f"{band.describe()}, not in model"
-    return Breach(asset_class, w, t, lo, hi, tier, text)
 
 
 def legacy_band(model: Model) -> Band:
@@ -569,8 +576,24 @@ class CashFlow(Policy):
         return f"CashFlow({self.min_dollars:g})"
 
 
+_POLICIES: dict[int, tuple[Model, Policy]] = {}
+"""Policies built per model object (a model is frozen; its policy is kept with it)."""
+
+
 def policy_for(model: Model) -> Policy:
-    """The policy of the model's ``[trigger]`` table and bands (see the module doc)."""
+    """The policy of the model's ``[trigger]`` table and bands (see the module doc); built
+    once per model."""
+    cached = _POLICIES.get(id(model))
+    if cached is not None and cached[0] is model:
+        return cached[1]
+    if len(_POLICIES) > 256:
+        _POLICIES.clear()
+    policy = _build_policy(model)
+    _POLICIES[id(model)] = (model, policy)
+    return policy
+
+
+def _build_policy(model: Model) -> Policy:
     spec = model.trigger
     if spec.kind in ("calendar", "hybrid") and spec.calendar is None:
         raise ValueError(f"model {model.name}: a {spec.kind} trigger needs a calendar")
