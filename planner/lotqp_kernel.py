@@ -137,13 +137,19 @@ def _k_factor(free_idx, delta, use_dense, q_dense, q_x, q_d):
     factor form ``diag(kd) + kz kz'`` with the Cholesky factor of ``I + kz' kd^{-1} kz``."""
     nf = free_idx.shape[0]
     if use_dense:
-        kchol = np.empty((nf, nf))
+        k = np.empty((nf, nf))
         for a in range(nf):
             ia = free_idx[a]
-            for c in range(a + 1):
-                kchol[a, c] = q_dense[ia, free_idx[c]]
-            kchol[a, a] += 1.0 / delta[ia]
-        _cholesky(kchol, 1e-14)
+            for c in range(nf):
+                k[a, c] = q_dense[ia, free_idx[c]]
+            k[a, a] += 1.0 / delta[ia]
+        # LAPACK when the matrix is positive definite (the usual case); else the
+        # regularised factorisation.
+        try:
+            kchol = np.linalg.cholesky(k)
+        except Exception:  # noqa: BLE001 - numba raises LinAlgError for a bad pivot
+            kchol = k
+            _cholesky(kchol, 1e-14)
         return kchol, np.zeros(0), np.zeros((0, 0)), np.zeros((0, 0))
     k_f = q_x.shape[0]
     kd = np.empty(nf)
