@@ -732,6 +732,16 @@ def solve(
     # Round-off may stall the very last steps: the best iterate stands if it is within ten
     # times the tolerances.
     status = OPTIMAL if best_merit <= 10.0 else NOT_CONVERGED
+    if merit <= 1.0:
+        # Active-set identification at the converged iterate: a variable whose slack to a
+        # bound is below its dual there sits at that bound, up to the gap; put it on it, so
+        # that a trade the optimum does not make is 0 rather than dust.
+        for k in range(big_n):
+            if free[k]:
+                if tl[k] < zl[k]:
+                    best_y[k] = lo[k]
+                elif tu[k] < zu[k]:
+                    best_y[k] = up[k]
     for k in range(big_n):
         if not free[k]:
             best_y[k] = lo[k]
