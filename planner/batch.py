@@ -16,10 +16,12 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from planner.domain import Book
 from planner.errors import ConfigError, MissingExtraError
-from planner.plan import ChunkResult, RunSpec, _failed, pack, plan_chunk
+from planner.plan import ChunkResult, RunSpec, _failed, chunk_decisions, pack, plan_chunk
 
 EXECUTORS = ("auto", "serial", "process", "dask")
 AUTO_PROCESS_MIN_ACCOUNTS = 300
+"""Accounts in a run from which ``auto`` uses a local process pool (fork and set-up cost
+about half a second; below this a serial run is quicker)."""
 
 _FORKED: tuple[Book, RunSpec] | None = None
 
@@ -43,14 +45,25 @@ def household_chunks(book: Book, ids: Sequence[str], size: int) -> list[list[str
 
 
 def _crashed(book: Book, spec: RunSpec, chunk: Sequence[str], exc: BaseException):
+    decisions = chunk_decisions(book, spec, chunk)
     return pack(
         [
-            _failed(
-                a, book.accounts[a].model, spec.decisions[a], "error", f"worker failed: {exc!r}"
-            )
+            _failed(a, book.accounts[a].model, decisions[a], "error", f"worker failed: {exc!r}")
             for a in chunk
         ]
     )
+
+
+def pooled(executor: str, accounts: int, workers: int | None, scheduler: str | None) -> bool:
+    """Whether a run of ``accounts`` goes to worker processes (``process``, ``dask``, or
+    ``auto`` with a scheduler or at least :data:`AUTO_PROCESS_MIN_ACCOUNTS` accounts on a
+    multi-core machine)."""
+    if executor not in EXECUTORS:
+        raise ConfigError(f"executor {executor!r}: expected one of {EXECUTORS}")
+    if executor == "auto":
+        cores = workers or os.cpu_count() or 1
+        return bool(scheduler) or (accounts >= AUTO_PROCESS_MIN_ACCOUNTS and cores > 1)
+    return executor != "serial"
 
 
 def run_chunks(
@@ -63,15 +76,13 @@ def run_chunks(
     scheduler: str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[ChunkResult]:
-    if executor not in EXECUTORS:
-        raise ConfigError(f"executor {executor!r}: expected one of {EXECUTORS}")
-    cores = os.cpu_count() or 1
-    workers = workers or cores
     if executor == "auto":
-        busy = sum(spec.decisions[a].fire or spec.options.include_untriggered for a in ids)
-        executor = "process" if busy >= AUTO_PROCESS_MIN_ACCOUNTS and workers > 1 else "serial"
-        if scheduler:
-            executor = "dask"
+        executor = "serial"
+        if pooled("auto", len(ids), workers, scheduler):
+            executor = "dask" if scheduler else "process"
+    elif executor not in EXECUTORS:
+        raise ConfigError(f"executor {executor!r}: expected one of {EXECUTORS}")
+    workers = workers or os.cpu_count() or 1
     chunks = household_chunks(book, ids, chunk_size)
     if executor == "serial":
         return _serial(book, spec, chunks, len(ids), progress)

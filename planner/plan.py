@@ -9,6 +9,7 @@ summary. One failing account is reported in the summary and never stops the batc
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -257,13 +258,15 @@ class RunSpec:
     """Everything a worker needs besides account data: picklable, computed once per run.
 
     ``universes`` maps a model to its traded securities; ``risks`` maps a universe's symbols
-    to its risk model; ``token`` keys the per-process template cache.
+    to its risk model; ``token`` keys the per-process template cache. ``decisions`` are the
+    trigger decisions, or ``None`` when each chunk decides its own accounts (a pooled run:
+    the parent then does not spend a second a 10,000-account book takes on it).
     """
 
     as_of: date
     options: PlanOptions
     objective: Objective
-    decisions: dict[str, Decision]
+    decisions: dict[str, Decision] | None
     universes: dict[str, Universe]
     risks: dict[tuple[str, ...], RiskModel]
     hold_lt_days: int
@@ -274,15 +277,18 @@ _TEMPLATES: dict[tuple, Template] = {}
 """Compiled templates of this process, keyed by (run token, symbols, slots)."""
 
 
-def prepare(book: Book, as_of: date, ids: Sequence[str], options: PlanOptions) -> RunSpec:
-    """Trigger decisions, universes and risk models of a run (in the parent process)."""
+def prepare(
+    book: Book, as_of: date, ids: Sequence[str], options: PlanOptions, decide_now: bool = True
+) -> RunSpec:
+    """Trigger decisions (unless ``decide_now`` is false: see :class:`RunSpec`), universes
+    and risk models of a run (in the parent process)."""
     te_value = options.tracking_error_value
     if te_value is None:
         te_value = book.settings.tracking_error_value
     objective = options.objective or default_objective(te_value)
     if options.market_impact:
         objective = objective + MarketImpact(options.market_impact)
-    decisions = decide(book, as_of, ids)
+    decisions = decide(book, as_of, ids) if decide_now else None
     by_model: dict[str, list[str]] = {}
     for a in ids:
         by_model.setdefault(book.accounts[a].model, []).append(a)
@@ -340,17 +346,25 @@ def plan_chunk(book: Book, spec: RunSpec, account_ids: Sequence[str]) -> ChunkRe
     two accounts of one household could wash each other's losses in the same plan (a
     loss washed by an IRA buy is lost for good, Rev. Rul. 2008-5).
     """
+    decisions = chunk_decisions(book, spec, account_ids)
     if book.settings.wash_sale_scope != "household":
-        return pack([_plan_one(book, spec, a) for a in account_ids])
+        return pack([_plan_one(book, spec, a, decisions[a]) for a in account_ids])
     out = []
     planned: dict[str, HouseholdTrades] = {}
     for account_id in sorted(account_ids, key=lambda a: _household_order(book, a)):
         household = book.accounts[account_id].household_id
         siblings = planned.setdefault(household, HouseholdTrades())
-        outcome = _plan_one(book, spec, account_id, siblings)
+        outcome = _plan_one(book, spec, account_id, decisions[account_id], siblings)
         siblings.record(book, account_id, outcome)
         out.append(outcome)
     return pack(out)
+
+
+def chunk_decisions(book: Book, spec: RunSpec, account_ids: Sequence[str]) -> dict[str, Decision]:
+    """The trigger decisions of a chunk's accounts: the run's, or decided here."""
+    if spec.decisions is not None:
+        return spec.decisions
+    return decide(book, spec.as_of, account_ids)
 
 
 def _household_order(book: Book, account_id: str) -> tuple:
@@ -658,8 +672,7 @@ def decide(
     """Trigger decision of every (or each listed) account; the book's weights and values
     are computed once, vectorised. ``progress(done, total)`` is called every 500 accounts
     and at the end."""
-    rows = class_weights(book).to_dict("index")
-    values = _values(book)
+    rows, values = _weights_and_values(book)
     ids = list(account_ids) if account_ids is not None else sorted(book.accounts)
     out = {}
     for k, account_id in enumerate(ids, 1):
@@ -676,10 +689,19 @@ def decide(
     return out
 
 
-def _values(book: Book) -> pd.Series:
-    from planner.positions import account_values
+_WEIGHTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+"""Per book (while it lives): each account's class weights and value, for the triggers."""
 
-    return account_values(book)
+
+def _weights_and_values(book: Book) -> tuple[dict, pd.Series]:
+    """Class weights per account (row dicts) and account values, computed once per book
+    and process: chunks that decide their own accounts share them, and forked workers
+    inherit them when the parent built them first."""
+    if book not in _WEIGHTS:
+        from planner.positions import account_values
+
+        _WEIGHTS[book] = (class_weights(book).to_dict("index"), account_values(book))
+    return _WEIGHTS[book]
 
 
 def plan(
@@ -707,15 +729,21 @@ def plan(
     unknown = [a for a in ids if a not in book.accounts]
     if unknown:
         raise ConfigError(f"unknown account ids: {', '.join(unknown)}")
-    spec = prepare(book, as_of, ids, options)
+    from planner.batch import pooled
+
+    pool = pooled(executor, len(ids), workers, scheduler)
+    spec = prepare(book, as_of, ids, options, decide_now=not pool)
     outcomes = run_chunks(book, spec, ids, executor, workers, chunk_size, scheduler, progress)
     return assemble(outcomes)
 
 
 def _plan_one(
-    book: Book, spec: RunSpec, account_id: str, siblings: HouseholdTrades | None = None
+    book: Book,
+    spec: RunSpec,
+    account_id: str,
+    decision: Decision,
+    siblings: HouseholdTrades | None = None,
 ) -> AccountOutcome:
-    decision = spec.decisions[account_id]
     model_name = book.accounts[account_id].model
     if not decision.fire and not spec.options.include_untriggered:
         return _failed(account_id, model_name, decision, "no_trigger", "")
@@ -773,9 +801,7 @@ def assemble(chunks: Iterable[ChunkResult | AccountOutcome]) -> PlanResult:
     # Each account's rows come sorted (see _outcome): in the order of the chunks' accounts
     # the rows are sorted whenever chunks hold runs of account ids (always, but with the
     # household wash-sale scope), and only then is the sort skipped.
-    chunks = sorted(
-        chunks, key=lambda c: min((s["account_id"] for s in c.summaries), default="")
-    )
+    chunks = sorted(chunks, key=lambda c: min((s["account_id"] for s in c.summaries), default=""))
 
     def stacked(kind: str, columns: Sequence[str], keys: list[str]) -> pd.DataFrame:
         frames = [getattr(c, kind) for c in chunks if len(getattr(c, kind))]
