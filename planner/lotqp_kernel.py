@@ -224,6 +224,28 @@ def _project(v, e, delta, anchor, n, slots, g, out_pi, out_mean, out_lots, out_g
 
 
 @njit(**_JIT)
+def _activities(y, hold, n, slots, a_w, alpha, beta, g, sales, w, out):
+    """Row activities at ``y``, and the sales and weights per security (into ``sales``,
+    ``w``): rows on ``w``, then the security rows, then the lot rows."""
+    m = n * slots
+    for i in range(n):
+        acc = 0.0
+        for k in range(i * slots, (i + 1) * slots):
+            acc += y[k]
+        sales[i] = acc
+        w[i] = hold[i] - acc + y[m + i]
+    n_w = a_w.shape[0]
+    r_s = alpha.shape[0]
+    _mv(a_w, w, out[:n_w])
+    for d in range(r_s):
+        acc = 0.0
+        for i in range(n):
+            acc += alpha[d, i] * sales[i] + beta[d, i] * y[m + i]
+        out[n_w + d] = acc
+    _mv(g, y, out[n_w + r_s :])
+
+
+@njit(**_JIT)
 def solve(
     slots,
     lo,
@@ -285,20 +307,22 @@ def solve(
     a_w = np.zeros((n_w, n))
     rhs = np.empty(n_rows)
     j = 0
-    for c in range(n_class):
-        for sign, bound in ((-1.0, class_lo[c]), (1.0, class_hi[c])):
-            if np.isfinite(bound):
-                for i in range(n):
-                    if klass[i] == c:
-                        a_w[j, i] = sign
-                rhs[j] = sign * bound
-                j += 1
-    for i in range(n):
-        for sign, bound in ((-1.0, w_lo[i]), (1.0, w_hi[i])):
-            if np.isfinite(bound):
-                a_w[j, i] = sign
-                rhs[j] = sign * bound
-                j += 1
+    for c in range(2 * n_class):
+        sign = 1.0 if c % 2 else -1.0
+        bound = class_hi[c // 2] if c % 2 else class_lo[c // 2]
+        if np.isfinite(bound):
+            for i in range(n):
+                if klass[i] == c // 2:
+                    a_w[j, i] = sign
+            rhs[j] = sign * bound
+            j += 1
+    for i in range(2 * n):
+        sign = 1.0 if i % 2 else -1.0
+        bound = w_hi[i // 2] if i % 2 else w_lo[i // 2]
+        if np.isfinite(bound):
+            a_w[j, i // 2] = sign
+            rhs[j] = sign * bound
+            j += 1
     for d in range(r_s):
         rhs[b_s + d] = sec_rhs[d]
     for d in range(r_l):
@@ -340,23 +364,7 @@ def solve(
     act = np.empty(n_rows)
     lot_act = np.empty(r_l)
 
-    def activities(yv, out):
-        """Row activities at ``yv`` (``sales`` and ``w`` set as a side effect)."""
-        for i in range(n):
-            acc = 0.0
-            for k in range(i * slots, (i + 1) * slots):
-                acc += yv[k]
-            sales[i] = acc
-            w[i] = hold[i] - acc + yv[m + i]
-        _mv(a_w, w, out[:n_w])
-        for d in range(r_s):
-            acc = 0.0
-            for i in range(n):
-                acc += alpha[d, i] * sales[i] + beta[d, i] * yv[m + i]
-            out[b_s + d] = acc
-        _mv(g, yv, out[b_l:])
-
-    activities(y, act)
+    _activities(y, hold, n, slots, a_w, alpha, beta, g, sales, w, act)
     s = np.empty(n_rows)
     lam = np.empty(n_rows)
     for j in range(n_rows):
@@ -414,7 +422,7 @@ def solve(
     it = 0
     for it in range(max_iter + 1):
         # ---- residuals ---------------------------------------------------------------------
-        activities(y, act)
+        _activities(y, hold, n, slots, a_w, alpha, beta, g, sales, w, act)
         pres = 0.0
         psum = 0.0
         for j in range(n_rows):
