@@ -4,8 +4,9 @@
 
 Solves the relaxation of each account of a synthetic book with one compiled template per
 solver, and prints the median time per solve and the worst objective error against Clarabel
-at tight tolerances. "PIQP (fast path)" is PIQP set up once and updated with new vectors
-(planner.fastqp); the others go through cvxpy's DPP re-solve.
+at tight tolerances. "LOTQP" is the structured interior-point method the planner uses
+(planner.lotqp); "PIQP (fast path)" is PIQP set up once and updated with new vectors
+(planner.fastqp), the fallback; the others go through cvxpy's DPP re-solve.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from planner.problem import Template  # noqa: E402
 from planner.synthetic import generate_benchmark_book  # noqa: E402
 
 SOLVERS = [
+    ("LOTQP", ("LOTQP",), True),
     ("PIQP (fast path)", ("PIQP",), True),
     ("PIQP (cvxpy DPP)", ("PIQP",), False),
     ("CLARABEL (cvxpy DPP)", ("CLARABEL",), False),

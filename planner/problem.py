@@ -7,9 +7,11 @@ multiplying ``S`` into a dense block). Post-trade cash is
 ``cash + flow + sum(sell) - sum(buy) - costs``.
 
 Every account-specific number is a cvxpy Parameter vector, so the problem is DPP: it is
-canonicalised once per template and each account only feeds new vectors (and, with PIQP, the
-solver is updated in place rather than set up again). Lots are padded to a fixed number of
-slots per security so that all accounts of a model share one template.
+canonicalised once per template and each account only feeds new vectors. The constraints
+and objective terms write those vectors (``Template.values``); LotQP (:mod:`planner.lotqp`)
+solves the program from them directly, PIQP from cvxpy's canonicalisation updated in place,
+and the other solvers through cvxpy. Lots are padded to a fixed number of slots per security
+so that all accounts of a model share one template.
 """
 
 from __future__ import annotations
