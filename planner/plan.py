@@ -597,14 +597,24 @@ class _Reasons:
                 )
             harvests = np.flatnonzero(is_sell & self.all_loss[idx]) if inputs.taxable else ()
             if len(harvests):
-                bought: dict[int, list[tuple[int, str]]] = {}
-                for j in np.flatnonzero(self.executable.buy_shares > 0).tolist():
-                    bought.setdefault(int(self.class_code[j]), []).append((j, inputs.symbols[j]))
+                bought = np.flatnonzero(self.executable.buy_shares > 0)
+                bought_class = self.class_code[bought]
+                texts = {}  # per class: the securities bought in it, and the reason's text
                 for k in harvests.tolist():
-                    i = idx[k]
-                    replaced = [sym for j, sym in bought.get(int(codes[k]), ()) if j != i]
-                    if replaced:
-                        out[k] = f"tax-loss harvest, replaced by {', '.join(replaced)}"
+                    c = int(codes[k])
+                    if c not in texts:
+                        members = bought[bought_class == c].tolist()
+                        names = ", ".join(inputs.symbols[j] for j in members)
+                        texts[c] = (members, f"tax-loss harvest, replaced by {names}")
+                    members, text = texts[c]
+                    i = int(idx[k])
+                    if i in members:  # not a replacement for itself
+                        members = [j for j in members if j != i]
+                        text = "tax-loss harvest, replaced by " + ", ".join(
+                            inputs.symbols[j] for j in members
+                        )
+                    if members:
+                        out[k] = text
         legacy = is_sell & ~inputs.in_model[idx]
         out[legacy] = "legacy holding, not in model"
         return out
