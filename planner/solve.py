@@ -220,7 +220,7 @@ def _resolve_wash(search: _Search, inputs, sol, notes, thorough: bool = True, co
             trial = search.run(candidate)
             if trial.ok and trial.objective < sol_best.objective - 1e-12:
                 choices, inputs_best, sol_best = flipped, candidate, trial
-    names = np.unique(np.asarray(inputs.wash_groups))[conflicts]
+    names = np.array(name_codes(tuple(inputs.wash_groups))[0], dtype=object)[conflicts]
     harvested = sorted(names[choices < 0].tolist())
     held = sorted(names[choices > 0].tolist())
     if harvested:
