@@ -16,6 +16,7 @@ know, which then goes to PIQP. Tests check it against cvxpy's own solve.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import defaultdict
 
@@ -73,12 +74,26 @@ def supports(template) -> bool:
     return all(type(t) in _TERMS for _, t in template.objective.terms)
 
 
+@functools.cache
+def load_kernel() -> None:
+    """Compile the kernel, or load it from numba's cache (once per process): a run's set-up
+    cost, kept out of the first account's solve time."""
+    y = np.zeros(4)
+    kernel.solve(
+        1, y, np.ones(4), y, False, 0.0, True, np.eye(2), np.zeros((0, 2)), np.zeros(2),
+        np.zeros(2), np.full(2, 0.5), np.zeros(2, dtype=np.int64), np.zeros(0), np.zeros(0),
+        np.full(2, -np.inf), np.full(2, np.inf), np.zeros((0, 2)), np.zeros((0, 2)),
+        np.zeros(0), np.zeros((0, 4)), np.zeros(0), np.zeros(0), TOLERANCE, GAP_TOLERANCE, 5,
+    )  # fmt: skip
+
+
 class LotQP:
     """One template's program for the structured kernel; :meth:`solve` per account."""
 
     def __init__(self, template):
         if not supports(template):
             raise ValueError("template has constraints or terms LotQP does not know")
+        load_kernel()
         weights: dict[type, float] = defaultdict(float)
         for w, t in template.objective.terms:
             weights[type(t)] += float(w)
