@@ -60,6 +60,8 @@ B_START = 0.03
 MU_START = 3e-3
 """Starting complementarity of every bound and row."""
 ROUND_OFF = 1e-14
+SNAP = 0.1
+"""Slack-to-dual ratio below which a converged variable is put on its bound."""
 """Row residuals (fractions of V) at or below which the Newton step does not chase them."""
 
 _JIT = {"cache": True, "error_model": "numpy"}
@@ -742,13 +744,14 @@ def solve(
     status = OPTIMAL if best_merit <= 10.0 else NOT_CONVERGED
     if merit <= 1.0:
         # Active-set identification at the converged iterate: a variable whose slack to a
-        # bound is below its dual there sits at that bound, up to the gap; put it on it, so
-        # that a trade the optimum does not make is 0 rather than dust.
+        # bound is far below its dual there sits at that bound, up to the gap; put it on
+        # it, so that a trade the optimum does not make is 0 rather than dust. (Where slack
+        # and dual are alike the variable is left alone: a degenerate tie.)
         for k in range(big_n):
             if free[k]:
-                if tl[k] < zl[k]:
+                if tl[k] < SNAP * zl[k]:
                     best_y[k] = lo[k]
-                elif tu[k] < zu[k]:
+                elif tu[k] < SNAP * zu[k]:
                     best_y[k] = up[k]
     for k in range(big_n):
         if not free[k]:
