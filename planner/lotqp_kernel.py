@@ -437,33 +437,21 @@ def solve(
         vw += _q_times(w, use_dense, q_dense, q_x, q_d) + q_lin
         _mtv(alpha, lam[b_s:b_l], ta)
         _mtv(beta, lam[b_s:b_l], tb)
+        _mtv(g, lam[b_l:], rd)  # the lot rows' part
+        for i in range(n):
+            term = ta[i] - vw[i]
+            for k in range(i * slots, (i + 1) * slots):
+                rd[k] += term
+            rd[m + i] += tb[i] + vw[i]
         comp = 0.0
         dres = 0.0
         dsum = 0.0
-        for i in range(n):
-            lot_term = ta[i] - vw[i]
-            for k in range(i * slots, (i + 1) * slots):
-                if free[k]:
-                    v = cost[k] + lot_term - zl[k] + zu[k]
-                    for d in range(r_l):
-                        v += g[d, k] * lam[b_l + d]
-                    rd[k] = v
-                    comp += tl[k] * zl[k] + tu[k] * zu[k]
-                    dres = max(dres, abs(v))
-                    dsum += v
-                else:
-                    rd[k] = 0.0
-            k = m + i
-            if free[k]:
-                v = cost[k] + tb[i] + vw[i] - zl[k] + zu[k]
-                for d in range(r_l):
-                    v += g[d, k] * lam[b_l + d]
-                rd[k] = v
-                comp += tl[k] * zl[k] + tu[k] * zu[k]
-                dres = max(dres, abs(v))
-                dsum += v
-            else:
-                rd[k] = 0.0
+        for k in range(big_n):
+            v = mk[k] * (rd[k] + cost[k] - zl[k] + zu[k])  # 0 on fixed variables
+            rd[k] = v
+            comp += tl[k] * zl[k] + tu[k] * zu[k]
+            dres = max(dres, abs(v))
+            dsum += v
         rdz = 0.0
         if has_z:
             rdz = z_cost - lam[cr] - zz

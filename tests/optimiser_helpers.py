@@ -22,6 +22,13 @@ def covariance_risk(symbols: Sequence[str], cov: np.ndarray) -> RiskModel:
     return RiskModel(tuple(symbols), np.linalg.cholesky(cov).T, np.zeros(len(symbols)), "test")
 
 
+def random_risk(symbols: Sequence[str], seed: int = 1) -> RiskModel:
+    """A full-rank random covariance (about 20% volatility) in Cholesky form."""
+    n = len(symbols)
+    a = np.random.default_rng(seed).normal(size=(n, n))
+    return covariance_risk(symbols, a @ a.T / n * 0.04 + np.eye(n) * 1e-3)
+
+
 def make_inputs(
     symbols: Sequence[str],
     prices: Sequence[float],

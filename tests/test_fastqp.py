@@ -5,16 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.optimiser_helpers import covariance_risk, make_inputs, make_template
+from tests.optimiser_helpers import make_inputs, make_template, random_risk
 
 N, SLOTS = 12, 4
 SYMBOLS = [f"S{i}" for i in range(N)]
 
 
 def _risk():
-    rng = np.random.default_rng(1)
-    a = rng.normal(size=(N, N))
-    return covariance_risk(SYMBOLS, a @ a.T / N * 0.04 + np.eye(N) * 1e-3)
+    return random_risk(SYMBOLS)
 
 
 def _inputs(seed: int):

@@ -9,7 +9,12 @@ import constraints as C
 from planner import lotqp
 from planner.objective import Tax, TrackingError, TransactionCost
 from planner.risk import RiskModel
-from tests.optimiser_helpers import all_constraints, covariance_risk, make_inputs, make_template
+from tests.optimiser_helpers import (
+    all_constraints,
+    make_inputs,
+    make_template,
+    random_risk,
+)
 
 N, SLOTS = 12, 4
 SYMBOLS = [f"S{i}" for i in range(N)]
@@ -17,9 +22,7 @@ CLASSES = [f"C{i % 4}" for i in range(N)]
 
 
 def _dense_risk():
-    rng = np.random.default_rng(1)
-    a = rng.normal(size=(N, N))
-    return covariance_risk(SYMBOLS, a @ a.T / N * 0.04 + np.eye(N) * 1e-3)
+    return random_risk(SYMBOLS)
 
 
 def _factor_risk():
