@@ -32,8 +32,9 @@ TOLERANCE = 1e-9
 """Primal and dual residuals (fractions of V) at which a solve counts as converged."""
 GAP_TOLERANCE = 1e-10
 """Complementarity gap (fractions of V) at which a solve counts as converged. The kernel
-then puts every variable whose slack is below its dual on that bound, so that a trade the
-optimum does not make is 0 rather than dust the minimum-trade search would have to remove."""
+then puts every variable whose slack is far below its dual on that bound
+(``lotqp_kernel.SNAP``), so that a trade the optimum does not make is 0 rather than dust the
+minimum-trade search would have to remove."""
 MAX_ITERATIONS = 80
 DENSE_MAX = 150
 """Free securities up to which each step factorises a dense ``n x n`` matrix; above, a
@@ -283,8 +284,20 @@ class LotQP:
         return "not_converged", x, b, float("nan"), ms
 
     def objective(self, values, args, y, z) -> float:
-        """The template's objective at ``(y, z)``, as cvxpy would report it."""
-        linear, q_lin, hold = args[3], args[10], args[11]
+        """The template's objective at ``y``, as cvxpy would report it: the carry term is
+        taken exactly there (``max(0, carry activity - offset)``), not from the kernel's
+        slack ``z``, which bounds it."""
+        linear, q_lin, hold, g, gz, lot_rhs = (
+            args[3],
+            args[10],
+            args[11],
+            args[20],
+            args[21],
+            args[22],
+        )
+        carry = np.flatnonzero(gz)
+        if len(carry):
+            z = max(0.0, float(g[carry[0]] @ y - lot_rhs[carry[0]]))
         x, b = y[: self.m], y[self.m :]
         w = hold - np.bincount(self.lot_security, weights=x, minlength=self.n) + b
         if self.use_dense:
