@@ -226,6 +226,25 @@ def _project(v, e, delta, anchor, n, slots, g, out_pi, out_mean, out_lots, out_g
 
 
 @njit(**_JIT)
+def _rows_transpose(v, a_w, alpha, beta, g, n, slots, vw, ta, tb, out):
+    """``out = R' v`` over ``y`` for a row-space ``v``: the rows on ``w`` gather in ``vw``
+    (added to what ``vw`` holds) and reach the lots and buys through ``U``, the security
+    rows per security (``ta``, ``tb``: scratch), the lot rows directly."""
+    n_w, r_s = a_w.shape[0], alpha.shape[0]
+    _mtv(a_w, v[:n_w], ta)
+    vw += ta
+    _mtv(alpha, v[n_w : n_w + r_s], ta)
+    _mtv(beta, v[n_w : n_w + r_s], tb)
+    _mtv(g, v[n_w + r_s :], out)
+    m = n * slots
+    for i in range(n):
+        term = ta[i] - vw[i]
+        for k in range(i * slots, (i + 1) * slots):
+            out[k] += term
+        out[m + i] += tb[i] + vw[i]
+
+
+@njit(**_JIT)
 def _activities(y, hold, n, slots, a_w, alpha, beta, g, sales, w, out):
     """Row activities at ``y``, and the sales and weights per security (into ``sales``,
     ``w``): rows on ``w``, then the security rows, then the lot rows."""
@@ -432,17 +451,9 @@ def solve(
             rp[j] = act[j] + zterm + s[j] - rhs[j]
             pres = max(pres, abs(rp[j]))
             psum += rp[j]
-        # rd = c + U (Q w + q + A_w' lam_w) + (security and lot rows)' lam - zl + zu
-        _mtv(a_w, lam[:n_w], vw)
-        vw += _q_times(w, use_dense, q_dense, q_x, q_d) + q_lin
-        _mtv(alpha, lam[b_s:b_l], ta)
-        _mtv(beta, lam[b_s:b_l], tb)
-        _mtv(g, lam[b_l:], rd)  # the lot rows' part
-        for i in range(n):
-            term = ta[i] - vw[i]
-            for k in range(i * slots, (i + 1) * slots):
-                rd[k] += term
-            rd[m + i] += tb[i] + vw[i]
+        # rd = c + U (Q w + q) + R' lam - zl + zu
+        vw[:] = _q_times(w, use_dense, q_dense, q_x, q_d) + q_lin
+        _rows_transpose(lam, a_w, alpha, beta, g, n, slots, vw, ta, tb, rd)
         comp = 0.0
         dres = 0.0
         dsum = 0.0
@@ -587,15 +598,8 @@ def solve(
                 carry_den = lam[cr] + s[cr] * zbar
                 rho[cr] = (zbar * carry_x + lam[cr] * carry_y) / carry_den
             # h = -rd - R' rho - r_lo / t_lo + r_up / t_up
-            _mtv(a_w, rho[:n_w], vw)
-            _mtv(alpha, rho[b_s:b_l], ta)
-            _mtv(beta, rho[b_s:b_l], tb)
-            _mtv(g, rho[b_l:], h)  # the lot rows' part of R' rho
-            for i in range(n):
-                term = ta[i] - vw[i]
-                for k in range(i * slots, (i + 1) * slots):
-                    h[k] += term
-                h[m + i] += tb[i] + vw[i]
+            vw[:] = 0.0
+            _rows_transpose(rho, a_w, alpha, beta, g, n, slots, vw, ta, tb, h)
             cm = sigma_mu if corr else 0.0
             cf = 1.0 if corr else 0.0  # the corrector's second-order term
             for k in range(big_n):

@@ -29,6 +29,16 @@ def random_risk(symbols: Sequence[str], seed: int = 1) -> RiskModel:
     return covariance_risk(symbols, a @ a.T / n * 0.04 + np.eye(n) * 1e-3)
 
 
+def random_lots(r: np.random.Generator, prices: np.ndarray, slots: int) -> list:
+    """Between 1 and ``slots`` lots per security, about 60% long-term, bought at 0.5-1.5x
+    the price: (security index, shares, unit cost, long_term) for :func:`make_inputs`."""
+    return [
+        (i, r.uniform(1, 50), prices[i] * r.uniform(0.5, 1.5), bool(r.random() < 0.6))
+        for i in range(len(prices))
+        for _ in range(int(r.integers(1, slots + 1)))
+    ]
+
+
 def make_inputs(
     symbols: Sequence[str],
     prices: Sequence[float],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.optimiser_helpers import make_inputs, make_template, random_risk
+from tests.optimiser_helpers import make_inputs, make_template, random_lots, random_risk
 
 N, SLOTS = 12, 4
 SYMBOLS = [f"S{i}" for i in range(N)]
@@ -18,11 +18,7 @@ def _risk():
 def _inputs(seed: int):
     r = np.random.default_rng(seed)
     prices = r.uniform(20, 300, N)
-    lots = [
-        (i, r.uniform(1, 50), prices[i] * r.uniform(0.5, 1.5), bool(r.random() < 0.6))
-        for i in range(N)
-        for _ in range(int(r.integers(1, SLOTS + 1)))
-    ]
+    lots = random_lots(r, prices, SLOTS)
     return make_inputs(
         SYMBOLS,
         prices,

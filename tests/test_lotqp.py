@@ -13,6 +13,7 @@ from tests.optimiser_helpers import (
     all_constraints,
     make_inputs,
     make_template,
+    random_lots,
     random_risk,
 )
 
@@ -34,11 +35,7 @@ def _factor_risk():
 def _inputs(seed: int, **overrides):
     r = np.random.default_rng(seed)
     prices = r.uniform(20, 300, N)
-    lots = [
-        (i, r.uniform(1, 50), prices[i] * r.uniform(0.5, 1.5), bool(r.random() < 0.6))
-        for i in range(N)
-        for _ in range(int(r.integers(1, SLOTS + 1)))
-    ]
+    lots = random_lots(r, prices, SLOTS)
     fields = dict(
         slots=SLOTS,
         cash=r.uniform(-500, 5000),
