@@ -173,8 +173,7 @@ def build_inputs(
     lot_real = np.zeros(m, dtype=bool)
     lot_shares = np.zeros(m)
     lot_cost = np.zeros(m)
-    lot_acquired = _padding(m, as_of)[0].copy()
-    lot_ids = _padding(m, as_of)[1].copy()
+    lot_acquired, lot_ids = (a.copy() for a in _padding(m, as_of))
     long_term = np.zeros(m, dtype=bool)
     days_to_lt = np.zeros(m, dtype=np.int64)
     shares_held = np.zeros(n)
@@ -196,7 +195,7 @@ def build_inputs(
         long_term[slot] = lt_all[rows]
         days_to_lt[slot] = days_all[rows]
         shares_held = np.bincount(sec_idx, weights=shares, minlength=n)
-    lot_security = _lot_security(n, slots)
+    lot_security = lot_security_of(n, slots)
 
     held_value = float(shares_held @ prices)
     cash = account.cash + account.cash_flow
@@ -300,7 +299,7 @@ def _padding(m: int, as_of: date) -> tuple[np.ndarray, np.ndarray]:
 
 
 @functools.lru_cache(maxsize=64)
-def _lot_security(n: int, slots: int) -> np.ndarray:
+def lot_security_of(n: int, slots: int) -> np.ndarray:
     """The security of each of ``n * slots`` lot slots (read-only, shared)."""
     out = np.repeat(np.arange(n), slots)
     out.setflags(write=False)

@@ -25,6 +25,7 @@ import numpy as np
 import constraints as C
 from constraints.base import BIG
 from planner import lotqp_kernel as kernel
+from planner.inputs import lot_security_of
 from planner.objective import PP2, Tax, TrackingError, TransactionCost
 
 NAME = "LOTQP"
@@ -104,7 +105,7 @@ class LotQP:
         ctx = template.ctx
         self.n, self.slots = ctx.n, ctx.slots
         self.m = self.n * self.slots
-        self.lot_security = np.repeat(np.arange(self.n), self.slots)
+        self.lot_security = lot_security_of(self.n, self.slots)
         klass = np.full(self.n, -1, dtype=np.int64)
         membership = ctx.security_to_class.tocoo()
         klass[membership.col] = membership.row

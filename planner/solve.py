@@ -136,7 +136,7 @@ also flipped on its own from the best global candidate."""
 
 def _group_totals(inputs: AccountInputs, sol: Solution) -> tuple[np.ndarray, np.ndarray]:
     """(buys, loss sales) per wash group (groups in sorted order), fractions of V."""
-    codes = _group_codes(tuple(inputs.wash_groups))
+    codes = inputs.group_codes
     _, loss_sales = security_trades(inputs, sol)
     count = int(codes.max()) + 1 if len(codes) else 0
     buys = np.bincount(codes, weights=sol.buy, minlength=count)
@@ -160,7 +160,7 @@ def _resolve_wash(search: _Search, inputs, sol, notes, thorough: bool = True, co
     number of solves stays bounded however many loss lots the relaxation wanted to
     wash-trade.
     """
-    codes = _group_codes(tuple(inputs.wash_groups))
+    codes = inputs.group_codes
     buys, losses = _group_totals(inputs, sol)
     if conflicts is None:
         conflicts = np.flatnonzero((buys > TRADE_EPS) & (losses > TRADE_EPS))
@@ -239,7 +239,7 @@ def _substitutes_free(inputs: AccountInputs, codes: np.ndarray, conflicts: np.nd
     if inputs.target_weight is not None:
         alternate &= inputs.target_weight <= 0
     buyable = alternate & ~(inputs.restricted_buy | inputs.do_not_buy | inputs.wash_buy_blocked)
-    class_codes = _group_codes(tuple(inputs.asset_classes))
+    class_codes = inputs.class_codes
     has_free = _members(class_codes, class_codes[buyable & ~conflicting])
     # A conflicting group has a substitute if any of its securities' classes has one.
     with_substitute = np.bincount(codes, weights=has_free, minlength=codes.max() + 1) > 0
@@ -255,8 +255,8 @@ def _first_step(search: _Search, inputs, sol, notes):
     every rule, and the account is done in two or three solves."""
     sales, _ = security_trades(inputs, sol)
     conflicts = _conflicts(inputs, sol)
-    in_conflict = _members(_group_codes(tuple(inputs.wash_groups)), conflicts)
-    class_codes = _group_codes(tuple(inputs.asset_classes))
+    in_conflict = _members(inputs.group_codes, conflicts)
+    class_codes = inputs.class_codes
     touched_class = _members(class_codes, class_codes[in_conflict])
 
     base = inputs
@@ -348,7 +348,7 @@ def _release_unused(inputs: AccountInputs, sol: Solution) -> AccountInputs:
         # A group kept for loss sales that are gone, or for buys: either way no loss sale
         # in it remains, so buying is no longer a wash sale.
         _, losses = _group_totals(inputs, sol)
-        codes = _group_codes(tuple(inputs.wash_groups))
+        codes = inputs.group_codes
         wash = np.where(losses[codes] <= TRADE_EPS, 0, wash)
     direction = inputs.direction
     if direction is not None:
@@ -377,11 +377,6 @@ def _members(codes: np.ndarray, chosen: np.ndarray) -> np.ndarray:
     flag = np.zeros(int(codes.max()) + 1 if len(codes) else 0, dtype=bool)
     flag[chosen] = True
     return flag[codes]
-
-
-def _group_codes(names: tuple[str, ...]) -> np.ndarray:
-    """Index of each entry among the sorted distinct names (wash groups, classes)."""
-    return name_codes(names)[1]
 
 
 def valid(inputs: AccountInputs, sol: Solution) -> bool:
@@ -481,7 +476,7 @@ def _fall_back(search: _Search, inputs, sol, notes) -> None:
     side = np.where(sol.buy > sales, 1, -1)
     direction = np.where(traded, side, 0)
     small = traded & _below_minimum(inputs, sol, sales)[1]
-    codes = _group_codes(tuple(inputs.wash_groups))
+    codes = inputs.group_codes
     conflicting = _members(codes, _conflicts(inputs, sol))
     base = inputs.with_state(direction=direction)
     for small_state in (2, 0):  # drop small trades, then force them up to the minimum
