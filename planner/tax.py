@@ -95,6 +95,26 @@ def first_long_term_dates(acquired: Any) -> np.ndarray:
     any unit, a pandas Series, a list of dates).
     """
     start = _as_days(acquired) + np.timedelta64(1, "D")
+    if start.ndim == 1 and len(start) > 4096:
+        # A book's millions of lots share a few thousand dates: the calendar arithmetic
+        # (slow in numpy) is done once per day of their range, then looked up.
+        known = ~np.isnat(start)
+        every = bool(known.all())
+        days = start.view(np.int64) if every else start.view(np.int64)[known]
+        if len(days):
+            first, last = int(days.min()), int(days.max())
+            if last - first < len(start) // 4:
+                table = _one_year_on(np.arange(first, last + 1).astype("datetime64[D]"))
+                if every:
+                    return table[days - first]
+                out = np.full(len(start), np.datetime64("NaT"), dtype="datetime64[D]")
+                out[known] = table[days - first]
+                return out
+    return _one_year_on(start)
+
+
+def _one_year_on(start: np.ndarray) -> np.ndarray:
+    """The same month and day one year after each ``datetime64[D]`` of ``start``."""
     years = start.astype("datetime64[Y]")
     months = start.astype("datetime64[M]")
     month_of_year = months - years.astype("datetime64[M]")

@@ -81,6 +81,22 @@ def test_first_long_term_date(acquired, first_lt):
     assert vec[0] == np.datetime64(first_lt, "D")
 
 
+@pytest.mark.parametrize("with_nat", [False, True])
+def test_first_long_term_dates_of_a_book_match_the_one_by_one_rule(with_nat):
+    # A long array goes through the per-day table; every date must match the scalar rule
+    # (Feb 29 included), and NaT stays NaT.
+    rng = np.random.default_rng(7)
+    acquired = np.datetime64("2012-01-01") + rng.integers(0, 4000, 20_000).astype("m8[D]")
+    acquired[:3] = np.array(["2024-02-29", "2024-02-28", "2023-12-31"], dtype="datetime64[D]")
+    if with_nat:
+        acquired[5::101] = np.datetime64("NaT")
+    got = tax.first_long_term_dates(acquired)
+    for a, g in zip(acquired[:400].tolist(), got[:400].tolist(), strict=True):
+        assert g == (None if a is None else tax.first_long_term_date(a))
+    assert got[0] == np.datetime64("2025-03-01") and got[1] == np.datetime64("2025-03-01")
+    assert np.isnat(got).sum() == np.isnat(acquired).sum()
+
+
 def test_sale_before_acquisition_raises():
     with pytest.raises(ValueError, match="before acquisition"):
         tax.holding_term(D(2025, 3, 2), D(2025, 3, 1))
