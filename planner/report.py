@@ -272,20 +272,36 @@ def file_mode() -> int:
     return 0o644 & ~umask
 
 
+PARALLEL_ROWS = 200_000
+"""Rows from which the largest file of a run is written by a forked child process while
+this one writes the others (a 10,000-account plan's lot sales: about half the writing)."""
+
+
 def write_outputs(out_dir: str | Path, files: Mapping[str, pd.DataFrame]) -> list[Path]:
     """Write each frame as CSV into ``out_dir`` atomically (all temp files, then renames)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     staged: list[tuple[str, Path]] = []
+    child = None
     try:
-        for name, frame in files.items():
+        for name in files:
             fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out)
+            os.close(fd)
             staged.append((name, Path(tmp)))
-            with os.fdopen(fd, "w", newline="") as handle:
-                _write_csv(handle, frame)
-            # mkstemp creates the file private (0o600); outputs are for others to read too.
-            os.chmod(tmp, file_mode())
+        largest = max(files, key=lambda name: len(files[name]), default=None)
+        if len(files) > 1 and len(files[largest]) >= PARALLEL_ROWS and hasattr(os, "fork"):
+            child = _fork_writer(dict(staged)[largest], files[largest])
+        for name, tmp in staged:
+            if child is None or name != largest:
+                _write_file(tmp, files[name])
+        if child is not None:
+            pid, child = child, None
+            _join_writer(*pid, largest)
     except BaseException:
+        if child is not None:  # an error here: do not leave the child running
+            os.kill(child[0], 9)
+            os.waitpid(child[0], 0)
+            os.close(child[1])
         for _, tmp in staged:
             tmp.unlink(missing_ok=True)
         raise
@@ -295,3 +311,40 @@ def write_outputs(out_dir: str | Path, files: Mapping[str, pd.DataFrame]) -> lis
         os.replace(tmp, target)
         written.append(target)
     return written
+
+
+def _write_file(path: Path, frame: pd.DataFrame) -> None:
+    with open(path, "w", newline="") as handle:
+        _write_csv(handle, frame)
+    # mkstemp creates the file private (0o600); outputs are for others to read too.
+    os.chmod(path, file_mode())
+
+
+def _fork_writer(path: Path, frame: pd.DataFrame) -> tuple[int, int]:
+    """Write ``frame`` to ``path`` in a forked child; (pid, read end of its error pipe)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: write, report any error on the pipe, exit without clean-up
+        code = 1
+        try:
+            import gc
+
+            gc.disable()  # a collection would copy the parent's heap page by page
+            os.close(read_end)
+            _write_file(path, frame)
+            code = 0
+        except BaseException as exc:
+            os.write(write_end, f"{type(exc).__name__}: {exc}".encode()[:4000])
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    return pid, read_end
+
+
+def _join_writer(pid: int, read_end: int, name: str) -> None:
+    """Wait for a :func:`_fork_writer` child; raise its error if it failed."""
+    with os.fdopen(read_end, "rb") as pipe:
+        message = pipe.read().decode(errors="replace")
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise OSError(f"writing {name} failed: {message or f'child exit status {status}'}")

@@ -355,3 +355,36 @@ def test_benchmark_lots_sorted_as_by_text():
         ["account_id", "symbol", "acquired", "lot_id"], kind="stable", ignore_index=True
     )
     pd.testing.assert_frame_equal(lots, again, check_exact=True)
+
+
+def test_the_largest_file_written_by_a_child_is_byte_identical(tmp_path, monkeypatch):
+    from planner.plan import plan
+
+    files = plan(load_book(DEMO), workers=1).files()
+    serial = report.write_outputs(tmp_path / "serial", files)
+    monkeypatch.setattr(report, "PARALLEL_ROWS", 1)  # every run forks a writer
+    forked = report.write_outputs(tmp_path / "forked", files)
+    assert [p.name for p in forked] == [p.name for p in serial]
+    for a, b in zip(serial, forked, strict=True):
+        assert a.read_bytes() == b.read_bytes(), a.name
+        assert a.stat().st_mode == b.stat().st_mode
+    assert sorted(p.name for p in (tmp_path / "forked").iterdir()) == sorted(files)
+
+
+def test_a_failing_child_writer_fails_the_write_and_leaves_nothing(tmp_path, monkeypatch):
+    frames = {
+        "big.csv": pd.DataFrame({"a": np.arange(50.0), "b": np.arange(50.0)}),
+        "small.csv": pd.DataFrame({"a": [1.0], "b": [2.0]}),
+    }
+    real = report._write_csv
+
+    def broken(handle, frame):
+        if len(frame) == 50:  # only the child writes this one
+            raise ValueError("disk on fire")
+        real(handle, frame)
+
+    monkeypatch.setattr(report, "PARALLEL_ROWS", 10)
+    monkeypatch.setattr(report, "_write_csv", broken)
+    with pytest.raises(OSError, match=r"writing big\.csv failed: ValueError: disk on fire"):
+        report.write_outputs(tmp_path / "out", frames)
+    assert list((tmp_path / "out").iterdir()) == []
