@@ -273,6 +273,9 @@ class RunSpec:
     token: str
 
 
+_TERM_TEXT = np.array(["ST", "LT"], dtype=object)  # by long-term flag
+_SIDE_TEXT = np.array(["buy", "sell"], dtype=object)  # by sale flag
+
 _TEMPLATES: dict[tuple, Template] = {}
 """Compiled templates of this process, keyed by (run token, symbols, slots)."""
 
@@ -475,7 +478,7 @@ def _outcome(book, account_id, model_name, decision, inputs, risk, report, execu
             "unit_cost": inputs.lot_unit_cost[sold_slots],
             # Days; formatted as text once for the whole run (see assemble).
             "acquired": inputs.lot_acquired[sold_slots].astype("datetime64[D]"),
-            "term": np.where(long_term, "LT", "ST").astype(object),
+            "term": _TERM_TEXT[long_term.astype(np.intp)],
             "proceeds": proceeds,
             "realized_gain": gains,
         }
@@ -508,7 +511,7 @@ def _outcome(book, account_id, model_name, decision, inputs, risk, report, execu
         dollars = shares_traded * prices[idx]
         orders = {
             "symbol": np.asarray(inputs.symbols, dtype=object)[idx],
-            "side": np.where(is_sell, "sell", "buy").astype(object),
+            "side": _SIDE_TEXT[is_sell.astype(np.intp)],
             "shares": shares_traded,
             "est_price": prices[idx],
             "est_value": dollars,
