@@ -37,6 +37,7 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from constraints.base import AccountInputs, name_codes
 from planner.errors import InfeasibleError, RuleViolationError
@@ -383,12 +384,51 @@ def valid(inputs: AccountInputs, sol: Solution) -> bool:
     """Whether a solution obeys the non-convex rules: one direction per security, no buy
     and loss sale in one wash group, every trade 0 or at least its minimum (or the whole
     position)."""
-    sales, _ = security_trades(inputs, sol)
-    if np.any((sol.buy > TRADE_EPS) & (sales > TRADE_EPS)):
-        return False
-    if len(_conflicts(inputs, sol)):
-        return False
-    return not _below_minimum(inputs, sol, sales, tolerance=1e-6)[1].any()
+    codes = inputs.group_codes
+    return _obeys_rules(
+        sol.sell,
+        sol.buy,
+        inputs.lot_security,
+        inputs.lot_loss,
+        codes,
+        int(codes.max()) + 1 if len(codes) else 0,
+        inputs.hold_weight,
+        inputs.min_trade_value,
+        float(inputs.value),
+        TRADE_EPS,
+        1e-6,
+    )
+
+
+@njit(cache=True, error_model="numpy")
+def _obeys_rules(
+    sell, buy, lot_security, lot_loss, codes, n_groups, hold, minimum, value, eps, tolerance
+):
+    """:func:`valid` in one pass (called several times per account): the sums are those
+    of :func:`security_trades` and :func:`_group_totals`, the minimum test that of
+    :func:`_below_minimum`."""
+    n = buy.shape[0]
+    sales = np.zeros(n)
+    loss_sales = np.zeros(n)
+    for k in range(sell.shape[0]):
+        sales[lot_security[k]] += sell[k]
+        loss_sales[lot_security[k]] += sell[k] if lot_loss[k] else 0.0
+    group_buys = np.zeros(n_groups)
+    group_losses = np.zeros(n_groups)
+    for i in range(n):
+        if buy[i] > eps and sales[i] > eps:
+            return False
+        group_buys[codes[i]] += buy[i]
+        group_losses[codes[i]] += loss_sales[i]
+    for g in range(n_groups):
+        if group_buys[g] > eps and group_losses[g] > eps:
+            return False
+    for i in range(n):
+        dollars = (sales[i] + buy[i]) * value
+        whole_position = sales[i] > eps and sales[i] >= hold[i] - 1e-9
+        if dollars > eps * value and dollars < minimum[i] * (1 - tolerance) and not whole_position:
+            return False
+    return True
 
 
 def solve_account(
