@@ -53,10 +53,17 @@ def universe_for(book: Book, model: Model) -> Universe:
     an account's program is the same alone or in a batch."""
     own = list(model.securities)
     arrays = lot_arrays(book)
-    members = [a for a, acc in book.accounts.items() if acc.model == model.name]
-    held_codes: set[int] = set()
-    for a in members:
-        held_codes.update(np.unique(arrays.symbol_code[arrays.rows(a)]).tolist())
+    # Lot rows of the model's accounts, as a mask over the book's lots (one pass, not a
+    # unique per account).
+    edges = np.zeros(len(arrays.symbol_code) + 1, dtype=np.int64)
+    for a, acc in book.accounts.items():
+        if acc.model == model.name:
+            start, stop = arrays.ranges.get(a, (0, 0))
+            edges[start] += 1
+            edges[stop] -= 1
+    member_rows = np.cumsum(edges[:-1]) > 0
+    counts = np.bincount(arrays.symbol_code[member_rows], minlength=len(arrays.symbols))
+    held_codes = np.flatnonzero(counts).tolist()
     held = {arrays.symbols[c] for c in held_codes}
     legacy = sorted(held - set(own))
     symbols = tuple(own + legacy)
