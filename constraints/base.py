@@ -120,7 +120,7 @@ class AccountInputs:
     lot_unit_cost: np.ndarray
     lot_long_term: np.ndarray
     lot_days_to_long_term: np.ndarray
-    lot_ids: Sequence[str]  # per slot ("" for padding)
+    lot_ids: Sequence[str]  # per slot ("" for padding); or UTF-8 bytes (an S array)
     taxable: bool
     st_rate: float
     lt_rate: float

@@ -471,9 +471,12 @@ def _fast_order(key: np.ndarray, tie: np.ndarray | None = None) -> np.ndarray | 
     return order
 
 
-def _fast_lots(path: Path, account_ids, symbols, as_of: date) -> pd.DataFrame | None:
-    """The lots frame exactly as the careful path builds it, or ``None`` if the fast path
-    declines lots.csv (a problem to report, or something it cannot vouch for)."""
+def _fast_lots(
+    path: Path, account_ids, symbols, as_of: date
+) -> tuple[pd.DataFrame, np.ndarray] | None:
+    """The lots frame exactly as the careful path builds it, and its lot ids as UTF-8 bytes
+    (a fixed-width array in the frame's row order); ``None`` if the fast path declines
+    lots.csv (a problem to report, or something it cannot vouch for)."""
     if not FAST_PATH or account_ids is None or symbols is None:
         return None
     kinds = {
@@ -513,7 +516,8 @@ def _fast_lots(path: Path, account_ids, symbols, as_of: date) -> pd.DataFrame | 
         "unit_cost": cost,
         "acquired": acquired,
     }
-    return _fast_frame(columns, order, ("account_id", "lot_id", "symbol"))
+    frame = _fast_frame(columns, order, ("account_id", "lot_id", "symbol"))
+    return frame, lot_bytes if order is None else lot_bytes[order]
 
 
 def _fast_frame(columns: dict, order, text: tuple[str, ...]) -> pd.DataFrame:
@@ -1210,7 +1214,8 @@ def _load(path: str | Path, as_of: date | None) -> tuple[Book | None, list[BookI
             )
         account_ids = set(accounts)
 
-    lots = _fast_lots(path, account_ids, symbols, as_of)
+    fast_lots = _fast_lots(path, account_ids, symbols, as_of)
+    lots, lot_id_bytes = fast_lots if fast_lots is not None else (None, None)
     lots_raw = None if lots is not None else _read_csv(path, "lots.csv", LOT_COLUMNS, (), issues)
     if lots is None:
         lots = pd.DataFrame({c: pd.Series(dtype=object) for c in LOT_COLUMNS})
@@ -1278,6 +1283,10 @@ def _load(path: str | Path, as_of: date | None) -> tuple[Book | None, list[BookI
     if problems:
         return None, problems
     book = Book(securities, models, accounts, lots, trades, prices, settings, path)
+    if lot_id_bytes is not None:
+        # Planning reads lot ids from these bytes, never from the frame's str objects: a
+        # forked worker would copy every page of them it touched (see LotArrays.lot_id).
+        object.__setattr__(book, "_lot_id_bytes", lot_id_bytes)
     return book, []
 
 

@@ -180,7 +180,7 @@ def build_inputs(
     lot_real = np.zeros(m, dtype=bool)
     lot_shares = np.zeros(m)
     lot_cost = np.zeros(m)
-    lot_acquired, lot_ids = (a.copy() for a in _padding(m, as_of))
+    lot_acquired, lot_ids = (a.copy() for a in _padding(m, as_of, arrays.lot_id.dtype))
     long_term = np.zeros(m, dtype=bool)
     days_to_lt = np.zeros(m, dtype=np.int64)
     shares_held = np.zeros(n)
@@ -300,9 +300,11 @@ def build_inputs(
 
 
 @functools.lru_cache(maxsize=64)
-def _padding(m: int, as_of: date) -> tuple[np.ndarray, np.ndarray]:
-    """What padding slots hold: acquired on the as-of date, no lot id (copied per account)."""
-    return np.full(m, np.datetime64(as_of, "D")), np.full(m, "", dtype=object)
+def _padding(m: int, as_of: date, id_dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """What padding slots hold: acquired on the as-of date, no lot id (copied per account;
+    ids as the book's lot arrays hold them, str or bytes)."""
+    ids = np.zeros(m, dtype=id_dtype) if id_dtype.kind == "S" else np.full(m, "", dtype=object)
+    return np.full(m, np.datetime64(as_of, "D")), ids
 
 
 @functools.lru_cache(maxsize=64)

@@ -466,7 +466,11 @@ def _outcome(book, account_id, model_name, decision, inputs, risk, report, execu
     # by side and symbol), so that a run's chunks only need putting in account order.
     symbol_rank = name_codes(tuple(inputs.symbols))[1]
     if len(sold_slots):
-        lot_ids = np.asarray(inputs.lot_ids, dtype=object)[sold_slots]
+        lot_ids = np.asarray(inputs.lot_ids)[sold_slots]
+        if lot_ids.dtype.kind == "S":  # the book's bytes (see LotArrays.lot_id)
+            lot_ids = np.array([b.decode() for b in lot_ids.tolist()], dtype=object)
+        else:
+            lot_ids = lot_ids.astype(object, copy=False)
         order = np.lexsort((lot_ids, symbol_rank[inputs.lot_security[sold_slots]]))
         sold_slots, q, proceeds, gains, long_term, lot_ids = (
             a[order] for a in (sold_slots, q, proceeds, gains, long_term, lot_ids)

@@ -20,6 +20,7 @@ import pytest
 from planner import book as book_module
 from planner import report
 from planner.book import load_book, validate_book, write_book
+from planner.lotarrays import lot_arrays
 from planner.synthetic import generate_benchmark_book
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
@@ -64,10 +65,14 @@ def test_fast_path_is_taken_on_the_demo():
     book = load_book(DEMO)
     accounts, symbols = set(book.accounts), set(book.securities)
     as_of = book.settings.as_of
-    lots = book_module._fast_lots(DEMO, accounts, symbols, as_of)
+    fast = book_module._fast_lots(DEMO, accounts, symbols, as_of)
     trades = book_module._fast_trades(DEMO, accounts, symbols, as_of)
-    assert lots is not None and trades is not None
+    assert fast is not None and trades is not None
+    lots, id_bytes = fast
     pd.testing.assert_frame_equal(lots, book.lots, check_exact=True)
+    # The ids planning reads are the frame's, as bytes.
+    assert [b.decode() for b in id_bytes.tolist()] == book.lots["lot_id"].tolist()
+    assert lot_arrays(book).lot_id is book._lot_id_bytes
 
 
 def test_demo_same_on_both_paths():
@@ -388,3 +393,22 @@ def test_a_failing_child_writer_fails_the_write_and_leaves_nothing(tmp_path, mon
     with pytest.raises(OSError, match=r"writing big\.csv failed: ValueError: disk on fire"):
         report.write_outputs(tmp_path / "out", frames)
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_lot_ids_planned_from_bytes_are_the_books_text(tmp_path):
+    from dataclasses import replace
+
+    from planner.plan import plan
+
+    generated = generate_benchmark_book(20, n_securities=8, lots_per_holding=3, seed=1)
+    lots = generated.lots.assign(lot_id=generated.lots["lot_id"] + "-é")  # not ASCII
+    generated = replace(generated, lots=lots)
+    write_book(generated, tmp_path)
+    book = load_book(tmp_path)
+    assert lot_arrays(book).lot_id.dtype.kind == "S"  # read from disk: bytes
+    assert lot_arrays(generated).lot_id.dtype == object  # built in memory: the str objects
+    from_disk = plan(book, executor="serial").lot_sales
+    in_memory = plan(generated, executor="serial").lot_sales
+    assert len(from_disk) > 0
+    pd.testing.assert_frame_equal(from_disk, in_memory, check_exact=True)
+    assert from_disk["lot_id"].str.endswith("-é").all()
