@@ -26,6 +26,30 @@ def _per_security(sec, per_lot, n):
 
 
 @njit(**_JIT)
+def _by_security(sec, n):
+    """(slots grouped by security in slot order, start of each security's run): the slots
+    of security ``i`` are ``order[start[i]:start[i + 1]]``."""
+    start = np.zeros(n + 1, np.int64)
+    for k in range(sec.shape[0]):
+        start[sec[k] + 1] += 1
+    for i in range(n):
+        start[i + 1] += start[i]
+    fill = start[:-1].copy()
+    order = np.empty(sec.shape[0], np.int64)
+    for k in range(sec.shape[0]):
+        order[fill[sec[k]]] = k
+        fill[sec[k]] += 1
+    return order, start
+
+
+@njit(**_JIT)
+def _lots_of(i, order, start, mask):
+    """Slots of security ``i`` where ``mask`` holds, in slot order."""
+    run = order[start[i] : start[i + 1]]
+    return run[mask[run]]
+
+
+@njit(**_JIT)
 def _descending(keys, idx):
     """``idx`` stably sorted by ``keys[idx]`` from largest to smallest (ties keep order)."""
     if idx.shape[0] < 2:
@@ -82,6 +106,7 @@ def optimal_sales(
             open_lot[k] = floor_steps < cap_steps[k]
 
     # The steps left of each security's rounded total, by largest remainder.
+    order, start = _by_security(sec, n)
     rounded = _per_security(sec, out, n)
     leftover = np.empty(n)
     for i in range(n):
@@ -89,8 +114,7 @@ def optimal_sales(
     for i in range(n):
         if leftover[i] <= 0:
             continue
-        lots = np.flatnonzero(open_lot & (sec == i))
-        lots = _descending(rem, lots)
+        lots = _descending(rem, _lots_of(i, order, start, open_lot))
         for r in range(min(lots.shape[0], int(leftover[i]))):
             k = lots[r]
             out[k] = out[k] + step
@@ -118,8 +142,7 @@ def optimal_sales(
         forced = small[i] and minimum[i] > 0 and total[i] * prices[i] >= minimum[i] * forced_factor
         if not forced:
             continue
-        lots = np.flatnonzero(chosen & (sec == i) & ~whole_lot)
-        lots = _descending(rem, lots)
+        lots = _descending(rem, _lots_of(i, order, start, chosen & ~whole_lot))
         need = np.ceil((minimum[i] - sold_value[i]) / (prices[i] * step) - 1e-9)
         for s in lots:
             take = min(need, cap_steps[s] - np.round(out[s] / step))
