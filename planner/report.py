@@ -11,6 +11,7 @@ import math
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -289,7 +290,14 @@ def write_outputs(out_dir: str | Path, files: Mapping[str, pd.DataFrame]) -> lis
             os.close(fd)
             staged.append((name, Path(tmp)))
         largest = max(files, key=lambda name: len(files[name]), default=None)
-        if len(files) > 1 and len(files[largest]) >= PARALLEL_ROWS and hasattr(os, "fork"):
+        if (
+            len(files) > 1
+            and len(files[largest]) >= PARALLEL_ROWS
+            and hasattr(os, "fork")
+            # A fork copies only this thread; one left by a client library (Dask's event
+            # loop) could hold a lock the child then waits on for ever.
+            and threading.active_count() == 1
+        ):
             child = _fork_writer(dict(staged)[largest], files[largest])
         for name, tmp in staged:
             if child is None or name != largest:

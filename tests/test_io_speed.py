@@ -368,7 +368,13 @@ def test_the_largest_file_written_by_a_child_is_byte_identical(tmp_path, monkeyp
     files = plan(load_book(DEMO), workers=1).files()
     serial = report.write_outputs(tmp_path / "serial", files)
     monkeypatch.setattr(report, "PARALLEL_ROWS", 1)  # every run forks a writer
+    children = []
+    real_fork = report._fork_writer
+    monkeypatch.setattr(
+        report, "_fork_writer", lambda *a: children.append(real_fork(*a)) or children[-1]
+    )
     forked = report.write_outputs(tmp_path / "forked", files)
+    assert len(children) == 1
     assert [p.name for p in forked] == [p.name for p in serial]
     for a, b in zip(serial, forked, strict=True):
         assert a.read_bytes() == b.read_bytes(), a.name
@@ -412,3 +418,23 @@ def test_lot_ids_planned_from_bytes_are_the_books_text(tmp_path):
     assert len(from_disk) > 0
     pd.testing.assert_frame_equal(from_disk, in_memory, check_exact=True)
     assert from_disk["lot_id"].str.endswith("-é").all()
+
+
+def test_no_forked_writer_while_other_threads_run(tmp_path, monkeypatch):
+    import threading
+
+    def no_fork(*args):
+        raise AssertionError("forked with another thread alive")
+
+    monkeypatch.setattr(report, "PARALLEL_ROWS", 1)
+    monkeypatch.setattr(report, "_fork_writer", no_fork)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        frames = {n: pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]}) for n in ("x.csv", "y.csv")}
+        written = report.write_outputs(tmp_path, frames)
+    finally:
+        stop.set()
+        other.join()
+    assert [p.read_text() for p in written] == ["a,b\n1.000000,3.000000\n2.000000,4.000000\n"] * 2
