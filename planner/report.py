@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 SHARES = "{:.6f}"
 MONEY = "{:.2f}"
@@ -144,28 +145,47 @@ def number_bytes(values: np.ndarray, decimals: int, strip: bool = False) -> np.n
     fraction (and a bare point) are dropped, as ``planner.book._fmt`` does. The digits come
     from the integer :func:`rounded` (which raises :class:`Slow` when it cannot vouch)."""
     x = np.asarray(values, dtype=float)
-    n = len(x)
-    m = rounded(x, decimals)
-    whole, part = np.divmod(np.abs(m).astype(np.int64), 10**decimals)
-    width = len(str(int(whole.max(initial=0))))
+    return _digit_rows(rounded(x, decimals), np.isnan(x), decimals, strip)
+
+
+@njit(cache=True)
+def _digit_rows(m: np.ndarray, nan: np.ndarray, decimals: int, strip: bool) -> np.ndarray:
+    """The text rows of :func:`number_bytes` from ``m``, the values times ``10**decimals``
+    rounded to whole numbers (below 1e15 in size): sign, whole digits right-aligned in the
+    widest one's width, point and fraction digits."""
+    n = m.shape[0]
+    scale = 10**decimals
+    largest = 0.0
+    for i in range(n):
+        largest = max(largest, abs(m[i]))
+    top = int(largest) // scale
+    width = 1
+    while top >= 10:
+        top //= 10
+        width += 1
     out = np.zeros((n, 1 + width + 1 + decimals), dtype=np.uint8)
-    out[:, 0] = np.where(m < 0, ord("-"), 0)  # m == 0 (also -0.0) prints no sign
-    rest = whole.copy()
-    for k in range(width, 0, -1):
-        # A digit is printed unless it is a leading zero (the units digit always is).
-        shown = (whole >= 10 ** (width - k)) | (k == width)
-        out[:, k] = np.where(shown, rest % 10 + ord("0"), 0)
-        rest //= 10
-    if decimals:
-        out[:, width + 1] = np.where(part > 0, ord("."), 0) if strip else ord(".")
-    rest = part.copy()
-    for k in range(decimals, 0, -1):
-        digit = rest % 10 + ord("0")
-        if strip:  # trailing zeros of the fraction are dropped
-            digit = np.where(part % 10 ** (decimals - k + 1) != 0, digit, 0)
-        out[:, width + 1 + k] = digit
-        rest //= 10
-    out[np.isnan(x)] = 0
+    for i in range(n):
+        if nan[i]:
+            continue  # an empty text
+        if m[i] < 0:  # m == 0 (also -0.0) prints no sign
+            out[i, 0] = 45  # "-"
+        whole, part = divmod(int(abs(m[i])), scale)
+        k = width  # the units digit always shows, leading zeros do not
+        out[i, k] = 48 + whole % 10
+        whole //= 10
+        while whole > 0:
+            k -= 1
+            out[i, k] = 48 + whole % 10
+            whole //= 10
+        if decimals:
+            out[i, width + 1] = 0 if strip and part == 0 else 46  # "."
+        shown = not strip  # with strip, a fraction digit shows once one to its right is not 0
+        for k in range(decimals, 0, -1):
+            digit = part % 10
+            part //= 10
+            shown = shown or digit != 0
+            if shown:
+                out[i, width + 1 + k] = 48 + digit
     return out
 
 
@@ -185,8 +205,20 @@ def joined_rows(fields: list[np.ndarray]) -> str:
         out[:, at + f.shape[1]] = ord(",")
         at += f.shape[1] + 1
     out[:, -1] = ord("\n")
-    flat = out.ravel()
-    return flat[flat != 0].tobytes().decode("utf-8")
+    return _without_nul(out.ravel()).tobytes().decode("utf-8")
+
+
+@njit(cache=True)
+def _without_nul(flat: np.ndarray) -> np.ndarray:
+    """``flat[flat != 0]`` in one pass (a boolean mask and a compress were 0.3 s of a
+    10,000-account plan's lot sales)."""
+    out = np.empty_like(flat)
+    at = 0
+    for k in range(flat.shape[0]):
+        if flat[k] != 0:
+            out[at] = flat[k]
+            at += 1
+    return out[:at]
 
 
 def _texts_bytes(texts: list[str]) -> np.ndarray:
