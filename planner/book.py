@@ -39,6 +39,7 @@ from planner.domain import (
     TriggerSpec,
 )
 from planner.errors import BookError, BookIssue
+from planner.memory import small_pages
 from planner.report import Slow as _Slow
 from planner.report import byte_rows as _byte_rows
 from planner.report import file_mode, number_bytes, rounded
@@ -1326,12 +1327,14 @@ def _prices(path: Path, symbols: set[str] | None, issues: _Issues) -> pd.DataFra
 
 def validate_book(path: str | Path, as_of: date | None = None) -> list[BookIssue]:
     """Every problem of the book at ``path`` (empty when it is valid)."""
-    return _load(path, as_of)[1]
+    with small_pages():
+        return _load(path, as_of)[1]
 
 
 def load_book(path: str | Path, as_of: date | None = None) -> Book:
     """Load and validate a book; raises :class:`BookError` listing every problem."""
-    book, problems = _load(path, as_of)
+    with small_pages():
+        book, problems = _load(path, as_of)
     if problems:
         raise BookError(problems)
     return book

@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
+from planner.memory import small_pages
+
 SHARES = "{:.6f}"
 MONEY = "{:.2f}"
 PRICE = "{:.4f}"
@@ -312,6 +314,11 @@ this one writes the others (a 10,000-account plan's lot sales: about half the wr
 
 def write_outputs(out_dir: str | Path, files: Mapping[str, pd.DataFrame]) -> list[Path]:
     """Write each frame as CSV into ``out_dir`` atomically (all temp files, then renames)."""
+    with small_pages():  # see planner.memory
+        return _write_outputs(out_dir, files)
+
+
+def _write_outputs(out_dir: str | Path, files: Mapping[str, pd.DataFrame]) -> list[Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     staged: list[tuple[str, Path]] = []

@@ -438,3 +438,31 @@ def test_no_forked_writer_while_other_threads_run(tmp_path, monkeypatch):
         stop.set()
         other.join()
     assert [p.read_text() for p in written] == ["a,b\n1.000000,3.000000\n2.000000,4.000000\n"] * 2
+
+
+def test_books_are_read_and_plans_written_without_huge_pages(tmp_path, monkeypatch):
+    core = getattr(np, "_core", None) or np.core
+    get = getattr(core.multiarray, "_get_madvise_hugepage", None)
+    if get is None:
+        pytest.skip("this numpy has no huge-page switch")
+    seen = []
+    real = book_module._load
+
+    def spy(path, as_of):
+        seen.append(get())
+        return real(path, as_of)
+
+    monkeypatch.setattr(book_module, "_load", spy)
+    real_csv = report._write_csv
+
+    def spy_csv(handle, frame):
+        seen.append(get())
+        real_csv(handle, frame)
+
+    monkeypatch.setattr(report, "_write_csv", spy_csv)
+    before = get()
+    load_book(DEMO)
+    book_module.validate_book(DEMO)
+    report.write_outputs(tmp_path, {"a.csv": pd.DataFrame({"x": [1.0], "y": [2.0]})})
+    assert seen == [False, False, False]
+    assert get() == before
