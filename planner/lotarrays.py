@@ -109,14 +109,16 @@ def _build(book: Book) -> LotArrays:
         shares=lots["shares"].to_numpy(dtype=float),
         unit_cost=lots["unit_cost"].to_numpy(dtype=float),
         acquired=lots["acquired"].to_numpy().astype("datetime64[D]"),
-        lot_id=_lot_id_bytes(book, lots),
+        lot_id=_lot_ids(book, lots),
         within=within,
         ranges=ranges,
         max_lots=max_lots,
     )
 
 
-def _lot_id_bytes(book: Book, lots: pd.DataFrame) -> np.ndarray:
+def _lot_ids(book: Book, lots: pd.DataFrame) -> np.ndarray:
+    """The loader's bytes of the lot ids when it kept them for this very frame (see
+    ``load_book``; a book made with ``replace`` starts without them), else the str objects."""
     kept = getattr(book, "_lot_id_bytes", None)
     if kept is not None and len(kept) == len(lots):
         return kept
