@@ -466,3 +466,12 @@ def test_books_are_read_and_plans_written_without_huge_pages(tmp_path, monkeypat
     report.write_outputs(tmp_path, {"a.csv": pd.DataFrame({"x": [1.0], "y": [2.0]})})
     assert seen == [False, False, False]
     assert get() == before
+
+
+def test_a_book_replaced_from_a_loaded_one_plans_with_its_own_lot_ids():
+    from dataclasses import replace
+
+    loaded = load_book(DEMO)
+    renamed = replace(loaded, lots=loaded.lots.assign(lot_id=loaded.lots["lot_id"] + "x"))
+    ids = lot_arrays(renamed).lot_id
+    assert ids.dtype == object and all(i.endswith("x") for i in ids)
