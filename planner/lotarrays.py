@@ -19,6 +19,7 @@ import pandas as pd
 
 from planner import tax
 from planner.domain import Book
+from planner.memory import small_pages
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,8 +54,9 @@ class LotArrays:
     def terms(self, as_of: date) -> tuple[np.ndarray, np.ndarray]:
         """(long-term flag, days until long-term) of every lot on ``as_of``; cached."""
         if as_of not in self._terms:
-            first = tax.first_long_term_dates(self.acquired).astype("datetime64[D]")
-            days = (first - np.datetime64(as_of, "D")).astype(np.int64)
+            with small_pages():
+                first = tax.first_long_term_dates(self.acquired).astype("datetime64[D]")
+                days = (first - np.datetime64(as_of, "D")).astype(np.int64)
             self._terms.clear()
             self._terms[as_of] = (days <= 0, days)
         return self._terms[as_of]
@@ -67,7 +69,8 @@ def lot_arrays(book: Book) -> LotArrays:
     """The :class:`LotArrays` of ``book``, built on first use and kept while it lives."""
     cached = _CACHE.get(book)
     if cached is None:
-        cached = _build(book)
+        with small_pages():  # written once (see planner.memory)
+            cached = _build(book)
         _CACHE[book] = cached
     return cached
 

@@ -23,6 +23,7 @@ from planner import tax
 from planner.domain import CASH, Account, Book
 from planner.errors import ConfigError, InfeasibleError, RuleViolationError
 from planner.inputs import Universe, build_inputs, slot_bucket, slots_needed, universe_for
+from planner.memory import small_pages
 from planner.objective import MarketImpact, Objective, default_objective
 from planner.positions import class_weights
 from planner.problem import DEFAULT_SOLVERS, Template
@@ -717,7 +718,8 @@ def _weights_and_values(book: Book) -> tuple[dict, pd.Series]:
     if book not in _WEIGHTS:
         from planner.positions import account_values
 
-        _WEIGHTS[book] = (class_weights(book).to_dict("index"), account_values(book))
+        with small_pages():  # written once (see planner.memory)
+            _WEIGHTS[book] = (class_weights(book).to_dict("index"), account_values(book))
     return _WEIGHTS[book]
 
 
