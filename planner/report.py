@@ -342,8 +342,8 @@ def _write_outputs(out_dir: str | Path, files: Mapping[str, pd.DataFrame]) -> li
             if child is None or name != largest:
                 _write_file(tmp, files[name])
         if child is not None:
-            pid, child = child, None
-            _join_writer(*pid, largest)
+            running, child = child, None  # joined here: nothing left to kill on an error
+            _join_writer(*running, largest)
     except BaseException:
         if child is not None:  # an error here: do not leave the child running
             os.kill(child[0], 9)
