@@ -55,14 +55,19 @@ def universe_for(book: Book, model: Model) -> Universe:
     arrays = lot_arrays(book)
     # Lot rows of the model's accounts, as a mask over the book's lots (one pass, not a
     # unique per account).
-    edges = np.zeros(len(arrays.symbol_code) + 1, dtype=np.int64)
-    for a, acc in book.accounts.items():
-        if acc.model == model.name:
-            start, stop = arrays.ranges.get(a, (0, 0))
-            edges[start] += 1
-            edges[stop] -= 1
-    member_rows = np.cumsum(edges[:-1]) > 0
-    counts = np.bincount(arrays.symbol_code[member_rows], minlength=len(arrays.symbols))
+    # The holders' row ranges tile the lots in account order: repeat each one's flag.
+    accounts = book.accounts
+    spans = sorted(
+        (start, stop - start, a in accounts and accounts[a].model == model.name)
+        for a, (start, stop) in arrays.ranges.items()
+    )
+    member = np.array([m for _, _, m in spans], dtype=bool)
+    if member.all():  # every holder is the model's (one-model books)
+        codes = arrays.symbol_code
+    else:
+        lengths = np.array([length for _, length, _ in spans], dtype=np.int64)
+        codes = arrays.symbol_code[np.repeat(member, lengths)]
+    counts = np.bincount(codes, minlength=len(arrays.symbols))
     held_codes = np.flatnonzero(counts).tolist()
     held = {arrays.symbols[c] for c in held_codes}
     legacy = sorted(held - set(own))

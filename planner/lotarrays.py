@@ -92,7 +92,15 @@ def _build(book: Book) -> LotArrays:
             {},
             {},
         )
-    code = pd.Categorical(lots["symbol"], categories=list(symbols)).codes.astype(np.int32)
+    kept = _loader_codes(book, lots)
+    if kept is not None and set(kept.symbol_names) <= set(symbols):
+        # The loader's codes, renumbered into the sorted symbols: the same codes as the
+        # lookup below without reading 5M strings.
+        position = {s: k for k, s in enumerate(symbols)}
+        renumber = np.array([position[s] for s in kept.symbol_names], dtype=np.int32)
+        code = renumber[kept.symbol_code]
+    else:
+        code = pd.Categorical(lots["symbol"], categories=list(symbols)).codes.astype(np.int32)
     ranges = dict(book._lot_rows)
     starts = np.array(sorted(start for start, _ in ranges.values()), dtype=np.int64)
     # A run of lots of one symbol in one account starts where the symbol changes or an
@@ -119,12 +127,20 @@ def _build(book: Book) -> LotArrays:
     )
 
 
-def _lot_ids(book: Book, lots: pd.DataFrame) -> np.ndarray:
-    """The loader's bytes of the lot ids when it kept them for this very frame (see
-    ``load_book``; a book made with ``replace`` starts without them), else the str objects."""
-    kept = getattr(book, "_lot_id_bytes", None)
-    if kept is not None and len(kept) == len(lots):
+def _loader_codes(book: Book, lots: pd.DataFrame):
+    """The loader's :class:`~planner.book.LoaderCodes` when it kept them for this very frame
+    (see ``load_book``; a book made with ``replace`` starts without them), else ``None``."""
+    kept = getattr(book, "_loader_codes", None)
+    if kept is not None and len(kept.symbol_code) == len(lots):
         return kept
+    return None
+
+
+def _lot_ids(book: Book, lots: pd.DataFrame) -> np.ndarray:
+    """The loader's bytes of the lot ids when it kept them, else the frame's str objects."""
+    kept = _loader_codes(book, lots)
+    if kept is not None:
+        return kept.lot_id_bytes
     return lots["lot_id"].to_numpy(dtype=object)
 
 

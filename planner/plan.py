@@ -25,7 +25,7 @@ from planner.errors import ConfigError, InfeasibleError, RuleViolationError
 from planner.inputs import Universe, build_inputs, slot_bucket, slots_needed, universe_for
 from planner.memory import small_pages
 from planner.objective import MarketImpact, Objective, default_objective
-from planner.positions import class_weights
+from planner.positions import weights_and_values
 from planner.problem import DEFAULT_SOLVERS, Template
 from planner.risk import RiskModel, risk_model
 from planner.rounding import RELIEF_METHODS, to_shares
@@ -716,10 +716,9 @@ def _weights_and_values(book: Book) -> tuple[dict, pd.Series]:
     and process: chunks that decide their own accounts share them, and forked workers
     inherit them when the parent built them first."""
     if book not in _WEIGHTS:
-        from planner.positions import account_values
-
         with small_pages():  # written once (see planner.memory)
-            _WEIGHTS[book] = (class_weights(book).to_dict("index"), account_values(book))
+            weights, values = weights_and_values(book)
+            _WEIGHTS[book] = (weights.to_dict("index"), values)
     return _WEIGHTS[book]
 
 

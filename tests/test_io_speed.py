@@ -52,6 +52,14 @@ def assert_same(path: Path) -> None:
     assert dict(fast.models) == dict(careful.models)
     assert fast.settings == careful.settings
     pd.testing.assert_frame_equal(fast.prices, careful.prices, check_exact=True)
+    # Planning's lot arrays from the loader's codes equal those read from the frame.
+    quick, slow = lot_arrays(fast), lot_arrays(careful)
+    assert quick.symbols == slow.symbols and quick.ranges == slow.ranges
+    assert quick.max_lots == slow.max_lots
+    for name in ("symbol_code", "shares", "unit_cost", "acquired", "within"):
+        np.testing.assert_array_equal(getattr(quick, name), getattr(slow, name))
+    ids = quick.lot_id.tolist()
+    assert [b.decode() if isinstance(b, bytes) else b for b in ids] == slow.lot_id.tolist()
 
 
 @pytest.fixture
@@ -68,11 +76,12 @@ def test_fast_path_is_taken_on_the_demo():
     fast = book_module._fast_lots(DEMO, accounts, symbols, as_of)
     trades = book_module._fast_trades(DEMO, accounts, symbols, as_of)
     assert fast is not None and trades is not None
-    lots, id_bytes = fast
+    lots, codes = fast
     pd.testing.assert_frame_equal(lots, book.lots, check_exact=True)
-    # The ids planning reads are the frame's, as bytes.
-    assert [b.decode() for b in id_bytes.tolist()] == book.lots["lot_id"].tolist()
-    assert lot_arrays(book).lot_id is book._lot_id_bytes
+    # The ids and symbols planning reads are the frame's, as bytes and codes.
+    assert [b.decode() for b in codes.lot_id_bytes.tolist()] == book.lots["lot_id"].tolist()
+    assert codes.symbol_names[codes.symbol_code].tolist() == book.lots["symbol"].tolist()
+    assert lot_arrays(book).lot_id is book._loader_codes.lot_id_bytes
 
 
 def test_demo_same_on_both_paths():
@@ -362,12 +371,19 @@ def test_benchmark_lots_sorted_as_by_text():
     pd.testing.assert_frame_equal(lots, again, check_exact=True)
 
 
+def as_if_single_threaded(monkeypatch) -> None:
+    """The writer forks only in a single-threaded process; a thread an earlier test left
+    behind (a Dask cluster's) must not turn these tests into serial writes."""
+    monkeypatch.setattr(report.threading, "active_count", lambda: 1)
+
+
 def test_the_largest_file_written_by_a_child_is_byte_identical(tmp_path, monkeypatch):
     from planner.plan import plan
 
     files = plan(load_book(DEMO), workers=1).files()
     serial = report.write_outputs(tmp_path / "serial", files)
     monkeypatch.setattr(report, "PARALLEL_ROWS", 1)  # every run forks a writer
+    as_if_single_threaded(monkeypatch)
     children = []
     real_fork = report._fork_writer
     monkeypatch.setattr(
@@ -395,6 +411,7 @@ def test_a_failing_child_writer_fails_the_write_and_leaves_nothing(tmp_path, mon
         real(handle, frame)
 
     monkeypatch.setattr(report, "PARALLEL_ROWS", 10)
+    as_if_single_threaded(monkeypatch)
     monkeypatch.setattr(report, "_write_csv", broken)
     with pytest.raises(OSError, match=r"writing big\.csv failed: ValueError: disk on fire"):
         report.write_outputs(tmp_path / "out", frames)
@@ -475,3 +492,21 @@ def test_a_book_replaced_from_a_loaded_one_plans_with_its_own_lot_ids():
     renamed = replace(loaded, lots=loaded.lots.assign(lot_id=loaded.lots["lot_id"] + "x"))
     ids = lot_arrays(renamed).lot_id
     assert ids.dtype == object and all(i.endswith("x") for i in ids)
+
+
+def test_universe_holds_what_the_models_accounts_hold():
+    """The one-pass universe (lot rows flagged per account) against a per-account scan, on
+    the demo's three models, and on a book where one model has every account."""
+    from planner.inputs import universe_for
+
+    demo = load_book(DEMO)
+    single = generate_benchmark_book(12, n_securities=9, lots_per_holding=2, seed=4)
+    for book in (demo, single):
+        for model in book.models.values():
+            own = list(model.securities)
+            held = set()
+            for a, account in book.accounts.items():
+                if account.model == model.name:
+                    held |= set(book.lot_frame(a)["symbol"])
+            expected = tuple(own + sorted(held - set(own)))
+            assert universe_for(book, model).symbols == expected
