@@ -195,6 +195,10 @@ def _project(v, e, delta, anchor, n, slots, g, out_pi, out_mean, out_lots, out_g
     m = n * slots
     r = g.shape[0]
     out_g[:] = 0.0
+    # One lot row (the usual case) sums in a register: through memory, each addition would
+    # wait for the store of the one before. Same additions, same order.
+    g_first = g[0] if r == 1 else np.zeros(0)
+    first = 0.0
     for i in range(n):
         lots = 0.0
         if delta[i] <= 0.0:
@@ -212,17 +216,29 @@ def _project(v, e, delta, anchor, n, slots, g, out_pi, out_mean, out_lots, out_g
         shift = acc / delta[i]
         out_mean[i] = star + shift
         # u_k e_k ((u v)_k - mean), with u = -1 on lots and +1 on the buy
-        for k in range(i * slots, (i + 1) * slots):
-            p = -e[k] * ((-v[k] - star) - shift)
-            out_pi[k] = p
-            lots += p
-            for d in range(r):
-                out_g[d] += g[d, k] * p
+        if r == 1:
+            for k in range(i * slots, (i + 1) * slots):
+                p = -e[k] * ((-v[k] - star) - shift)
+                out_pi[k] = p
+                lots += p
+                first += g_first[k] * p
+        else:
+            for k in range(i * slots, (i + 1) * slots):
+                p = -e[k] * ((-v[k] - star) - shift)
+                out_pi[k] = p
+                lots += p
+                for d in range(r):
+                    out_g[d] += g[d, k] * p
         p = e[m + i] * ((v[m + i] - star) - shift)
         out_pi[m + i] = p
         out_lots[i] = lots
-        for d in range(r):
-            out_g[d] += g[d, m + i] * p
+        if r == 1:
+            first += g_first[m + i] * p
+        else:
+            for d in range(r):
+                out_g[d] += g[d, m + i] * p
+    if r == 1:
+        out_g[0] = first
 
 
 @njit(**_JIT)
@@ -655,7 +671,10 @@ def solve(
                 du = (-r_up + zu[k] * v) * itu[k]
                 dzl[k] = dl
                 dzu[k] = du
-                inv_step = max(inv_step, -v * itl[k], v * itu[k], -dl * izl[k], -du * izu[k])
+                # (grouped so that one max per variable waits on the running one)
+                inv_step = max(
+                    inv_step, max(max(-v * itl[k], v * itu[k]), max(-dl * izl[k], -du * izu[k]))
+                )
             amax = 1.0 / inv_step if inv_step > 1.0 else 1.0
             # Row duals from the Schur complement; slacks from complementarity where the row
             # is tight (lam >= s), else from the row itself.
