@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from planner.domain import (
     CALENDAR_FREQUENCIES,
@@ -165,6 +166,16 @@ def _date(frame, field, name, issues, as_of=None, optional=False):
     if not optional:
         bad |= empty
     issues.rows(name, field, frame, bad, lambda raw: f"expected a date YYYY-MM-DD, got {raw!r}")
+    # pandas reads a date outside datetime64[ns] at a coarser unit; the book keeps [ns].
+    outside = parsed.notna() & ((parsed < _FIRST_DAY) | (parsed > _LAST_DAY))
+    issues.rows(
+        name,
+        field,
+        frame,
+        outside,
+        lambda raw: f"expected a date from {_FIRST_DAY.date()} to {_LAST_DAY.date()}, got {raw!r}",
+    )
+    parsed = parsed.where(~outside, pd.NaT)
     if as_of is not None:
         late = parsed.notna() & (parsed > pd.Timestamp(as_of))
         issues.rows(
@@ -373,13 +384,92 @@ def _codes(raw: np.ndarray, known=None) -> tuple[np.ndarray, np.ndarray, np.ndar
 def _fast_dates(raw: np.ndarray, as_of: date) -> tuple[np.ndarray, np.ndarray]:
     """(datetime64[ns] values, chronological rank) of a column of dates; declines unless
     every date is valid and on or before ``as_of``."""
+    cells = raw.view(np.uint8).reshape(len(raw), raw.dtype.itemsize)
+    days, strict = _iso_days(cells)
+    if strict:
+        # Every cell a plain YYYY-MM-DD of a real day in datetime64[ns] range: what
+        # pd.to_datetime(format="%Y-%m-%d") reads it as, without factorising the text.
+        if as_of is not None and len(days) and days.max() > (as_of - _EPOCH).days:
+            raise _Decline
+        return (days * _NS_PER_DAY).view("datetime64[ns]"), _dense_rank(days)
     codes, values, _ = _codes(raw)
     parsed = pd.to_datetime(pd.Series(values, dtype=str), format="%Y-%m-%d", errors="coerce")
     if parsed.isna().any() or (parsed > pd.Timestamp(as_of)).any():
         raise _Decline
-    days = parsed.astype("datetime64[ns]").to_numpy()
+    try:
+        days = parsed.astype("datetime64[ns]").to_numpy()
+    except pd.errors.OutOfBoundsDatetime as exc:  # pandas 3 reads 1650-01-01 at [us]
+        raise _Decline from exc
     _, rank = np.unique(days, return_inverse=True)
     return days[codes], rank.reshape(-1)[codes]
+
+
+_FIRST_DAY = pd.Timestamp.min.ceil("D")
+_LAST_DAY = pd.Timestamp.max.floor("D")
+"""The dates a book can hold (datetime64[ns]): 1677-09-22 to 2262-04-11."""
+_EPOCH = date(1970, 1, 1)
+_NS_PER_DAY = 86_400 * 10**9
+_FIRST_YEAR, _LAST_YEAR = 1678, 2261
+"""Whole years inside datetime64[ns] (1677-09-21 .. 2262-04-11); a date outside them takes
+the general path, which reports it."""
+
+
+@njit(cache=True)
+def _iso_days(cells: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(days since 1970-01-01, whether every cell is strict) of fixed-width cells (rows of
+    bytes): strict is exactly ``YYYY-MM-DD`` (NUL padding after it) naming a real day of a
+    year in [_FIRST_YEAR, _LAST_YEAR]. On the first cell that is not, returns at once."""
+    n, width = cells.shape
+    days = np.empty(n, np.int64)
+    if width < 10:
+        return days, False
+    lengths = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+    for r in range(n):
+        if cells[r, 4] != 45 or cells[r, 7] != 45:  # "-"
+            return days, False
+        for j in range(10, width):
+            if cells[r, j] != 0:
+                return days, False
+        d0, d1, d2, d3 = cells[r, 0] - 48, cells[r, 1] - 48, cells[r, 2] - 48, cells[r, 3] - 48
+        m0, m1, e0, e1 = cells[r, 5] - 48, cells[r, 6] - 48, cells[r, 8] - 48, cells[r, 9] - 48
+        # (uint8 arithmetic: a byte below "0" wraps above 9)
+        if max(d0, d1, d2, d3, m0, m1, e0, e1) > 9:
+            return days, False
+        year = int(d0) * 1000 + int(d1) * 100 + int(d2) * 10 + int(d3)
+        month = int(m0) * 10 + int(m1)
+        day = int(e0) * 10 + int(e1)
+        if year < _FIRST_YEAR or year > _LAST_YEAR or month < 1 or month > 12 or day < 1:
+            return days, False
+        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+        if day > lengths[month - 1] + (1 if month == 2 and leap else 0):
+            return days, False
+        # Days from the civil date (H. Hinnant's days_from_civil).
+        y = year - (1 if month <= 2 else 0)
+        era = y // 400
+        yoe = y - era * 400
+        doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+        doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+        days[r] = era * 146097 + doe - 719468
+    return days, True
+
+
+@njit(cache=True)
+def _dense_rank(values: np.ndarray) -> np.ndarray:
+    """Rank of each of ``values`` (small ints) among the distinct ones, from 0."""
+    out = np.empty(values.shape[0], np.int64)
+    if values.shape[0] == 0:
+        return out
+    low, high = values.min(), values.max()
+    rank = np.zeros(high - low + 1, np.int64)
+    for v in values:
+        rank[v - low] = 1
+    running = -1
+    for k in range(rank.shape[0]):
+        running += rank[k]
+        rank[k] = running
+    for r in range(values.shape[0]):
+        out[r] = rank[values[r] - low]
+    return out
 
 
 def _exact(values: np.ndarray) -> None:
@@ -446,8 +536,15 @@ def _sort_key(ranks: list[tuple[np.ndarray, int]]) -> np.ndarray:
         raise _Decline
     key = np.zeros(len(ranks[0][0]), dtype=np.int64)
     for rank, count in ranks:
-        key = key * max(count, 1) + rank
+        _scale_add(key, np.asarray(rank, dtype=np.int64), max(count, 1))
     return key
+
+
+@njit(cache=True)
+def _scale_add(key: np.ndarray, rank: np.ndarray, count: int) -> None:
+    """``key = key * count + rank`` in place (no 40 MB temporaries on 5M rows)."""
+    for r in range(key.shape[0]):
+        key[r] = key[r] * count + rank[r]
 
 
 def _fast_order(key: np.ndarray, tie: np.ndarray | None = None) -> np.ndarray | None:

@@ -95,6 +95,15 @@ def test_malformed_date(book, value):
     find(validate_book(book), "lots.csv", 2, "acquired")
 
 
+@pytest.mark.parametrize("value", ["1650-01-01", "1677-09-21"])
+def test_date_before_the_books_range(book, value):
+    # pandas reads these (at a coarser unit than the book's nanoseconds): an issue, not a
+    # crash.
+    edit_csv(book, "lots.csv", 0, "acquired", value)
+    issue = find(validate_book(book), "lots.csv", 2, "acquired")
+    assert "from 1677-09-22" in issue.message and value in issue.message
+
+
 def test_acquired_after_as_of(book):
     edit_csv(book, "lots.csv", 5, "acquired", "2026-12-25")
     issue = find(validate_book(book), "lots.csv", 7, "acquired")

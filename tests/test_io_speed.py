@@ -155,6 +155,16 @@ EDITS = {
     "bad date": lambda lines: (
         [lines[0], lines[1][: lines[1].rindex(",")] + ",2024-02-30"] + lines[2:]
     ),
+    # Dates the compiled ISO reader leaves to the general path: they must come out the same.
+    "one-digit month": lambda lines: (
+        [lines[0], lines[1][: lines[1].rindex(",")] + ",2024-2-05"] + lines[2:]
+    ),
+    "date before datetime64[ns]": lambda lines: (
+        [lines[0], lines[1][: lines[1].rindex(",")] + ",1650-01-01"] + lines[2:]
+    ),
+    "leap day": lambda lines: (
+        [lines[0], lines[1][: lines[1].rindex(",")] + ",2024-02-29"] + lines[2:]
+    ),
     "ragged row": lambda lines: [lines[0], lines[1] + ",1"] + lines[2:],
     "header only": lambda lines: [lines[0], ""],
 }
