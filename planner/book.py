@@ -516,15 +516,66 @@ def _fast_ids(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _any_duplicate(group: np.ndarray, raw: np.ndarray) -> bool:
-    """Whether two rows have the same (group code, id bytes): a 64-bit hash of each pair
-    finds the candidates, which are then compared exactly."""
-    h = _hash(_words(raw), group)
+    """Whether two rows have the same (group code, id bytes). Rows of one group in one run
+    (a file sorted by account): a small hash table per run; otherwise a 64-bit hash of
+    each pair finds the candidates, which are then compared exactly."""
+    words = _words(raw)
+    found = _duplicate_in_runs(np.asarray(group, dtype=np.int64), words)
+    if found >= 0:
+        return bool(found)
+    h = _hash(words, group)
     ordered = np.sort(h)
     if not (ordered[1:] == ordered[:-1]).any():
         return False
     shared = np.isin(h, ordered[1:][ordered[1:] == ordered[:-1]])
     pairs = list(zip(group[shared].tolist(), raw[shared].tolist(), strict=True))
     return len(set(pairs)) < len(pairs)
+
+
+@njit(cache=True)
+def _duplicate_in_runs(group: np.ndarray, words: np.ndarray) -> int:
+    """1 if two rows of one run of ``group`` have equal ``words`` rows, 0 if none do, -1 if
+    a group comes back after its run ended (the caller then checks another way)."""
+    n, width = words.shape
+    if n == 0:
+        return 0
+    seen = np.zeros(group.max() + 1, np.bool_)
+    table = np.zeros(16, np.int64)  # row + 1 per slot, 0 empty; grown for longer runs
+    start = 0
+    while start < n:
+        g = group[start]
+        if seen[g]:
+            return -1
+        seen[g] = True
+        stop = start + 1
+        while stop < n and group[stop] == g:
+            stop += 1
+        size = 16
+        while size < 2 * (stop - start):
+            size *= 2
+        if size > table.shape[0]:
+            table = np.zeros(size, np.int64)
+        else:
+            table[:size] = 0
+        for r in range(start, stop):
+            h = np.uint64(0x9E3779B97F4A7C15)
+            for j in range(width):
+                h = (h ^ words[r, j]) * np.uint64(0xBF58476D1CE4E5B9)
+                h ^= h >> np.uint64(31)
+            slot = np.int64(h & np.uint64(size - 1))
+            while table[slot] != 0:
+                other = table[slot] - 1
+                same = True
+                for j in range(width):
+                    if words[other, j] != words[r, j]:
+                        same = False
+                        break
+                if same:
+                    return 1
+                slot = (slot + 1) & (size - 1)
+            table[slot] = r + 1
+        start = stop
+    return 0
 
 
 def _sort_key(ranks: list[tuple[np.ndarray, int]]) -> np.ndarray:
@@ -639,8 +690,9 @@ def _fast_frame(columns: dict, order, text: tuple[str, ...]) -> pd.DataFrame:
     for name, values in columns.items():
         if order is not None:
             values = values[order]
-        out[name] = pd.Series(values, dtype=dtype) if name in text else pd.Series(values)
-    return pd.DataFrame(out, copy=False)  # fresh arrays: nothing to protect
+        # Fresh arrays, nobody else's: the Series may keep them rather than copy them.
+        out[name] = pd.Series(values, dtype=dtype if name in text else None, copy=False)
+    return pd.DataFrame(out, copy=False)
 
 
 def _fast_trades(path: Path, account_ids, symbols, as_of: date) -> pd.DataFrame | None:
