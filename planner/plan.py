@@ -809,6 +809,17 @@ def _day_text(days: np.ndarray) -> np.ndarray:
     """``YYYY-MM-DD`` text of each date (an object array), each distinct date formatted once."""
     if days.dtype == object:  # already text (an empty frame)
         return days
+    day_numbers = days.astype("datetime64[D]").astype(np.int64)
+    if len(day_numbers) and not np.isnat(days).any():
+        # Days span a few thousand numbers: a table over the span, not a sort.
+        low = int(day_numbers.min())
+        offset = day_numbers - low
+        present = np.zeros(int(offset.max()) + 1, dtype=bool)
+        present[offset] = True
+        distinct = np.flatnonzero(present)
+        table = np.empty(len(present), dtype=object)
+        table[distinct] = (distinct + low).astype("datetime64[D]").astype(str).astype(object)
+        return table[offset]
     distinct, index = np.unique(days.astype("datetime64[D]"), return_inverse=True)
     return distinct.astype(str).astype(object)[index.reshape(-1)]
 
