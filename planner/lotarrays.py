@@ -16,6 +16,7 @@ from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from planner import tax
 from planner.domain import Book
@@ -103,14 +104,7 @@ def _build(book: Book) -> LotArrays:
         code = pd.Categorical(lots["symbol"], categories=list(symbols)).codes.astype(np.int32)
     ranges = dict(book._lot_rows)
     starts = np.array(sorted(start for start, _ in ranges.values()), dtype=np.int64)
-    # A run of lots of one symbol in one account starts where the symbol changes or an
-    # account starts; ``within`` counts from the run's first row.
-    run_start = np.zeros(n, dtype=bool)
-    run_start[0] = True
-    run_start[1:] = code[1:] != code[:-1]
-    run_start[starts] = True
-    first_row = np.maximum.accumulate(np.where(run_start, np.arange(n), 0))
-    within = (np.arange(n) - first_row).astype(np.int32)
+    within = _within(code, starts)
     per_account = np.maximum.reduceat(within, starts) + 1
     ids_in_order = sorted(ranges, key=lambda a: ranges[a][0])
     max_lots = {a: int(k) for a, k in zip(ids_in_order, per_account, strict=True)}
@@ -125,6 +119,22 @@ def _build(book: Book) -> LotArrays:
         ranges=ranges,
         max_lots=max_lots,
     )
+
+
+@njit(cache=True)
+def _within(code: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Position of each lot in its run of one symbol in one account (0, 1, ...): a run
+    starts where the symbol changes or an account starts (``starts``, sorted rows)."""
+    n = code.shape[0]
+    within = np.empty(n, np.int32)
+    account_start = np.zeros(n, np.bool_)
+    for r in starts:
+        account_start[r] = True
+    run = 0
+    for r in range(n):
+        run = 0 if r == 0 or account_start[r] or code[r] != code[r - 1] else run + 1
+        within[r] = run
+    return within
 
 
 def _loader_codes(book: Book, lots: pd.DataFrame):
