@@ -8,6 +8,7 @@ listed per file and field (then a count of the rest).
 
 from __future__ import annotations
 
+import codecs
 import math
 import os
 import re
@@ -490,29 +491,69 @@ def _fast_numbers(values: np.ndarray, positive: bool) -> np.ndarray:
 def _fast_ids(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(text as an object array of str, the narrowed bytes) of an id column; declines on an
     empty id, blanks around one, or text that is not UTF-8."""
-    lengths = np.char.str_len(raw)
-    if lengths.min() == 0:
+    cells = raw.view(np.uint8).reshape(len(raw), raw.dtype.itemsize)
+    lengths, kind = _id_cells(cells, _BLANK)
+    if kind == _ID_BLANK:
         raise _Decline
     width = -(-int(lengths.max()) // 8) * 8  # whole words, for hashing
-    raw = raw.astype(f"S{width}")
-    n = len(raw)
-    matrix = raw.view(np.uint8).reshape(n, width)
-    if _BLANK[matrix[:, 0]].any() or _BLANK[matrix[np.arange(n), lengths - 1]].any():
+    if width != raw.dtype.itemsize:
+        raw = raw.astype(f"S{width}")
+    if kind == _ID_PLAIN:
+        # One text of all ids, a line each, split by str.split: the quickest way here to
+        # five million str objects (about 0.45 s against 0.6-0.75 s through numpy's
+        # variable-width strings).
+        lines = codecs.ascii_decode(_id_lines(cells, lengths))[0].split("\n")
+        lines.pop()  # after the last newline
+        text = np.empty(len(lines), dtype=object)
+        text[:] = lines
+        return text, raw
+    try:
+        text = np.array([b.decode("utf-8") for b in raw.tolist()], dtype=object)
+    except UnicodeDecodeError as exc:
+        raise _Decline from exc
+    if any(t != t.strip() for t in text):
         raise _Decline
-    if matrix.max() < 128:
-        # ASCII: bytes to str in numpy (its variable-width strings are the quickest way).
-        if hasattr(np.dtypes, "StringDType"):
-            text = raw.astype(np.dtypes.StringDType()).astype(object)
-        else:
-            text = raw.astype(f"U{width}").astype(object)
-    else:
-        try:
-            text = np.array([b.decode("utf-8") for b in raw.tolist()], dtype=object)
-        except UnicodeDecodeError as exc:
-            raise _Decline from exc
-        if any(t != t.strip() for t in text):
-            raise _Decline
     return text, raw
+
+
+_ID_PLAIN, _ID_OTHER, _ID_BLANK = 0, 1, 2
+
+
+@njit(cache=True)
+def _id_cells(cells: np.ndarray, blank: np.ndarray) -> tuple[np.ndarray, int]:
+    """(length of each fixed-width cell, its trailing NULs left out; the column's kind):
+    _ID_BLANK if a cell is empty or starts or ends with a byte ``str.strip`` removes, else
+    _ID_OTHER if one holds a byte the line-joined path cannot take (non-ASCII, a NUL or a
+    newline inside), else _ID_PLAIN."""
+    n, width = cells.shape
+    lengths = np.zeros(n, np.int64)
+    kind = _ID_PLAIN
+    for r in range(n):
+        length = width
+        while length > 0 and cells[r, length - 1] == 0:
+            length -= 1
+        if length == 0 or blank[cells[r, 0]] or blank[cells[r, length - 1]]:
+            return lengths, _ID_BLANK
+        lengths[r] = length
+        for j in range(length):
+            byte = cells[r, j]
+            if byte >= 128 or byte == 0 or byte == 10:
+                kind = _ID_OTHER
+    return lengths, kind
+
+
+@njit(cache=True)
+def _id_lines(cells: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The cells' bytes (``lengths`` of each) as one buffer, each followed by a newline."""
+    out = np.empty(lengths.sum() + cells.shape[0], np.uint8)
+    k = 0
+    for r in range(cells.shape[0]):
+        for j in range(lengths[r]):
+            out[k] = cells[r, j]
+            k += 1
+        out[k] = 10
+        k += 1
+    return out
 
 
 def _any_duplicate(group: np.ndarray, raw: np.ndarray) -> bool:

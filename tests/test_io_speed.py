@@ -119,6 +119,11 @@ EDITS = {
     "no final newline": lambda lines: lines[:-1],
     "blank line": lambda lines: [lines[0], lines[1], "", *lines[2:]],
     "non-ASCII lot id": lambda lines: [lines[0], lines[1].replace("-L", "-Lé", 1)] + lines[2:],
+    # Ids the line-joined text path leaves to the general one, and one it takes.
+    "newline inside a quoted lot id": lambda lines: (
+        [lines[0], '{},"{}\nx",{}'.format(*lines[1].split(",", 2))] + lines[2:]
+    ),
+    "blank inside a lot id": lambda lines: [lines[0], lines[1].replace("-L", "- L", 1)] + lines[2:],
     "long lot id": lambda lines: (
         [lines[0], lines[1].replace("-L", "-L" + "x" * 300, 1)] + lines[2:]
     ),
