@@ -53,9 +53,9 @@ def universe_for(book: Book, model: Model) -> Universe:
     an account's program is the same alone or in a batch."""
     own = list(model.securities)
     arrays = lot_arrays(book)
-    # Lot rows of the model's accounts, as a mask over the book's lots (one pass, not a
-    # unique per account).
-    # The holders' row ranges tile the lots in account order: repeat each one's flag.
+    # The symbols on the lot rows of the model's accounts, in one pass rather than a unique
+    # per account: the holders' row ranges tile the lots in account order, so repeating
+    # each holder's flag over its rows marks them.
     accounts = book.accounts
     spans = sorted(
         (start, stop - start, a in accounts and accounts[a].model == model.name)
