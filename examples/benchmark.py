@@ -51,13 +51,13 @@ NAIVE_SAMPLE = 10
 def run_one(
     accounts: int, lots: int, securities: int, workers: int | None, effort: str = "standard"
 ) -> dict:
-    from planner import lotqp_kernel
-    from planner.book import load_book, write_book
-    from planner.inputs import build_inputs, slot_bucket, slots_needed
-    from planner.plan import PlanOptions, plan, prepare, template_for
-    from planner.problem import Template
-    from planner.report import write_outputs
-    from planner.solve import solve_account
+    from planner.io.read import load_book, write_book
+    from planner.io.write import write_outputs
+    from planner.program.inputs import build_inputs, slot_bucket, slots_needed
+    from planner.program.problem import Template
+    from planner.run import PlanOptions, plan, prepare, template_for
+    from planner.search import solve_account
+    from planner.solvers import lotqp_kernel
     from planner.synthetic import generate_benchmark_book
 
     with tempfile.TemporaryDirectory() as tmp:

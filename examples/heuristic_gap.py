@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from planner.errors import InfeasibleError  # noqa: E402
 from planner.exact import solve_exact  # noqa: E402
-from planner.solve import solve_account  # noqa: E402
+from planner.search import solve_account  # noqa: E402
 from tests.optimiser_helpers import covariance_risk, make_inputs, make_template  # noqa: E402
 
 

@@ -5,8 +5,8 @@
 Solves the relaxation of each account of a synthetic book with one compiled template per
 solver, and prints the median time per solve and the worst objective error against Clarabel
 at tight tolerances. "LOTQP" is the structured interior-point method the planner uses
-(planner.lotqp); "PIQP (fast path)" is PIQP set up once and updated with new vectors
-(planner.fastqp), the fallback; the others go through cvxpy's DPP re-solve.
+(planner.solvers.lotqp); "PIQP (fast path)" is PIQP set up once and updated with new vectors
+(planner.solvers.piqp), the fallback; the others go through cvxpy's DPP re-solve.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from planner.inputs import build_inputs, slot_bucket, slots_needed  # noqa: E402
-from planner.plan import PlanOptions, constraints_for, prepare  # noqa: E402
-from planner.problem import Template  # noqa: E402
+from planner.program.inputs import build_inputs, slot_bucket, slots_needed  # noqa: E402
+from planner.program.problem import Template  # noqa: E402
+from planner.run import PlanOptions, constraints_for, prepare  # noqa: E402
 from planner.synthetic import generate_benchmark_book  # noqa: E402
 
 SOLVERS = [

@@ -64,7 +64,7 @@ def _fraction(ctx: typer.Context, param: typer.CallbackParam, value: float | Non
 
 
 def _load(book_path: Path, as_of: str | None):
-    from planner.book import load_book
+    from planner.io.read import load_book
 
     try:
         return load_book(book_path, _parse_date(as_of))
@@ -92,7 +92,7 @@ def _progress() -> Progress:
 @app.command()
 def validate(book: BookArg, as_of: AsOfOpt = None) -> None:
     """Check a book and report every problem (file, line, field, what was expected)."""
-    from planner.book import validate_book
+    from planner.io.read import validate_book
 
     issues = validate_book(book, _parse_date(as_of))
     if issues:
@@ -106,8 +106,8 @@ def validate(book: BookArg, as_of: AsOfOpt = None) -> None:
 @app.command()
 def check(book: BookArg, as_of: AsOfOpt = None, out: OutOpt = Path("out")) -> None:
     """Evaluate the trigger of every account; write drift.csv and triggers.csv."""
+    from planner.io.write import write_outputs
     from planner.positions import drift_frame
-    from planner.report import write_outputs
 
     loaded = _load(book, as_of)
     when = loaded.settings.as_of or date.today()
@@ -135,7 +135,7 @@ def check(book: BookArg, as_of: AsOfOpt = None, out: OutOpt = Path("out")) -> No
 
 def _check_decisions(book, when: date) -> dict:
     """Trigger decision of every account, with a progress bar."""
-    from planner.plan import decide
+    from planner.run import decide
 
     with _progress() as progress:
         task = progress.add_task("triggers", total=len(book.accounts), rate="")
@@ -247,9 +247,9 @@ def plan(
     ] = None,
 ) -> None:
     """Plan trades for every triggered account; write orders, lot_sales and summary CSVs."""
-    from planner.plan import PlanOptions
-    from planner.plan import plan as run_plan
-    from planner.report import write_outputs
+    from planner.io.write import write_outputs
+    from planner.run import PlanOptions
+    from planner.run import plan as run_plan
 
     if min_weight is not None and max_weight is not None and min_weight > max_weight:
         err.print(f"[red]--min-weight {min_weight:g} is above --max-weight {max_weight:g}[/]")
@@ -305,7 +305,7 @@ def plan(
 
 
 def _print_plan(result, elapsed: float, out: Path) -> None:
-    from planner.plan import FAILED_STATUSES
+    from planner.orders import FAILED_STATUSES
 
     s = result.summary
     planned = s[s["status"] == "optimal"]

@@ -394,6 +394,11 @@ class Book:
             object.__setattr__(self, k, v)
         self.__post_init__()
 
+    @property
+    def lot_ranges(self) -> dict[str, tuple[int, int]]:
+        """Each account's rows ``(start, stop)`` in the sorted lots frame (accounts with lots)."""
+        return dict(self._lot_rows)
+
     def lot_frame(self, account_id: str) -> pd.DataFrame:
         """The account's lots as a DataFrame slice (possibly empty)."""
         start, stop = self._lot_rows.get(account_id, (0, 0))

@@ -18,8 +18,8 @@ import numpy as np
 
 from constraints.base import AccountInputs
 from planner.errors import InfeasibleError, MissingExtraError
-from planner.problem import Solution, Template
-from planner.solve import SolveReport
+from planner.program.problem import Solution, Template
+from planner.search import SolveReport
 
 
 def _require_scip() -> None:

@@ -1,107 +1,160 @@
-"""Market values and weights of accounts, vectorised over the whole book.
+"""What the accounts hold: the book's lots as flat arrays, and each account's value and
+class weights, computed for the whole book at once.
 
 An account's value is ``V = sum_i p_i h_i + cash + cash_flow``: a pending contribution counts
 as cash already there and a pending withdrawal as cash already gone, so that drift is measured
 against what the account will hold once the flow settles.
+
+Planning one account must cost microseconds, not a pandas group-by: with 10,000 accounts and
+five million lots, per-account DataFrame work would dominate everything else. So the sorted
+lots frame is turned once into arrays (symbol codes, shares, costs, acquisition days, the
+position of each lot among its account's lots of the same symbol), and an account's lots are
+a slice ``[start, stop)`` of them. Holding terms depend on the as-of date and are computed
+once per date for the whole book.
 """
 
 from __future__ import annotations
 
+import weakref
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
 import numpy as np
 import pandas as pd
-from numba import njit
 
+from planner import tax
 from planner.domain import CASH, Book
 
 
-def _holdings(book: Book) -> tuple[list[str], tuple, tuple[str, ...]]:
-    """(holders: sorted ids of accounts with lots, ``(holder, code, shares)`` of every held
-    position in (holder, symbol) order, the symbols): holder index, symbol code and the
-    shares summed over the position's lots, in one compiled pass over the lot arrays."""
-    from planner.lotarrays import lot_arrays
+@dataclass(frozen=True, eq=False)
+class LotArrays:
+    """Every lot of a book, in the book's order (account, symbol, acquired, lot id).
 
-    arrays = lot_arrays(book)
-    holders = sorted(arrays.ranges)
-    symbols = arrays.symbols
-    spans = np.array([arrays.ranges[a] for a in holders], dtype=np.int64).reshape(-1, 2)
-    holder, code, shares = _positions(spans, arrays.symbol_code, arrays.shares, len(symbols))
-    return holders, (holder, code, shares), symbols
-
-
-@njit(cache=True)
-def _positions(spans, symbol_code, lot_shares, n_symbols):
-    """Shares per (holder, symbol) over the holders' lot rows ``spans``, added in row order
-    (as ``np.bincount`` adds them); the non-zero ones in (holder, symbol) order."""
-    total = np.zeros((spans.shape[0], n_symbols))
-    for h in range(spans.shape[0]):
-        for row in range(spans[h, 0], spans[h, 1]):
-            total[h, symbol_code[row]] += lot_shares[row]
-    count = 0
-    for h in range(spans.shape[0]):
-        for c in range(n_symbols):
-            count += total[h, c] != 0.0
-    holder = np.empty(count, np.int64)
-    code = np.empty(count, np.int64)
-    shares = np.empty(count)
-    k = 0
-    for h in range(spans.shape[0]):
-        for c in range(n_symbols):
-            if total[h, c] != 0.0:
-                holder[k], code[k], shares[k] = h, c, total[h, c]
-                k += 1
-    return holder, code, shares
-
-
-def holding_values(book: Book) -> pd.DataFrame:
-    """Dollar value held per (account_id, symbol), with the symbol's asset class.
-
-    Columns: account_id, symbol, asset_class, shares, value. Sorted by account, symbol.
-    Summed in one pass over the book's lot arrays, so it costs the same per lot whether
-    the book has ten accounts or ten thousand.
+    ``symbol_code`` indexes ``symbols`` (the book's securities, sorted); ``within`` is the
+    position of a lot among its account's lots of the same symbol (0, 1, ...), which is its
+    slot in a template. ``ranges`` maps an account to its rows ``(start, stop)``;
+    ``max_lots`` to the largest number of lots it holds in one security.
     """
-    holders, (holder, code, shares), symbols = _holdings(book)
-    if not holders:
-        return pd.DataFrame(
-            {
-                "account_id": pd.Series(dtype=object),
-                "symbol": pd.Series(dtype=object),
-                "asset_class": pd.Series(dtype=object),
-                "shares": pd.Series(dtype=float),
-                "value": pd.Series(dtype=float),
-            }
-        )
-    price = np.array([book.securities[s].price for s in symbols])
-    klass = np.array([book.securities[s].asset_class for s in symbols], dtype=object)
-    return pd.DataFrame(
-        {
-            "account_id": np.array(holders, dtype=object)[holder],
-            "symbol": np.array(symbols, dtype=object)[code],
-            "asset_class": klass[code],
-            "shares": shares,
-            "value": shares * price[code],
-        }
+
+    symbols: tuple[str, ...]
+    symbol_code: np.ndarray
+    shares: np.ndarray
+    unit_cost: np.ndarray
+    acquired: np.ndarray  # datetime64[D]
+    lot_id: np.ndarray  # object array of str
+    within: np.ndarray
+    ranges: dict[str, tuple[int, int]]
+    max_lots: dict[str, int]
+    _terms: dict = field(default_factory=dict)
+
+    def rows(self, account_id: str) -> slice:
+        start, stop = self.ranges.get(account_id, (0, 0))
+        return slice(start, stop)
+
+    def terms(self, as_of: date) -> tuple[np.ndarray, np.ndarray]:
+        """(long-term flag, days until long-term) of every lot on ``as_of``; cached."""
+        if as_of not in self._terms:
+            day = self.acquired.astype(np.int64)  # days since 1970-01-01
+            if len(day):
+                # The holding-period rule once per calendar day of the book's range, then
+                # a lookup per lot.
+                low = int(day.min())
+                calendar = np.arange(low, int(day.max()) + 1).astype("datetime64[D]")
+                first = tax.first_long_term_dates(calendar).astype("datetime64[D]")
+                until = (first - np.datetime64(as_of, "D")).astype(np.int64)
+                days = until[day - low]
+            else:
+                days = np.zeros(0, dtype=np.int64)
+            self._terms.clear()
+            self._terms[as_of] = (days <= 0, days)
+        return self._terms[as_of]
+
+
+_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def lot_arrays(book: Book) -> LotArrays:
+    """The :class:`LotArrays` of ``book``, built on first use and kept while it lives."""
+    cached = _CACHE.get(book)
+    if cached is None:
+        cached = _CACHE[book] = _build(book)
+    return cached
+
+
+def _build(book: Book) -> LotArrays:
+    lots = book.lots
+    symbols = tuple(sorted(book.securities))
+    ranges = book.lot_ranges
+    code = pd.Categorical(lots["symbol"], categories=list(symbols)).codes.astype(np.int32)
+    starts = np.array(sorted(start for start, _ in ranges.values()), dtype=np.int64)
+    # A run of one symbol in one account starts where the symbol changes or an account does;
+    # a lot's slot is its distance from the start of its run.
+    run_start = np.zeros(len(code), dtype=bool)
+    run_start[starts] = True
+    run_start[1:] |= code[1:] != code[:-1]
+    position = np.arange(len(code))
+    within = (position - np.maximum.accumulate(np.where(run_start, position, 0))).astype(np.int32)
+    per_account = np.maximum.reduceat(within, starts) + 1 if len(starts) else []
+    ids_in_order = sorted(ranges, key=lambda a: ranges[a][0])
+    return LotArrays(
+        symbols=symbols,
+        symbol_code=code,
+        shares=lots["shares"].to_numpy(dtype=float),
+        unit_cost=lots["unit_cost"].to_numpy(dtype=float),
+        acquired=lots["acquired"].to_numpy().astype("datetime64[D]"),
+        lot_id=lots["lot_id"].to_numpy(dtype=object),
+        within=within,
+        ranges=ranges,
+        max_lots={a: int(k) for a, k in zip(ids_in_order, per_account, strict=True)},
     )
 
 
-def _group_sums(group: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
-    """Per-group sums of ``values`` (groups ``0 .. n_groups - 1``, 0 where empty): pandas'
-    group-by sum on integer keys, the kernel (and so the bits) a group-by on the account
-    ids would give, without building a frame of 500k strings."""
-    sums = pd.Series(values).groupby(group, sort=True).sum()
-    out = np.zeros(n_groups)
-    out[sums.index.to_numpy(dtype=np.int64)] = sums.to_numpy()
-    return out
+def accounts_with_recent_trades(book: Book, as_of: date, window_days: int) -> frozenset[str]:
+    """Accounts with a trade dated in ``[as_of - window_days, as_of]``: only their
+    households can have a live wash-sale block, so every other account skips the look-back."""
+    trades = book.trades
+    if trades.empty:
+        return frozenset()
+    start = np.datetime64(as_of - timedelta(days=window_days), "D")
+    dates = trades["trade_date"].to_numpy().astype("datetime64[D]")
+    live = (dates >= start) & (dates <= np.datetime64(as_of, "D"))
+    return frozenset(trades.loc[live, "account_id"].astype(str).unique())
+
+
+# -- values and weights --------------------------------------------------------------------
 
 
 def _position_values(book: Book):
-    """(holders, holder index, class code and dollar value of every held position, sorted
-    class names)."""
-    holders, (holder, code, shares), symbols = _holdings(book)
+    """(holders: sorted ids of accounts with lots, the holder index, class code and dollar
+    value of every held position in (holder, symbol) order, the sorted class names)."""
+    arrays = lot_arrays(book)
+    holders = sorted(arrays.ranges)
+    symbols = arrays.symbols
+    lengths = [arrays.ranges[a][1] - arrays.ranges[a][0] for a in holders]
+    # Holders are sorted and their rows tile the lots in that order.
+    row_holder = np.repeat(np.arange(len(holders)), lengths)
+    shares = np.bincount(
+        row_holder * len(symbols) + arrays.symbol_code,
+        weights=arrays.shares,
+        minlength=len(holders) * len(symbols),
+    )
+    held = np.flatnonzero(shares)
+    holder, code = np.divmod(held, max(len(symbols), 1))
     price = np.array([book.securities[s].price for s in symbols], dtype=float)
     names = sorted({book.securities[s].asset_class for s in symbols})
     class_of = np.array([names.index(book.securities[s].asset_class) for s in symbols])
     class_of = class_of.astype(np.int64).reshape(-1)
-    return holders, holder, class_of[code] if len(code) else code, shares * price[code], names
+    values = shares[held] * price[code]
+    return holders, holder, class_of[code] if len(code) else code, values, names
+
+
+def _group_sums(group: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
+    """Per-group sums of ``values`` (groups ``0 .. n_groups - 1``, 0 where empty), added as
+    pandas' group-by adds them, so that the bits do not depend on how groups are keyed."""
+    sums = pd.Series(values).groupby(group, sort=True).sum()
+    out = np.zeros(n_groups)
+    out[sums.index.to_numpy(dtype=np.int64)] = sums.to_numpy()
+    return out
 
 
 def weights_and_values(book: Book) -> tuple[pd.DataFrame, pd.Series]:
@@ -130,9 +183,8 @@ def class_weights(book: Book, positions=None) -> pd.DataFrame:
     holders, holder, klass, value, names = positions or _position_values(book)
     sums = _group_sums(holder * len(names) + klass, value, len(holders) * len(names))
     present = np.bincount(klass, minlength=len(names)) > 0
-    # Laid out as pandas lays out a pivot table's values (each account's classes side by
-    # side in memory): the row totals below then add in the order, and so to the bits, they
-    # did when this frame was a pivot table (checked on the benchmark books, pandas 3.1).
+    # Each account's classes side by side in memory, as in a pivot table: the row totals
+    # below then add in that order (the bits of the weights depend on it).
     wide = pd.DataFrame(
         np.ascontiguousarray(sums.reshape(len(holders), len(names))[:, present]),
         index=holders,

@@ -40,7 +40,7 @@ import numpy as np
 
 from constraints.base import BIG, AccountInputs, name_codes
 from planner import rounding_kernel
-from planner.objective import tax_per_dollar
+from planner.program.objective import tax_per_dollar
 
 ReliefMethod = Literal["optimal", "min_tax", "hifo", "fifo", "lifo"]
 RELIEF_METHODS: tuple[str, ...] = ("optimal", "min_tax", "hifo", "fifo", "lifo")

@@ -8,9 +8,9 @@ import numpy as np
 
 import constraints as C
 from constraints.base import BIG, AccountInputs
-from planner.objective import Objective, default_objective
-from planner.problem import DEFAULT_SOLVERS, Template
-from planner.risk import RiskModel
+from planner.program.objective import Objective, default_objective
+from planner.program.problem import DEFAULT_SOLVERS, Template
+from planner.program.risk import RiskModel
 
 
 def diagonal_risk(symbols: Sequence[str], vols: Sequence[float]) -> RiskModel:

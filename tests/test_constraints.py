@@ -12,9 +12,9 @@ import pytest
 
 import constraints as C
 from constraints.base import BIG
-from planner.book import load_book, validate_book, write_book
 from planner.errors import InfeasibleError
-from planner.solve import solve_account
+from planner.io.read import load_book, validate_book, write_book
+from planner.search import solve_account
 from tests.optimiser_helpers import all_constraints, diagonal_risk, make_inputs, make_template
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"

@@ -13,7 +13,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from planner.solve import TRADE_EPS, security_trades, solve_account, valid
+from planner.search import TRADE_EPS, security_trades, solve_account, valid
 from tests.optimiser_helpers import covariance_risk, make_inputs, make_template
 
 pytest.importorskip("pyscipopt")

@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from planner import book as book_module
-from planner import report
-from planner.book import load_book, validate_book, write_book
-from planner.lotarrays import lot_arrays
+from planner.io import read as book_module
+from planner.io import write as report
+from planner.io.read import load_book, validate_book, write_book
+from planner.positions import lot_arrays
 from planner.synthetic import generate_benchmark_book
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
@@ -274,7 +274,7 @@ def test_write_outputs_bytes_match_the_old_formatter():
 
 
 def test_write_outputs_of_a_demo_plan(tmp_path):
-    from planner.plan import plan
+    from planner.run import plan
 
     result = plan(load_book(DEMO), workers=1)
     files = {"orders.csv": result.orders, "lot_sales.csv": result.lot_sales}
@@ -393,7 +393,7 @@ def as_if_single_threaded(monkeypatch) -> None:
 
 
 def test_the_largest_file_written_by_a_child_is_byte_identical(tmp_path, monkeypatch):
-    from planner.plan import plan
+    from planner.run import plan
 
     files = plan(load_book(DEMO), workers=1).files()
     serial = report.write_outputs(tmp_path / "serial", files)
@@ -436,7 +436,7 @@ def test_a_failing_child_writer_fails_the_write_and_leaves_nothing(tmp_path, mon
 def test_lot_ids_planned_from_bytes_are_the_books_text(tmp_path):
     from dataclasses import replace
 
-    from planner.plan import plan
+    from planner.run import plan
 
     generated = generate_benchmark_book(20, n_securities=8, lots_per_holding=3, seed=1)
     lots = generated.lots.assign(lot_id=generated.lots["lot_id"] + "-é")  # not ASCII
@@ -512,7 +512,7 @@ def test_a_book_replaced_from_a_loaded_one_plans_with_its_own_lot_ids():
 def test_universe_holds_what_the_models_accounts_hold():
     """The one-pass universe (lot rows flagged per account) against a per-account scan, on
     the demo's three models, and on a book where one model has every account."""
-    from planner.inputs import universe_for
+    from planner.program.inputs import universe_for
 
     demo = load_book(DEMO)
     single = generate_benchmark_book(12, n_securities=9, lots_per_holding=2, seed=4)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import constraints as C
-from planner import lotqp
-from planner.objective import Tax, TrackingError, TransactionCost
-from planner.risk import RiskModel
+from planner.program.objective import Tax, TrackingError, TransactionCost
+from planner.program.risk import RiskModel
+from planner.solvers import lotqp
 from tests.optimiser_helpers import (
     all_constraints,
     make_inputs,

@@ -11,9 +11,9 @@ from scipy.optimize import minimize_scalar
 
 import constraints as C
 from planner.errors import InfeasibleError
-from planner.objective import PP2, TrackingError, TransactionCost, default_objective
+from planner.program.objective import PP2, TrackingError, TransactionCost, default_objective
 from planner.rounding import to_shares
-from planner.solve import solve_account
+from planner.search import solve_account
 from tests.optimiser_helpers import (
     all_constraints,
     covariance_risk,
@@ -295,7 +295,7 @@ def test_objective_composes():
 
 def test_market_impact_shrinks_large_trades():
     """The 3/2-power impact term (solved by Clarabel) makes the plan trade less."""
-    from planner.objective import MarketImpact
+    from planner.program.objective import MarketImpact
 
     common = dict(slots=1, goal=[0.5, 0.5], taxable=False, cost_per_dollar=[0.0005, 0.0005])
     plain = make_inputs(["A", "B"], [100.0, 50.0], [(0, 1000, 100.0, True)], **common)

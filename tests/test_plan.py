@@ -1,4 +1,4 @@
-"""`planner.plan` end to end on generated books: outputs, invariants, batching, determinism."""
+"""`planner.run` end to end on generated books: outputs, invariants, batching, determinism."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 
 from planner import tax
 from planner.domain import CASH
-from planner.plan import PlanOptions, plan
-from planner.report import write_outputs
+from planner.io.write import write_outputs
+from planner.run import PlanOptions, plan
 from planner.synthetic import generate_book
 
 AS_OF = date(2026, 11, 20)
@@ -318,7 +318,7 @@ def test_fixed_relief_method_uses_fifo_lots(book, result):
     lots the account may sell, all sold whole except possibly the newest of them. A lot is
     passed over only if it may not be sold: a loss lot of a wash group that the history
     blocks, or that this plan buys."""
-    from planner.inputs import wash_blocks
+    from planner.program.inputs import wash_blocks
 
     ids = sorted(result.lot_sales["account_id"].unique())[:8]
     fifo = plan(

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from planner.errors import InfeasibleError, RuleViolationError
 from planner.rounding import GAIN_TOLERANCE, RELIEF_METHODS, to_shares
-from planner.solve import security_trades, solve_account
+from planner.search import security_trades, solve_account
 from tests.optimiser_helpers import covariance_risk, make_inputs, make_template
 
 N, SLOTS = 4, 3

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from planner import book as book_module
-from planner.book import load_book, write_book
 from planner.calendar import is_review_date, last_review_on_or_before
-from planner.plan import decide
+from planner.io import read as book_module
+from planner.io.read import load_book, write_book
 from planner.positions import account_values, class_weights
+from planner.run import decide
 from planner.synthetic import (
     AS_OF,
     TRADE_HISTORY_DAYS,

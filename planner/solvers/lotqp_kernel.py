@@ -1,4 +1,4 @@
-"""The numerical core of :mod:`planner.lotqp`: a structured primal-dual interior-point method.
+"""The numerical core of :mod:`planner.solvers.lotqp`: a structured primal-dual interior-point method.
 
 The program, in fractions of account value (``n`` securities with ``L`` lot slots each,
 security ``i`` owning slots ``i*L .. i*L+L-1``; ``y = (x, b)`` the lot sales and the buys,

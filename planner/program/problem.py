@@ -8,7 +8,7 @@ multiplying ``S`` into a dense block). Post-trade cash is
 
 Every account-specific number is a cvxpy Parameter vector, so the problem is DPP: it is
 canonicalised once per template and each account only feeds new vectors. The constraints
-and objective terms write those vectors (``Template.values``); LotQP (:mod:`planner.lotqp`)
+and objective terms write those vectors (``Template.values``); LotQP (:mod:`planner.solvers.lotqp`)
 solves the program from them directly, PIQP from cvxpy's canonicalisation updated in place,
 and the other solvers through cvxpy. Lots are padded to a fixed number of slots per security
 so that all accounts of a model share one template.
@@ -27,14 +27,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from constraints.base import AccountInputs, Constraint, Context
-from planner import lotqp
-from planner.fastqp import FastPIQP
-from planner.objective import Objective, is_conic
-from planner.risk import RiskModel
+from planner.program.objective import Objective, is_conic
+from planner.program.risk import RiskModel
+from planner.solvers import lotqp
+from planner.solvers.piqp import FastPIQP
 
 DEFAULT_SOLVERS: tuple[str, ...] = (lotqp.NAME, "PIQP", "CLARABEL")
 """Solvers tried in order: LotQP (the structured interior-point method of
-:mod:`planner.lotqp`) is fastest on these programs; PIQP takes what it does not solve (a
+:mod:`planner.solvers.lotqp`) is fastest on these programs; PIQP takes what it does not solve (a
 template it does not support, an account it does not converge on, infeasibility to
 confirm); Clarabel is the last resort and solves the conic (market-impact) programs."""
 
@@ -289,7 +289,7 @@ class Template:
         return Solution("optimal", lotqp.NAME, _clean(sell), _clean(buy), objective, ms)
 
     def _solve_fast(self, values: dict[str, np.ndarray]) -> Solution:
-        """PIQP through :class:`~planner.fastqp.FastPIQP` (set up once, then updated)."""
+        """PIQP through :class:`~planner.solvers.piqp.FastPIQP` (set up once, then updated)."""
         if self._fast_qp is None:
             for name, value in values.items():
                 self.ctx.params[name].value = value

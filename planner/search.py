@@ -41,7 +41,7 @@ from numba import njit
 
 from constraints.base import AccountInputs, name_codes
 from planner.errors import InfeasibleError, RuleViolationError
-from planner.problem import NOISE, Solution, Template
+from planner.program.problem import NOISE, Solution, Template
 
 TRADE_EPS = NOISE
 """A trade smaller than this fraction of account value counts as no trade."""

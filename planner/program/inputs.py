@@ -13,7 +13,7 @@ import numpy as np
 from constraints.base import BIG, AccountInputs
 from planner import tax
 from planner.domain import CASH, Account, Book, Model
-from planner.lotarrays import accounts_with_recent_trades, lot_arrays
+from planner.positions import accounts_with_recent_trades, lot_arrays
 from planner.triggers import Decision
 
 

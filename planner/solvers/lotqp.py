@@ -1,10 +1,10 @@
 """LotQP: the rebalance program of a template solved by a structured interior-point method.
 
-A general sparse QP solver sees the program of :mod:`planner.problem` as some 700 variables
+A general sparse QP solver sees the program of :mod:`planner.program.problem` as some 700 variables
 and 1,400 rows (50 securities x 10 lots) and factorises its KKT matrix 18 times per solve.
 Its structure is much simpler: lots hang off their security, every row but a handful is a
 bound or a row on the security weights, and the only dense coupling is the covariance. The
-kernel (:mod:`planner.lotqp_kernel`) exploits exactly that, so each interior-point step
+kernel (:mod:`planner.solvers.lotqp_kernel`) exploits exactly that, so each interior-point step
 costs one ``n x n`` Cholesky (or a factor-sized Woodbury solve) plus work linear in the
 lots.
 
@@ -24,9 +24,9 @@ import numpy as np
 
 import constraints as C
 from constraints.base import BIG
-from planner import lotqp_kernel as kernel
-from planner.inputs import lot_security_of
-from planner.objective import PP2, Tax, TrackingError, TransactionCost
+from planner.program.inputs import lot_security_of
+from planner.program.objective import PP2, Tax, TrackingError, TransactionCost
+from planner.solvers import lotqp_kernel as kernel
 
 NAME = "LOTQP"
 TOLERANCE = 1e-9

@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from constraints.base import AccountInputs, Context
-from planner.risk import RiskModel
+from planner.program.risk import RiskModel
 
 PP2 = 1e-4
 """One squared percentage point of tracking variance, as a fraction squared."""

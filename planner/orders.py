@@ -1,36 +1,22 @@
-"""Book -> triggers -> problem -> solve -> plan: the planner's main entry point.
+"""From a solved account to the run's rows: orders with their reasons, lot sales with their
+realised gains, and a summary row per account; and the sorted frames of a whole run.
 
-``plan(book, as_of=...)`` evaluates every account's trigger, groups the triggered accounts
-by model and lot-slot bucket, compiles one template per group, solves each account, rounds
-to executable shares and returns three DataFrames: orders, lot sales and a per-account
-summary. One failing account is reported in the summary and never stops the batch.
+Rows are sorted and numbers kept as floats here; :mod:`planner.io.write` fixes their text
+format, so the same inputs give byte-identical files.
 """
 
 from __future__ import annotations
 
-import time
-import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
 
 import numpy as np
 import pandas as pd
 
-import constraints as C
 from constraints.base import name_codes
 from planner import tax
-from planner.domain import CASH, Account, Book
-from planner.errors import ConfigError, InfeasibleError, RuleViolationError
-from planner.inputs import Universe, build_inputs, slot_bucket, slots_needed, universe_for
-from planner.memory import small_pages
-from planner.objective import MarketImpact, Objective, default_objective
-from planner.positions import weights_and_values
-from planner.problem import DEFAULT_SOLVERS, Template
-from planner.risk import RiskModel, risk_model
-from planner.rounding import RELIEF_METHODS, to_shares
-from planner.solve import EFFORTS, solve_account
-from planner.triggers import Decision, evaluate_account
+from planner.domain import CASH
+from planner.triggers import Decision
 
 ORDER_COLUMNS = (
     "account_id",
@@ -42,6 +28,8 @@ ORDER_COLUMNS = (
     "est_cost",
     "reason",
 )
+
+
 LOT_SALE_COLUMNS = (
     "account_id",
     "symbol",
@@ -58,53 +46,9 @@ LOT_SALE_COLUMNS = (
 TIMING_COLUMNS = ("solve_ms",)
 """Summary columns that vary between runs of the same inputs (written to timings.csv)."""
 
+
 FAILED_STATUSES = ("infeasible", "rule_violation", "error")
 """Summary statuses of accounts that needed a plan and got none."""
-
-
-@dataclass(frozen=True)
-class PlanOptions:
-    """Knobs of a planning run.
-
-    ``tracking_error_value`` (fraction of V worth one pp^2 of tracking variance) defaults to
-    the book's setting; ``objective`` overrides the whole objective. ``relief`` picks lots:
-    ``optimal`` (the optimiser's choice) or a fixed method applied to its per-security sales.
-    ``turnover_cap`` and ``max_weight``/``min_weight`` are fractions of account value.
-    ``include_untriggered`` plans every account (what-if), not only triggered ones;
-    ``force_full`` plans a full rebalance to target whatever the trigger asked for.
-    """
-
-    tracking_error_value: float | None = None
-    objective: Objective | None = None
-    solvers: tuple[str, ...] = DEFAULT_SOLVERS
-    relief: str = "optimal"
-    turnover_cap: float | None = None
-    max_weight: float | None = None
-    min_weight: float | None = None
-    include_untriggered: bool = False
-    exact: bool = False
-    min_trade_passes: int = 3
-    effort: str = "standard"
-    market_impact: float | None = None
-    force_full: bool = False
-
-    def __post_init__(self) -> None:
-        if self.effort not in EFFORTS:
-            raise ConfigError(f"effort {self.effort!r}: expected one of {', '.join(EFFORTS)}")
-        if self.relief not in RELIEF_METHODS:
-            raise ConfigError(f"relief method {self.relief!r}: expected one of {RELIEF_METHODS}")
-        for name in ("turnover_cap", "min_weight", "max_weight"):
-            value = getattr(self, name)
-            if value is not None and not 0.0 <= value <= 1.0:
-                raise ConfigError(
-                    f"{name} {value!r}: expected a fraction of account value in [0, 1]"
-                )
-        if (
-            self.min_weight is not None
-            and self.max_weight is not None
-            and self.min_weight > self.max_weight
-        ):
-            raise ConfigError(f"min_weight {self.min_weight} is above max_weight {self.max_weight}")
 
 
 @dataclass
@@ -211,235 +155,13 @@ class PlanResult:
         }
 
 
-def constraints_for(
-    options: PlanOptions,
-    universe_min_trade: bool,
-    hold_lt_days: int,
-    gain_budget: bool = True,
-    st_gain_cap: bool = True,
-):
-    """The constraint list of a template, in label order.
-
-    The gain-budget and short-term-cap rows run over every lot slot, and such dense rows
-    slow the solver's factorisation down: a template carries them only for accounts that
-    have the limit (``gain_budget``, ``st_gain_cap``).
-    """
-    out: list[C.Constraint] = [
-        C.NoShorting(),
-        C.LotBounds(),
-        C.CashFloor(),
-        C.ClassBands(),
-        C.Restricted(),
-        C.DoNotBuy(),
-        C.DoNotSell(),
-        C.DoNotTrade(),
-        C.LegacyHoldings(),
-        C.CashFlowMode(),
-        C.WashSaleLookback(),
-        C.WashSaleOneDirection(),
-        C.TradeDirection(),
-    ]
-    if gain_budget:
-        out.append(C.GainBudget())
-    if st_gain_cap:
-        out.append(C.ShortTermGainCap())
-    if hold_lt_days > 0:
-        out.append(C.HoldNearLongTerm(hold_lt_days))
-    if options.turnover_cap is not None:
-        out.append(C.TurnoverCap(options.turnover_cap))
-    if options.max_weight is not None or options.min_weight is not None:
-        out.append(C.WeightLimits(options.min_weight, options.max_weight))
-    if universe_min_trade:
-        out.append(C.MinimumTrade())
-    out.append(C.WholeShares())
-    return out
-
-
-@dataclass(frozen=True, eq=False)
-class RunSpec:
-    """Everything a worker needs besides account data: picklable, computed once per run.
-
-    ``universes`` maps a model to its traded securities; ``risks`` maps a universe's symbols
-    to its risk model; ``token`` keys the per-process template cache. ``decisions`` are the
-    trigger decisions, or ``None`` when each chunk decides its own accounts (a pooled run:
-    the parent then does not spend a second a 10,000-account book takes on it).
-    """
-
-    as_of: date
-    options: PlanOptions
-    objective: Objective
-    decisions: dict[str, Decision] | None
-    universes: dict[str, Universe]
-    risks: dict[tuple[str, ...], RiskModel]
-    hold_lt_days: int
-    token: str
-
-
 _TERM_TEXT = np.array(["ST", "LT"], dtype=object)  # by long-term flag
+
+
 _SIDE_TEXT = np.array(["buy", "sell"], dtype=object)  # by sale flag
 
-_TEMPLATES: dict[tuple, Template] = {}
-"""Compiled templates of this process, keyed by (run token, symbols, slots)."""
 
-
-def prepare(
-    book: Book, as_of: date, ids: Sequence[str], options: PlanOptions, decide_now: bool = True
-) -> RunSpec:
-    """Trigger decisions (unless ``decide_now`` is false: see :class:`RunSpec`), universes
-    and risk models of a run (in the parent process)."""
-    te_value = options.tracking_error_value
-    if te_value is None:
-        te_value = book.settings.tracking_error_value
-    objective = options.objective or default_objective(te_value)
-    if options.market_impact:
-        objective = objective + MarketImpact(options.market_impact)
-    decisions = decide(book, as_of, ids) if decide_now else None
-    by_model: dict[str, list[str]] = {}
-    for a in ids:
-        by_model.setdefault(book.accounts[a].model, []).append(a)
-    classes = {s: sec.asset_class for s, sec in book.securities.items()}
-    # One estimate over every security of the book, then restricted to each universe, so an
-    # account's plan does not depend on which other accounts share its run.
-    full = risk_model(book.prices, sorted(book.securities), classes)
-    universes, risks = {}, {}
-    for model_name in sorted(by_model):
-        universe = universe_for(book, book.models[model_name])
-        universes[model_name] = universe
-        if universe.symbols not in risks:
-            risks[universe.symbols] = full.subset(universe.symbols)
-    token = f"{id(book)}-{time.time_ns()}"
-    return RunSpec(
-        as_of, options, objective, decisions, universes, risks, book.settings.hold_lt_days, token
-    )
-
-
-def template_for(
-    spec: RunSpec,
-    book: Book,
-    universe: Universe,
-    slots: int,
-    account: Account | None = None,
-) -> Template:
-    """The compiled template of a universe, a slot count and the gain limits ``account``
-    has (cached per process and run); without ``account``, one with every limit."""
-    gain_budget = account is None or (account.taxable and account.gain_budget is not None)
-    st_gain_cap = account is None or (account.taxable and account.st_gain_cap is not None)
-    key = (spec.token, universe.symbols, slots, gain_budget, st_gain_cap)
-    if key not in _TEMPLATES:
-        if len(_TEMPLATES) > 64:
-            _TEMPLATES.clear()
-        has_min = bool(np.any(universe.min_trade_value > 0))
-        _TEMPLATES[key] = Template(
-            universe.symbols,
-            universe.asset_classes,
-            slots,
-            spec.risks[universe.symbols],
-            spec.objective,
-            constraints_for(spec.options, has_min, spec.hold_lt_days, gain_budget, st_gain_cap),
-            spec.options.solvers,
-        )
-    return _TEMPLATES[key]
-
-
-def plan_chunk(book: Book, spec: RunSpec, account_ids: Sequence[str]) -> ChunkResult:
-    """Plan a chunk of accounts; ``book`` needs only these accounts (see Book.subset).
-
-    With the household wash-sale scope, a chunk holds whole households (see
-    :func:`planner.batch.household_chunks`) and plans each household's accounts in turn,
-    taxable ones first: a later account may not buy a wash group in which an earlier
-    taxable one sells at a loss, nor sell at a loss a group an earlier one buys. Otherwise
-    two accounts of one household could wash each other's losses in the same plan (a
-    loss washed by an IRA buy is lost for good, Rev. Rul. 2008-5).
-    """
-    decisions = chunk_decisions(book, spec, account_ids)
-    if book.settings.wash_sale_scope != "household":
-        return pack([_plan_one(book, spec, a, decisions[a]) for a in account_ids])
-    out = []
-    planned: dict[str, HouseholdTrades] = {}
-    for account_id in sorted(account_ids, key=lambda a: _household_order(book, a)):
-        household = book.accounts[account_id].household_id
-        siblings = planned.setdefault(household, HouseholdTrades())
-        outcome = _plan_one(book, spec, account_id, decisions[account_id], siblings)
-        siblings.record(book, account_id, outcome)
-        out.append(outcome)
-    return pack(out)
-
-
-def chunk_decisions(book: Book, spec: RunSpec, account_ids: Sequence[str]) -> dict[str, Decision]:
-    """The trigger decisions of a chunk's accounts: the run's, or decided here."""
-    if spec.decisions is not None:
-        return spec.decisions
-    return decide(book, spec.as_of, account_ids)
-
-
-def _household_order(book: Book, account_id: str) -> tuple:
-    account = book.accounts[account_id]
-    return (account.household_id, not account.taxable, account_id)
-
-
-@dataclass
-class HouseholdTrades:
-    """Wash groups the accounts already planned in a household buy, and sell at a loss in
-    a taxable account: what the household's later accounts must not wash."""
-
-    bought: set[str] = field(default_factory=set)
-    sold_at_loss: set[str] = field(default_factory=set)
-
-    def record(self, book: Book, account_id: str, outcome: AccountOutcome) -> None:
-        securities = book.securities
-        self.bought.update(securities[s].wash_group for s in outcome.bought())
-        if book.accounts[account_id].taxable:
-            self.sold_at_loss.update(securities[s].wash_group for s in outcome.sold_at_loss())
-
-
-def plan_account(
-    book: Book,
-    spec: RunSpec,
-    account_id: str,
-    decision: Decision,
-    siblings: HouseholdTrades | None = None,
-) -> AccountOutcome:
-    """Solve one triggered account and turn the solution into output rows; ``siblings``
-    are the trades already planned in its household this run."""
-    account = book.accounts[account_id]
-    universe = spec.universes[account.model]
-    slots = slot_bucket(slots_needed(book, account_id))
-    template = template_for(spec, book, universe, slots, account)
-    options = spec.options
-    inputs = build_inputs(
-        book,
-        account,
-        decision,
-        universe,
-        slots,
-        spec.as_of,
-        class_names=template.classes,
-        turnover_cap=options.turnover_cap,
-        weight_lower=options.min_weight,
-        weight_upper=options.max_weight,
-        household_buys=siblings.bought if siblings else (),
-        household_loss_sales=siblings.sold_at_loss if siblings else (),
-    )
-    if options.exact:
-        from planner.exact import solve_exact
-
-        report = solve_exact(template, inputs)
-    else:
-        report = solve_account(template, inputs, options.min_trade_passes, options.effort)
-    executable = to_shares(
-        report.inputs,
-        report.solution.sell,
-        report.solution.buy,
-        whole_shares=not account.fractional_shares,
-        method=options.relief,
-        sellable=template.sellable(report.inputs),
-    )
-    return _outcome(
-        book, account_id, account.model, decision, report.inputs, template.risk, report, executable
-    )
-
-
-def _outcome(book, account_id, model_name, decision, inputs, risk, report, executable):
+def account_outcome(book, account_id, model_name, decision, inputs, risk, report, executable):
     """Rows of orders, lot sales and the summary for one solved account."""
     account = book.accounts[account_id]
     prices = inputs.prices
@@ -657,7 +379,7 @@ def _summary_base(account_id: str, model_name: str, decision: Decision) -> dict:
     }
 
 
-def _failed(
+def failed_outcome(
     account_id, model_name, decision, status, message, value=float("nan")
 ) -> AccountOutcome:
     summary = _summary_base(account_id, model_name, decision)
@@ -682,130 +404,6 @@ def _failed(
     return AccountOutcome(account_id, summary)
 
 
-def decide(
-    book: Book,
-    as_of: date,
-    account_ids: Iterable[str] | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> dict[str, Decision]:
-    """Trigger decision of every (or each listed) account; the book's weights and values
-    are computed once, vectorised. ``progress(done, total)`` is called every 500 accounts
-    and at the end."""
-    rows, values = _weights_and_values(book)
-    ids = list(account_ids) if account_ids is not None else sorted(book.accounts)
-    out = {}
-    for k, account_id in enumerate(ids, 1):
-        account = book.accounts[account_id]
-        out[account_id] = evaluate_account(
-            account,
-            book.models[account.model],
-            rows[account_id],
-            as_of,
-            float(values.get(account_id, 0.0)),
-        )
-        if progress and (k % 500 == 0 or k == len(ids)):
-            progress(k, len(ids))
-    return out
-
-
-_WEIGHTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-"""Per book (while it lives): each account's class weights and value, for the triggers."""
-
-
-def _weights_and_values(book: Book) -> tuple[dict, pd.Series]:
-    """Class weights per account (row dicts) and account values, computed once per book
-    and process: chunks that decide their own accounts share them, and forked workers
-    inherit them when the parent built them first."""
-    if book not in _WEIGHTS:
-        with small_pages():  # written once (see planner.memory)
-            weights, values = weights_and_values(book)
-            _WEIGHTS[book] = (weights.to_dict("index"), values)
-    return _WEIGHTS[book]
-
-
-def plan(
-    book: Book,
-    as_of: date | None = None,
-    accounts: Sequence[str] | None = None,
-    options: PlanOptions | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    executor: str = "auto",
-    workers: int | None = None,
-    chunk_size: int = 50,
-    scheduler: str | None = None,
-) -> PlanResult:
-    """Plan every triggered account (or the listed ones) of ``book``; see the module doc.
-
-    ``executor``: ``serial``, ``process`` (a local process pool over all cores), ``dask``
-    (a Dask cluster at ``scheduler``, or a local one), or ``auto`` (process pool for books
-    of a few hundred accounts or more on a multi-core machine, else serial).
-    """
-    from planner.batch import run_chunks
-
-    as_of = as_of or book.settings.as_of or date.today()
-    options = options or PlanOptions()
-    ids = sorted(book.accounts) if accounts is None else sorted(set(accounts))
-    unknown = [a for a in ids if a not in book.accounts]
-    if unknown:
-        raise ConfigError(f"unknown account ids: {', '.join(unknown)}")
-    from planner.batch import pooled
-
-    pool = pooled(executor, len(ids), workers, scheduler)
-    spec = prepare(book, as_of, ids, options, decide_now=not pool)
-    outcomes = run_chunks(book, spec, ids, executor, workers, chunk_size, scheduler, progress)
-    return assemble(outcomes)
-
-
-def _plan_one(
-    book: Book,
-    spec: RunSpec,
-    account_id: str,
-    decision: Decision,
-    siblings: HouseholdTrades | None = None,
-) -> AccountOutcome:
-    model_name = book.accounts[account_id].model
-    if not decision.fire and not spec.options.include_untriggered:
-        return _failed(account_id, model_name, decision, "no_trigger", "")
-    if not decision.fire or (spec.options.force_full and decision.mode != "full"):
-        decision = _full_decision(decision)
-    start = time.perf_counter()
-    try:
-        return plan_account(book, spec, account_id, decision, siblings)
-    except InfeasibleError as exc:
-        return _failed(account_id, model_name, decision, "infeasible", str(exc))
-    except RuleViolationError as exc:
-        return _failed(account_id, model_name, decision, "rule_violation", str(exc))
-    except Exception as exc:  # one bad account never stops the batch
-        elapsed = (time.perf_counter() - start) * 1e3
-        return _failed(
-            account_id,
-            model_name,
-            decision,
-            "error",
-            f"{type(exc).__name__}: {exc} ({elapsed:.0f} ms)",
-        )
-
-
-def _full_decision(decision: Decision) -> Decision:
-    from dataclasses import replace
-
-    if decision.fire:
-        return replace(
-            decision,
-            mode="full",
-            rebalance_to="target",
-            class_bounds={},
-            reasons=(*decision.reasons, "what-if: full rebalance to target"),
-        )
-    return replace(
-        decision,
-        fire=True,
-        mode="full",
-        rebalance_to="target",
-        reasons=(*decision.reasons, "what-if: planned without a trigger"),
-    )
-
-
 def _day_text(days: np.ndarray) -> np.ndarray:
     """``YYYY-MM-DD`` text of each date (an object array), each distinct date formatted once."""
     if days.dtype == object:  # already text (an empty frame)
@@ -828,7 +426,7 @@ def _day_text(days: np.ndarray) -> np.ndarray:
 def assemble(chunks: Iterable[ChunkResult | AccountOutcome]) -> PlanResult:
     """Stack chunk results (or account outcomes) into the three sorted DataFrames."""
     chunks = [pack([c]) if isinstance(c, AccountOutcome) else c for c in chunks]
-    # Each account's rows come sorted (see _outcome): in the order of the chunks' accounts
+    # Each account's rows come sorted (see account_outcome): in the order of the chunks' accounts
     # the rows are sorted whenever chunks hold runs of account ids (always, but with the
     # household wash-sale scope), and only then is the sort skipped.
     chunks = sorted(chunks, key=lambda c: min((s["account_id"] for s in c.summaries), default=""))

@@ -41,11 +41,11 @@ from planner.domain import (
     TriggerSpec,
 )
 from planner.errors import BookError, BookIssue
+from planner.io.write import Slow as _Slow
+from planner.io.write import byte_rows as _byte_rows
+from planner.io.write import file_mode, number_bytes, rounded
+from planner.io.write import joined_rows as _joined_rows
 from planner.memory import small_pages
-from planner.report import Slow as _Slow
-from planner.report import byte_rows as _byte_rows
-from planner.report import file_mode, number_bytes, rounded
-from planner.report import joined_rows as _joined_rows
 
 MAX_PER_FIELD = 50
 TOLERANCE = 1e-6

@@ -144,7 +144,7 @@ def number_bytes(values: np.ndarray, decimals: int, strip: bool = False) -> np.n
     """``f"{v:.{decimals}f}"`` of every value, without a minus sign on a value that prints
     as zero, as rows of bytes: NUL (0) bytes stand for absent characters and are dropped
     when the rows are joined; NaN gives an empty text. With ``strip``, trailing zeros of the
-    fraction (and a bare point) are dropped, as ``planner.book._fmt`` does. The digits come
+    fraction (and a bare point) are dropped, as ``planner.io.read._fmt`` does. The digits come
     from the integer :func:`rounded` (which raises :class:`Slow` when it cannot vouch)."""
     x = np.asarray(values, dtype=float)
     return _digit_rows(rounded(x, decimals), np.isnan(x), decimals, strip)
