@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import cvxpy as cp
@@ -120,7 +119,7 @@ class AccountInputs:
     lot_unit_cost: np.ndarray
     lot_long_term: np.ndarray
     lot_days_to_long_term: np.ndarray
-    lot_ids: Sequence[str]  # per slot ("" for padding); or UTF-8 bytes (an S array)
+    lot_rows: np.ndarray  # per slot, the row of its lot in the book's lots (-1: padding)
     taxable: bool
     st_rate: float
     lt_rate: float

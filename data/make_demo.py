@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from planner.io.read import write_book  # noqa: E402
+from planner.io import write_book  # noqa: E402
 from planner.synthetic import AS_OF, generate_book  # noqa: E402
 
 SEED = 20261120

@@ -51,8 +51,7 @@ NAIVE_SAMPLE = 10
 def run_one(
     accounts: int, lots: int, securities: int, workers: int | None, effort: str = "standard"
 ) -> dict:
-    from planner.io.read import load_book, write_book
-    from planner.io.write import write_outputs
+    from planner.io import load_book, write_book, write_outputs
     from planner.program.inputs import build_inputs, slot_bucket, slots_needed
     from planner.program.problem import Template
     from planner.run import PlanOptions, plan, prepare, template_for

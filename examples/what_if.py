@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from planner.io.read import load_book  # noqa: E402
+from planner.io import load_book  # noqa: E402
 from planner.run import PlanOptions, plan  # noqa: E402
 from planner.tax import holding_terms  # noqa: E402
 

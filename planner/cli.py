@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from datetime import date
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -43,6 +44,17 @@ AsOfOpt = Annotated[
 OutOpt = Annotated[Path, typer.Option("--out", help="Output folder.")]
 
 
+class OutputFormat(StrEnum):
+    csv = "csv"
+    parquet = "parquet"
+
+
+FormatOpt = Annotated[
+    OutputFormat,
+    typer.Option("--format", help="Output files: csv, or parquet (the same tables, typed)."),
+]
+
+
 def _parse_date(text: str | None) -> date | None:
     if text is None:
         return None
@@ -64,7 +76,7 @@ def _fraction(ctx: typer.Context, param: typer.CallbackParam, value: float | Non
 
 
 def _load(book_path: Path, as_of: str | None):
-    from planner.io.read import load_book
+    from planner.io import load_book
 
     try:
         return load_book(book_path, _parse_date(as_of))
@@ -92,7 +104,7 @@ def _progress() -> Progress:
 @app.command()
 def validate(book: BookArg, as_of: AsOfOpt = None) -> None:
     """Check a book and report every problem (file, line, field, what was expected)."""
-    from planner.io.read import validate_book
+    from planner.io import validate_book
 
     issues = validate_book(book, _parse_date(as_of))
     if issues:
@@ -104,9 +116,14 @@ def validate(book: BookArg, as_of: AsOfOpt = None) -> None:
 
 
 @app.command()
-def check(book: BookArg, as_of: AsOfOpt = None, out: OutOpt = Path("out")) -> None:
+def check(
+    book: BookArg,
+    as_of: AsOfOpt = None,
+    out: OutOpt = Path("out"),
+    fmt: FormatOpt = OutputFormat.csv,
+) -> None:
     """Evaluate the trigger of every account; write drift.csv and triggers.csv."""
-    from planner.io.write import write_outputs
+    from planner.io import write_outputs
     from planner.positions import drift_frame
 
     loaded = _load(book, as_of)
@@ -114,7 +131,7 @@ def check(book: BookArg, as_of: AsOfOpt = None, out: OutOpt = Path("out")) -> No
     decisions = _check_decisions(loaded, when)
     drift = drift_frame(loaded)
     triggers = triggers_frame(loaded, decisions, drift)
-    write_outputs(out, {"drift.csv": drift, "triggers.csv": triggers})
+    written = write_outputs(out, {"drift.csv": drift, "triggers.csv": triggers}, format=fmt.value)
     fired = triggers[triggers["fire"]]
     table = Table(title=f"Triggers as of {when.isoformat()}: {len(fired)} of {len(triggers)} fire")
     for col in ("account", "model", "largest drift", "decision", "reasons"):
@@ -129,8 +146,8 @@ def check(book: BookArg, as_of: AsOfOpt = None, out: OutOpt = Path("out")) -> No
         )
     console.print(table)
     if len(fired) > TABLE_ROWS:
-        console.print(f"... and {len(fired) - TABLE_ROWS} more in {out / 'triggers.csv'}")
-    console.print(f"wrote {out / 'drift.csv'} and {out / 'triggers.csv'}")
+        console.print(f"... and {len(fired) - TABLE_ROWS} more in {written[1]}")
+    console.print(f"wrote {' and '.join(str(p) for p in written)}")
 
 
 def _check_decisions(book, when: date) -> dict:
@@ -173,6 +190,7 @@ def plan(
     book: BookArg,
     as_of: AsOfOpt = None,
     out: OutOpt = Path("out"),
+    fmt: FormatOpt = OutputFormat.csv,
     accounts: Annotated[
         str | None, typer.Option("--accounts", help="Comma-separated account ids (default: all).")
     ] = None,
@@ -247,7 +265,7 @@ def plan(
     ] = None,
 ) -> None:
     """Plan trades for every triggered account; write orders, lot_sales and summary CSVs."""
-    from planner.io.write import write_outputs
+    from planner.io import write_outputs
     from planner.run import PlanOptions
     from planner.run import plan as run_plan
 
@@ -300,11 +318,11 @@ def plan(
             err.print(f"[red]{exc}[/]")
             raise typer.Exit(1) from None
     elapsed = time.perf_counter() - started
-    write_outputs(out, result.files())
-    _print_plan(result, elapsed, out)
+    written = write_outputs(out, result.files(), format=fmt.value)
+    _print_plan(result, elapsed, written)
 
 
-def _print_plan(result, elapsed: float, out: Path) -> None:
+def _print_plan(result, elapsed: float, written: list[Path]) -> None:
     from planner.orders import FAILED_STATUSES
 
     s = result.summary
@@ -343,7 +361,7 @@ def _print_plan(result, elapsed: float, out: Path) -> None:
         )
     console.print(table)
     if len(shown) > TABLE_ROWS:
-        console.print(f"... and {len(shown) - TABLE_ROWS} more in {out / 'summary.csv'}")
+        console.print(f"... and {len(shown) - TABLE_ROWS} more in {written[2]}")
     t = result.totals()
     failed = s[s["status"].isin(FAILED_STATUSES)]
     for row in failed.itertuples():
@@ -355,10 +373,7 @@ def _print_plan(result, elapsed: float, out: Path) -> None:
         f"est. cost {_money(t['est_cost'])}, est. tax {_money(t['est_tax'])}; "
         f"{elapsed:.1f} s"
     )
-    console.print(
-        f"wrote {out / 'orders.csv'}, {out / 'lot_sales.csv'}, {out / 'summary.csv'}, "
-        f"{out / 'timings.csv'}"
-    )
+    console.print(f"wrote {', '.join(str(p) for p in written)}")
 
 
 def _money(value: float, decimals: int = 2) -> str:

@@ -23,6 +23,8 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 CASH = "CASH"
 """Name of the cash asset class; every model has it, with its own target and band."""
@@ -476,7 +478,10 @@ def _row_ranges(frame: pd.DataFrame) -> dict[str, tuple[int, int]]:
     """Map account_id -> (first row, one past last row) of a frame sorted by account_id."""
     if frame.empty:
         return {}
-    ids = frame["account_id"].to_numpy()
-    starts = np.concatenate(([0], np.flatnonzero(ids[1:] != ids[:-1]) + 1))
-    stops = np.append(starts[1:], len(ids))
-    return {str(ids[a]): (int(a), int(b)) for a, b in zip(starts, stops, strict=True)}
+    ids = pa.chunked_array([pa.array(frame["account_id"])]).combine_chunks()
+    n = len(ids)
+    change = pc.not_equal(ids.slice(1), ids.slice(0, n - 1))
+    starts = np.flatnonzero(np.r_[True, np.asarray(change, dtype=bool)])
+    stops = np.append(starts[1:], n)
+    names = ids.take(pa.array(starts)).to_pylist()
+    return {str(a): (int(b), int(c)) for a, b, c in zip(names, starts, stops, strict=True)}

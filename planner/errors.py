@@ -18,8 +18,10 @@ class PlannerError(Exception):
 class BookIssue:
     """One problem found in a book: where it is and what was expected.
 
-    ``line`` is the 1-based line number in ``file`` (the CSV header is line 1, so the first
-    data row is line 2); ``None`` when the problem concerns the file as a whole.
+    ``line`` is the 1-based physical line in ``file`` (the CSV header is line 1, so the
+    first data row is line 2 unless a blank line or a quoted newline comes before it), or
+    the 1-based data row of a Parquet file; ``None`` when the problem concerns the file as
+    a whole.
     """
 
     file: str
@@ -28,7 +30,12 @@ class BookIssue:
     message: str
 
     def __str__(self) -> str:
-        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        if self.line is None:
+            where = self.file
+        elif self.file.endswith(".parquet"):
+            where = f"{self.file} row {self.line}"
+        else:
+            where = f"{self.file}:{self.line}"
         return f"{where}: {self.field}: {self.message}"
 
 

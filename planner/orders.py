@@ -16,6 +16,7 @@ import pandas as pd
 from constraints.base import name_codes
 from planner import tax
 from planner.domain import CASH
+from planner.positions import lot_arrays
 from planner.triggers import Decision
 
 ORDER_COLUMNS = (
@@ -190,11 +191,7 @@ def account_outcome(book, account_id, model_name, decision, inputs, risk, report
     # by side and symbol), so that a run's chunks only need putting in account order.
     symbol_rank = name_codes(tuple(inputs.symbols))[1]
     if len(sold_slots):
-        lot_ids = np.asarray(inputs.lot_ids)[sold_slots]
-        if lot_ids.dtype.kind == "S":  # the book's bytes (see LotArrays.lot_id)
-            lot_ids = np.array([b.decode() for b in lot_ids.tolist()], dtype=object)
-        else:
-            lot_ids = lot_ids.astype(object, copy=False)
+        lot_ids = np.array(lot_arrays(book).lot_ids(inputs.lot_rows[sold_slots]), dtype=object)
         order = np.lexsort((lot_ids, symbol_rank[inputs.lot_security[sold_slots]]))
         sold_slots, q, proceeds, gains, long_term, lot_ids = (
             a[order] for a in (sold_slots, q, proceeds, gains, long_term, lot_ids)
@@ -204,7 +201,6 @@ def account_outcome(book, account_id, model_name, decision, inputs, risk, report
             "lot_id": lot_ids,
             "shares": q,
             "unit_cost": inputs.lot_unit_cost[sold_slots],
-            # Days; formatted as text once for the whole run (see assemble).
             "acquired": inputs.lot_acquired[sold_slots].astype("datetime64[D]"),
             "term": _TERM_TEXT[long_term.astype(np.intp)],
             "proceeds": proceeds,
@@ -404,25 +400,6 @@ def failed_outcome(
     return AccountOutcome(account_id, summary)
 
 
-def _day_text(days: np.ndarray) -> np.ndarray:
-    """``YYYY-MM-DD`` text of each date (an object array), each distinct date formatted once."""
-    if days.dtype == object:  # already text (an empty frame)
-        return days
-    day_numbers = days.astype("datetime64[D]").astype(np.int64)
-    if len(day_numbers) and not np.isnat(days).any():
-        # Days span a few thousand numbers: a table over the span, not a sort.
-        low = int(day_numbers.min())
-        offset = day_numbers - low
-        present = np.zeros(int(offset.max()) + 1, dtype=bool)
-        present[offset] = True
-        distinct = np.flatnonzero(present)
-        table = np.empty(len(present), dtype=object)
-        table[distinct] = (distinct + low).astype("datetime64[D]").astype(str).astype(object)
-        return table[offset]
-    distinct, index = np.unique(days.astype("datetime64[D]"), return_inverse=True)
-    return distinct.astype(str).astype(object)[index.reshape(-1)]
-
-
 def assemble(chunks: Iterable[ChunkResult | AccountOutcome]) -> PlanResult:
     """Stack chunk results (or account outcomes) into the three sorted DataFrames."""
     chunks = [pack([c]) if isinstance(c, AccountOutcome) else c for c in chunks]
@@ -445,7 +422,6 @@ def assemble(chunks: Iterable[ChunkResult | AccountOutcome]) -> PlanResult:
 
     orders = stacked("orders", ORDER_COLUMNS, ["account_id", "side", "symbol"])
     lot_sales = stacked("lot_sales", LOT_SALE_COLUMNS, ["account_id", "symbol", "lot_id"])
-    lot_sales["acquired"] = _day_text(lot_sales["acquired"].to_numpy())
     summary = pd.DataFrame([row for c in chunks for row in c.summaries])
     if not summary.empty:
         fixed = [c for c in summary.columns if not c.startswith(("pre_", "post_"))]

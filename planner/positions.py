@@ -21,6 +21,8 @@ from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from planner import tax
 from planner.domain import CASH, Book
@@ -41,7 +43,9 @@ class LotArrays:
     shares: np.ndarray
     unit_cost: np.ndarray
     acquired: np.ndarray  # datetime64[D]
-    lot_id: np.ndarray  # object array of str
+    lot_id: pa.Array
+    """Lot ids, as the book's frame holds them (Arrow strings): read per lot sold (see
+    :meth:`lot_ids`), never turned into five million Python objects."""
     within: np.ndarray
     ranges: dict[str, tuple[int, int]]
     max_lots: dict[str, int]
@@ -50,6 +54,10 @@ class LotArrays:
     def rows(self, account_id: str) -> slice:
         start, stop = self.ranges.get(account_id, (0, 0))
         return slice(start, stop)
+
+    def lot_ids(self, rows: np.ndarray) -> list[str]:
+        """The ids of the lots at book ``rows``."""
+        return self.lot_id.take(pa.array(np.asarray(rows, dtype=np.int64))).to_pylist()
 
     def terms(self, as_of: date) -> tuple[np.ndarray, np.ndarray]:
         """(long-term flag, days until long-term) of every lot on ``as_of``; cached."""
@@ -85,7 +93,11 @@ def _build(book: Book) -> LotArrays:
     lots = book.lots
     symbols = tuple(sorted(book.securities))
     ranges = book.lot_ranges
-    code = pd.Categorical(lots["symbol"], categories=list(symbols)).codes.astype(np.int32)
+    # Symbol codes through the column's own dictionary: each distinct text looked up once.
+    encoded = pc.dictionary_encode(pa.array(lots["symbol"]))
+    position = {s: k for k, s in enumerate(symbols)}
+    renumber = np.array([position[s] for s in encoded.dictionary.to_pylist()], dtype=np.int32)
+    code = renumber[encoded.indices.to_numpy()] if len(renumber) else np.zeros(0, np.int32)
     starts = np.array(sorted(start for start, _ in ranges.values()), dtype=np.int64)
     # A run of one symbol in one account starts where the symbol changes or an account does;
     # a lot's slot is its distance from the start of its run.
@@ -102,7 +114,7 @@ def _build(book: Book) -> LotArrays:
         shares=lots["shares"].to_numpy(dtype=float),
         unit_cost=lots["unit_cost"].to_numpy(dtype=float),
         acquired=lots["acquired"].to_numpy().astype("datetime64[D]"),
-        lot_id=lots["lot_id"].to_numpy(dtype=object),
+        lot_id=pa.array(lots["lot_id"]),
         within=within,
         ranges=ranges,
         max_lots={a: int(k) for a, k in zip(ids_in_order, per_account, strict=True)},

@@ -95,7 +95,7 @@ def make_inputs(
         lot_unit_cost=cost,
         lot_long_term=lt,
         lot_days_to_long_term=np.where(lt, -1, 100),
-        lot_ids=tuple(ids),
+        lot_rows=np.arange(m),
         taxable=taxable,
         st_rate=st_rate,
         lt_rate=lt_rate,

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from planner.errors import BookError
-from planner.io.read import load_book, validate_book, write_book
+from planner.io import load_book, validate_book, write_book
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
 
@@ -631,7 +631,7 @@ def test_one_bad_cell_is_one_issue(book, name, column, value):
 
 
 def test_written_files_are_readable_by_others(tmp_path):
-    from planner.io.write import write_outputs
+    from planner.io import write_outputs
 
     umask = os.umask(0o022)
     try:

@@ -126,7 +126,7 @@ def test_plan_turnover_cap_and_weight_limits(tmp_path):
     """The options reach the optimiser: turnover and each model security's post-trade
     weight stay within them (up to whole-share rounding), where without them the same
     accounts trade more and hold more of one security."""
-    from planner.io.read import load_book
+    from planner.io import load_book
 
     book = load_book(DEMO)
     out = tmp_path / "out"

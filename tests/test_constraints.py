@@ -13,7 +13,7 @@ import pytest
 import constraints as C
 from constraints.base import BIG
 from planner.errors import InfeasibleError
-from planner.io.read import load_book, validate_book, write_book
+from planner.io import load_book, validate_book, write_book
 from planner.search import solve_account
 from tests.optimiser_helpers import all_constraints, diagonal_risk, make_inputs, make_template
 

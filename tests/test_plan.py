@@ -10,7 +10,7 @@ import pytest
 
 from planner import tax
 from planner.domain import CASH
-from planner.io.write import write_outputs
+from planner.io import write_outputs
 from planner.run import PlanOptions, plan
 from planner.synthetic import generate_book
 
@@ -174,7 +174,7 @@ def test_summary_tax_equals_recomputation_from_lot_sales(book, result, netting_b
 
 def test_lot_terms_follow_the_holding_period(book, result):
     for row in result.lot_sales.itertuples():
-        assert row.term == tax.holding_term(date.fromisoformat(row.acquired), AS_OF)
+        assert row.term == tax.holding_term(row.acquired.date(), AS_OF)
 
 
 def test_whole_shares_unless_fractional(book, result):

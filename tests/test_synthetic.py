@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from planner.calendar import is_review_date, last_review_on_or_before
+from planner.io import load_book, write_book
 from planner.io import read as book_module
-from planner.io.read import load_book, write_book
 from planner.positions import account_values, class_weights
 from planner.run import decide
 from planner.synthetic import (

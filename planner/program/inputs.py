@@ -185,7 +185,8 @@ def build_inputs(
     lot_real = np.zeros(m, dtype=bool)
     lot_shares = np.zeros(m)
     lot_cost = np.zeros(m)
-    lot_acquired, lot_ids = (a.copy() for a in _padding(m, as_of, arrays.lot_id.dtype))
+    lot_acquired = _padding(m, as_of).copy()
+    lot_rows = np.full(m, -1, dtype=np.int64)
     long_term = np.zeros(m, dtype=bool)
     days_to_lt = np.zeros(m, dtype=np.int64)
     shares_held = np.zeros(n)
@@ -202,7 +203,7 @@ def build_inputs(
         lot_shares[slot] = shares
         lot_cost[slot] = arrays.unit_cost[rows]
         lot_acquired[slot] = arrays.acquired[rows]
-        lot_ids[slot] = arrays.lot_id[rows]
+        lot_rows[slot] = np.arange(rows.start, rows.stop)
         lt_all, days_all = arrays.terms(as_of)
         long_term[slot] = lt_all[rows]
         days_to_lt[slot] = days_all[rows]
@@ -273,7 +274,7 @@ def build_inputs(
         lot_unit_cost=lot_cost,
         lot_long_term=long_term,
         lot_days_to_long_term=days_to_lt,
-        lot_ids=lot_ids,
+        lot_rows=lot_rows,
         lot_acquired=lot_acquired,
         impact=universe.impact_scale * np.sqrt(value),
         taxable=account.taxable,
@@ -305,11 +306,10 @@ def build_inputs(
 
 
 @functools.lru_cache(maxsize=64)
-def _padding(m: int, as_of: date, id_dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-    """What padding slots hold: acquired on the as-of date, no lot id (copied per account;
-    ids as the book's lot arrays hold them, str or bytes)."""
-    ids = np.zeros(m, dtype=id_dtype) if id_dtype.kind == "S" else np.full(m, "", dtype=object)
-    return np.full(m, np.datetime64(as_of, "D")), ids
+def _padding(m: int, as_of: date) -> np.ndarray:
+    """The acquisition date of every slot before the account's lots are placed: the as-of
+    date (copied per account)."""
+    return np.full(m, np.datetime64(as_of, "D"))
 
 
 @functools.lru_cache(maxsize=64)
