@@ -80,6 +80,7 @@ def rounded(values, decimals: int) -> np.ndarray:
 
 
 def _cell_text(value, decimals: int) -> str:
+    """One cell of a column of mixed values (Python objects) as text."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return ""
     if isinstance(value, float):
@@ -87,23 +88,89 @@ def _cell_text(value, decimals: int) -> str:
     return str(value)
 
 
-def format_frame(frame: pd.DataFrame) -> pd.DataFrame:
+def _text_column(column: pd.Series, decimals: int) -> pa.Array:
+    """A column's cells as text: numbers fixed to ``decimals``, dates ISO, absent empty."""
+    dtype = column.dtype
+    if pd.api.types.is_float_dtype(dtype):
+        return fixed(column.to_numpy(dtype=float), decimals)
+    if pd.api.types.is_datetime64_dtype(dtype):
+        return pc.fill_null(pc.cast(pa.array(column, pa.date32()), pa.string()), "")
+    if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_integer_dtype(dtype):
+        return pa.array([str(v) for v in column.tolist()], pa.string())
+    if isinstance(dtype, pd.StringDtype):
+        return pc.fill_null(pa.array(column), "")
+    return pa.array([_cell_text(v, decimals) for v in column.tolist()], pa.string())
+
+
+def text_table(frame: pd.DataFrame) -> pa.Table:
     """Every cell as text with the column's fixed format (weights for unnamed floats)."""
-    out = {}
-    for name in frame.columns:
-        column = frame[name]
-        dtype = column.dtype
-        if pd.api.types.is_float_dtype(dtype):
-            text = fixed(column.to_numpy(dtype=float), decimals_of(name)).to_pylist()
-        elif pd.api.types.is_datetime64_dtype(dtype):
-            text = pc.fill_null(pc.cast(pa.array(column, pa.date32()), pa.string()), "")
-            text = text.to_pylist()
-        elif pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_integer_dtype(dtype):
-            text = [str(v) for v in column.tolist()]
-        else:
-            text = [_cell_text(v, decimals_of(name)) for v in column.tolist()]
-        out[name] = pd.Series(text, index=frame.index, dtype=object)
-    return pd.DataFrame(out, columns=list(frame.columns))
+    return pa.table(
+        [_text_column(frame[name], decimals_of(name)) for name in frame.columns],
+        names=[str(name) for name in frame.columns],
+    )
+
+
+def format_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """:func:`text_table` as a frame of pandas' Arrow-backed strings."""
+    return text_table(frame).to_pandas(types_mapper=lambda _: pd.StringDtype("pyarrow"))
+
+
+_SPECIAL = r'[,"\r\n]'
+"""A cell holding any of these is quoted (the csv module's minimal quoting)."""
+
+
+def _quoted(cells: pa.Array) -> pa.Array:
+    """Cells as the csv module writes them: in quotes, inner quotes doubled, when they hold
+    a comma, a quote or a line break; as they are otherwise."""
+    special = pc.match_substring_regex(cells, _SPECIAL)
+    if not pc.any(special).as_py():
+        return cells
+    quote, none = pa.scalar('"', pa.large_string()), pa.scalar("", pa.large_string())
+    wrapped = pc.binary_join_element_wise(
+        quote, pc.replace_substring(cells, '"', '""'), quote, none
+    )
+    return pc.if_else(special, wrapped, cells)
+
+
+CHUNK_ROWS = 100_000
+
+
+def _free_text(frame: pd.DataFrame) -> set[str]:
+    """Columns whose text may hold a comma, a quote or a line break (not numbers or dates)."""
+    return {
+        str(name)
+        for name in frame.columns
+        if not (
+            pd.api.types.is_numeric_dtype(frame[name].dtype)
+            or pd.api.types.is_datetime64_dtype(frame[name].dtype)
+        )
+    }
+
+
+def write_csv(path: Path, table: pa.Table, free_text: set[str] | None = None) -> None:
+    """A table of text as CSV, byte for byte what pandas' ``to_csv(index=False,
+    lineterminator="\\n")`` writes, several times faster on a large plan: pandas writes
+    every cell through the csv module, here pyarrow builds whole lines at once. Only the
+    ``free_text`` columns (default: all) are looked at for cells to quote."""
+    names = table.column_names
+    free_text = set(names) if free_text is None else free_text
+    header = _quoted(pa.array(names, pa.large_string())).to_pylist()
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        handle.write(",".join(header) + "\n")
+        for start in range(0, table.num_rows, CHUNK_ROWS):
+            chunk = table.slice(start, CHUNK_ROWS)
+            columns = [c.combine_chunks().cast(pa.large_string()) for c in chunk.columns]
+            cells = [
+                _quoted(column) if n in free_text else column
+                for n, column in zip(names, columns, strict=True)
+            ]
+            if len(cells) == 1:  # one column: an empty cell is written as "" (csv module)
+                lines = pc.if_else(pc.equal(cells[0], ""), '""', cells[0])
+            else:
+                lines = pc.binary_join_element_wise(*cells, pa.scalar(",", pa.large_string()))
+            rows = pa.LargeListArray.from_arrays([0, len(lines)], lines)
+            text = pc.binary_join(rows, pa.scalar("\n", pa.large_string()))
+            handle.write(text[0].as_py() + "\n")
 
 
 def typed_table(frame: pd.DataFrame) -> pa.Table:
@@ -128,7 +195,7 @@ def typed_table(frame: pd.DataFrame) -> pa.Table:
 
 
 def _write_csv(path: Path, frame: pd.DataFrame) -> None:
-    format_frame(frame).to_csv(path, index=False, lineterminator="\n")
+    write_csv(path, text_table(frame), _free_text(frame))
 
 
 def _write_parquet(path: Path, frame: pd.DataFrame) -> None:
@@ -349,8 +416,7 @@ def _book_csv(path: Path, frame: pd.DataFrame, decimals: Mapping[str, int]) -> N
             out[name] = pa.array([";".join(v) for v in column.tolist()], pa.string())
         else:
             out[name] = pa.array(column, pa.string())
-    text = pa.table(out).to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
-    text.to_csv(path, index=False, lineterminator="\n")
+    write_csv(path, pa.table(out), _free_text(frame))
 
 
 def _book_parquet(path: Path, frame: pd.DataFrame, decimals: Mapping[str, int]) -> None:
