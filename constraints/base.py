@@ -216,6 +216,10 @@ class Constraint:
     :meth:`describe` (the label with this account's numbers, for infeasibility reports).
     """
 
+    blamable = True
+    """Whether an infeasible account may be explained by this constraint; not for those that
+    only describe what the account holds (lot bounds, no shorting)."""
+
     search_state = False
     """True for the constraints that read the solve loop's state (directions, minimum-trade
     choices): the rest give the same values on every pass, so those are computed once per

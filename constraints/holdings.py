@@ -11,6 +11,8 @@ from constraints.base import BIG, AccountInputs, Constraint, Context
 class NoShorting(Constraint):
     """Sales and buys are non-negative (a sale can only reduce a long lot)."""
 
+    blamable = False
+
     def rows(self, ctx: Context) -> list[cp.Constraint]:
         return [ctx.sell >= 0, ctx.buy >= 0]
 
@@ -24,6 +26,8 @@ class LotBounds(Constraint):
     The rows ``sell <= sell_cap`` and ``buy <= buy_cap`` carry every per-lot and
     per-security restriction: other constraints only tighten the caps.
     """
+
+    blamable = False
 
     def rows(self, ctx: Context) -> list[cp.Constraint]:
         sell_cap = ctx.param("sell_cap", ctx.m, BIG)

@@ -18,8 +18,9 @@ import numpy as np
 
 from constraints.base import AccountInputs
 from planner.errors import InfeasibleError, MissingExtraError
-from planner.program.problem import Solution, Template
+from planner.program.problem import Template
 from planner.search import SolveReport
+from planner.solvers import Solution
 
 
 def _require_scip() -> None:
@@ -44,7 +45,6 @@ def _factor_form(template: Template) -> Template:
             template.objective,
             template.constraints,
             template.solvers,
-            fast=False,
             dense_risk=False,
         )
         template._exact_twin = twin

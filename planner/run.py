@@ -21,7 +21,6 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-import constraints as C
 from planner.domain import Account, Book
 from planner.errors import ConfigError, InfeasibleError, MissingExtraError, RuleViolationError
 from planner.orders import (
@@ -36,10 +35,11 @@ from planner.orders import (
 from planner.positions import weights_and_values
 from planner.program.inputs import Universe, build_inputs, slot_bucket, slots_needed, universe_for
 from planner.program.objective import MarketImpact, Objective, default_objective
-from planner.program.problem import DEFAULT_SOLVERS, Template
+from planner.program.problem import Template, constraints_for
 from planner.program.risk import RiskModel, risk_model
 from planner.rounding import RELIEF_METHODS, to_shares
 from planner.search import EFFORTS, solve_account
+from planner.solvers import DEFAULT_SOLVERS
 from planner.triggers import Decision, evaluate_account
 
 
@@ -86,50 +86,6 @@ class PlanOptions:
             and self.min_weight > self.max_weight
         ):
             raise ConfigError(f"min_weight {self.min_weight} is above max_weight {self.max_weight}")
-
-
-def constraints_for(
-    options: PlanOptions,
-    universe_min_trade: bool,
-    hold_lt_days: int,
-    gain_budget: bool = True,
-    st_gain_cap: bool = True,
-):
-    """The constraint list of a template, in label order.
-
-    The gain-budget and short-term-cap rows run over every lot slot, and such dense rows
-    slow the solver's factorisation down: a template carries them only for accounts that
-    have the limit (``gain_budget``, ``st_gain_cap``).
-    """
-    out: list[C.Constraint] = [
-        C.NoShorting(),
-        C.LotBounds(),
-        C.CashFloor(),
-        C.ClassBands(),
-        C.Restricted(),
-        C.DoNotBuy(),
-        C.DoNotSell(),
-        C.DoNotTrade(),
-        C.LegacyHoldings(),
-        C.CashFlowMode(),
-        C.WashSaleLookback(),
-        C.WashSaleOneDirection(),
-        C.TradeDirection(),
-    ]
-    if gain_budget:
-        out.append(C.GainBudget())
-    if st_gain_cap:
-        out.append(C.ShortTermGainCap())
-    if hold_lt_days > 0:
-        out.append(C.HoldNearLongTerm(hold_lt_days))
-    if options.turnover_cap is not None:
-        out.append(C.TurnoverCap(options.turnover_cap))
-    if options.max_weight is not None or options.min_weight is not None:
-        out.append(C.WeightLimits(options.min_weight, options.max_weight))
-    if universe_min_trade:
-        out.append(C.MinimumTrade())
-    out.append(C.WholeShares())
-    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -209,7 +165,15 @@ def template_for(
             slots,
             spec.risks[universe.symbols],
             spec.objective,
-            constraints_for(spec.options, has_min, spec.hold_lt_days, gain_budget, st_gain_cap),
+            constraints_for(
+                min_trade=has_min,
+                hold_lt_days=spec.hold_lt_days,
+                gain_budget=gain_budget,
+                st_gain_cap=st_gain_cap,
+                turnover_cap=spec.options.turnover_cap,
+                min_weight=spec.options.min_weight,
+                max_weight=spec.options.max_weight,
+            ),
             spec.options.solvers,
         )
     return _TEMPLATES[key]

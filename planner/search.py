@@ -39,9 +39,12 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+import constraints as C
 from constraints.base import AccountInputs, name_codes
+from planner import solvers
 from planner.errors import InfeasibleError, RuleViolationError
-from planner.program.problem import NOISE, Solution, Template
+from planner.program.problem import Template
+from planner.solvers import NOISE, Solution
 
 TRADE_EPS = NOISE
 """A trade smaller than this fraction of account value counts as no trade."""
@@ -83,6 +86,7 @@ class _Search:
 
     def __init__(self, template: Template):
         self.template = template
+        self.chain = solvers.chain(template)
         self.passes = 0
         self.ms = 0.0
         self.valid: tuple[AccountInputs, Solution] | None = None
@@ -99,7 +103,7 @@ class _Search:
         )
         if key in self._seen:  # the same restrictions again: the same answer, no solve
             return self._seen[key]
-        sol = self.template.solve(candidate, skip=self.relaxed)
+        sol = self.chain.solve(candidate, skip=self.relaxed)
         self._seen[key] = sol
         self.passes += 1
         self.ms += sol.solve_ms
@@ -489,8 +493,8 @@ def _without_unreachable_band(search: _Search, inputs, notes) -> Solution:
     hard band, its goal still pulling the classes toward the band, and say why. Any other
     conflict raises :class:`InfeasibleError` naming the constraints."""
     template = search.template
-    conflicts = template.explain_infeasible(inputs)
-    bands = [c for c, _ in template.labels if type(c).__name__ == "ClassBands"]
+    conflicts = explain_infeasible(search.chain, inputs)
+    bands = [c for c, _ in template.labels if isinstance(c, C.ClassBands)]
     if bands and any(c.describe(inputs) in conflicts for c in bands):
         search.relaxed = tuple(bands)
         sol = search.run(inputs)
@@ -541,3 +545,25 @@ def _same_restrictions(a: AccountInputs, b: AccountInputs) -> bool:
         return np.array_equal(x, y)
 
     return same(a.wash_direction, b.wash_direction) and same(a.direction, b.direction)
+
+
+def explain_infeasible(chain: solvers.Chain, inputs: AccountInputs) -> list[str]:
+    """Labels of the constraints behind an infeasible account.
+
+    First every constraint whose relaxation alone makes the account feasible; if none does,
+    a minimal set found by a deletion filter (relax them all, then restore each one that is
+    not needed). Constraints that only describe what the account holds (lot bounds, no
+    shorting) are never blamed.
+    """
+    candidates = [c for c, _ in chain.template.labels if c.blamable and c.active(inputs)]
+    singles = [c for c in candidates if chain.solve(inputs, skip=(c,), confirm=False).ok]
+    if singles:
+        return [c.describe(inputs) for c in singles]
+    relaxed = list(candidates)
+    if not relaxed or not chain.solve(inputs, skip=relaxed, confirm=False).ok:
+        return []
+    for c in candidates:
+        trial = [r for r in relaxed if r is not c]
+        if chain.solve(inputs, skip=trial, confirm=False).ok:
+            relaxed = trial
+    return [c.describe(inputs) for c in relaxed]

@@ -9,7 +9,7 @@ import numpy as np
 import constraints as C
 from constraints.base import BIG, AccountInputs
 from planner.program.objective import Objective, default_objective
-from planner.program.problem import DEFAULT_SOLVERS, Template
+from planner.program.problem import Template, constraints_for
 from planner.program.risk import RiskModel
 
 
@@ -117,26 +117,8 @@ def make_inputs(
 
 
 def all_constraints(min_trade: bool = True) -> list[C.Constraint]:
-    out = [
-        C.NoShorting(),
-        C.LotBounds(),
-        C.CashFloor(),
-        C.ClassBands(),
-        C.Restricted(),
-        C.DoNotBuy(),
-        C.DoNotSell(),
-        C.DoNotTrade(),
-        C.LegacyHoldings(),
-        C.CashFlowMode(),
-        C.WashSaleLookback(),
-        C.WashSaleOneDirection(),
-        C.TradeDirection(),
-        C.GainBudget(),
-        C.ShortTermGainCap(),
-    ]
-    if min_trade:
-        out.append(C.MinimumTrade())
-    return out
+    """Every constraint a planned account's template has (both gain limits included)."""
+    return constraints_for(min_trade=min_trade)
 
 
 def make_template(
@@ -145,7 +127,7 @@ def make_template(
     slots: int,
     objective: Objective | None = None,
     constraints: list[C.Constraint] | None = None,
-    solvers=DEFAULT_SOLVERS,
+    solvers: Sequence[str] = (),
 ) -> Template:
     return Template(
         inputs.symbols,

@@ -8,80 +8,33 @@ multiplying ``S`` into a dense block). Post-trade cash is
 
 Every account-specific number is a cvxpy Parameter vector, so the problem is DPP: it is
 canonicalised once per template and each account only feeds new vectors. The constraints
-and objective terms write those vectors (``Template.values``); LotQP (:mod:`planner.solvers.lotqp`)
-solves the program from them directly, PIQP from cvxpy's canonicalisation updated in place,
-and the other solvers through cvxpy. Lots are padded to a fixed number of slots per security
-so that all accounts of a model share one template.
+and objective terms write those vectors (``Template.values``); the solvers of
+:mod:`planner.solvers` take them from there (LotQP directly, PIQP and Clarabel through
+cvxpy). Lots are padded to a fixed number of slots per security so that all accounts of a
+model share one template.
 """
 
 from __future__ import annotations
 
-import functools
-import time
-import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
+import constraints as C
 from constraints.base import AccountInputs, Constraint, Context
 from planner.program.objective import Objective, is_conic
 from planner.program.risk import RiskModel
-from planner.solvers import lotqp
-from planner.solvers.piqp import FastPIQP
-
-DEFAULT_SOLVERS: tuple[str, ...] = (lotqp.NAME, "PIQP", "CLARABEL")
-"""Solvers tried in order: LotQP (the structured interior-point method of
-:mod:`planner.solvers.lotqp`) is fastest on these programs; PIQP takes what it does not solve (a
-template it does not support, an account it does not converge on, infeasibility to
-confirm); Clarabel is the last resort and solves the conic (market-impact) programs."""
-
-SOLVER_OPTIONS: dict[str, dict] = {
-    # Tighter than the defaults: trades are read to 1e-6 of account value, so the solver's
-    # own tolerances must sit well below that.
-    "PIQP": {
-        "eps_abs": 1e-9,
-        "eps_rel": 1e-9,
-        "eps_duality_gap_abs": 1e-10,
-        "eps_duality_gap_rel": 1e-10,
-    },
-    "CLARABEL": {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10},
-    "OSQP": {"eps_abs": 1e-7, "eps_rel": 1e-7, "max_iter": 20000},
-}
-
-_OK = {cp.OPTIMAL}
-_INFEASIBLE = {cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE}
 
 
-@dataclass(frozen=True)
-class Solution:
-    """A continuous solution of one solve: fractions of V per lot slot and security."""
+class Values(dict):
+    """Parameter values of one solve, by parameter name. ``static_key`` names the account
+    inputs and relaxed constraints the values other than the search state's came from: two
+    solves with one key differ only in the search-state constraints' values, so a solver
+    may keep what it built from the rest."""
 
-    status: str
-    solver: str
-    sell: np.ndarray
-    buy: np.ndarray
-    objective: float
-    solve_ms: float
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "optimal"
-
-    @property
-    def infeasible(self) -> bool:
-        return self.status == "infeasible"
-
-
-NOISE = 1e-7
-"""Trades below this fraction of account value are solver round-off, read as zero."""
-
-
-def _clean(values) -> np.ndarray:
-    x = np.asarray(values, dtype=float)
-    return np.where(x > NOISE, x, 0.0)
+    static_key: tuple = ()
 
 
 class Template:
@@ -95,8 +48,7 @@ class Template:
         risk: RiskModel,
         objective: Objective,
         constraints: Sequence[Constraint],
-        solvers: Sequence[str] = DEFAULT_SOLVERS,
-        fast: bool = True,
+        solvers: Sequence[str] = (),
         dense_risk: bool = True,
     ):
         self.symbols = tuple(symbols)
@@ -106,15 +58,9 @@ class Template:
         self.objective = objective
         self.constraints = tuple(constraints)
         conic = is_conic(objective)
-        # A non-quadratic term (market impact) needs a conic solver; LotQP and PIQP cannot
-        # take it.
         self.solvers = tuple(solvers)
-        if conic:
-            quadratic = ("PIQP", lotqp.NAME)
-            self.solvers = tuple(s for s in solvers if s not in quadratic) or ("CLARABEL",)
-        self.fast = fast and not conic
-        self._fast_qp = None
-        self._lotqp: lotqp.LotQP | None = None
+        """The solvers this template is tried with, in order (empty: the default ones of
+        :mod:`planner.solvers`); those that cannot take it are passed over."""
         n = len(self.symbols)
         m = n * self.slots
         classes = tuple(sorted(set(self.asset_classes)))
@@ -158,6 +104,7 @@ class Template:
         self.problem = cp.Problem(cp.Minimize(goal), rows)
         self._search_constraints = tuple(c for c in self.constraints if c.search_state)
         self._base_key = None
+        self._base_version = 0
         self.ctx = ctx
         self.n, self.m = n, m
 
@@ -165,13 +112,14 @@ class Template:
     def classes(self) -> tuple[str, ...]:
         return self.ctx.classes
 
-    def values(self, inputs: AccountInputs, skip: Iterable[Constraint] = ()) -> dict:
+    def values(self, inputs: AccountInputs, skip: Iterable[Constraint] = ()) -> Values:
         """Parameter values for ``inputs``: slack defaults (padding lot slots capped at 0,
         whatever is relaxed), then every constraint not in ``skip`` and every objective
         term writes its own.
 
         The part that does not depend on the solve loop's state is kept for the last
-        account seen, so each further pass only re-applies the search-state constraints.
+        account seen (its ``static_key`` tells solvers so), and each further pass only
+        re-applies the search-state constraints.
         """
         skip = frozenset(skip)
         key = (inputs.account_id, id(inputs.lot_shares), id(inputs.hold_weight), skip)
@@ -192,7 +140,9 @@ class Template:
                 base,
                 (inputs.lot_shares, inputs.hold_weight),
             )
-        values = dict(self._base)
+            self._base_version += 1
+        values = Values(self._base)
+        values.static_key = (id(self), self._base_version)
         for c in self._search_constraints:
             if c not in skip:
                 c.apply(inputs, values)
@@ -205,136 +155,52 @@ class Template:
         rules = inputs.with_state(direction=None, wash_direction=None, min_trade=None)
         return inputs.lot_real & (self.values(rules)["sell_cap"] > 0)
 
-    def solve(
-        self,
-        inputs: AccountInputs,
-        skip: Iterable[Constraint] = (),
-        solvers=None,
-        confirm: bool = True,
-    ) -> Solution:
-        """Solve for one account; try each solver in turn until one is optimal. An
-        infeasible verdict is confirmed by the next solver unless ``confirm`` is False
-        (the many trial solves that explain an infeasible account)."""
-        values = self.values(inputs, skip)
-        solvers = tuple(solvers or self.solvers)
-        last = None
-        values_set = False
-        for k, solver in enumerate(solvers):
-            if solver == lotqp.NAME:
-                if not (self.fast and self.lotqp_supported):
-                    continue
-                sol = self._solve_lotqp(values)
-                # LotQP reports infeasible only for inconsistent bounds: certain.
-                if sol.ok or sol.infeasible:
-                    return sol
-                last = sol
-                continue
-            if solver == "PIQP" and self.fast:
-                sol = self._solve_fast(values)
-                if sol.ok or (sol.infeasible and (not confirm or k == len(solvers) - 1)):
-                    return sol
-                last = sol
-                continue
-            if not values_set:
-                # Setting cvxpy parameters validates every value: only done off the fast path.
-                for name, value in values.items():
-                    self.ctx.params[name].value = value
-                values_set = True
-            start = time.perf_counter()
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    self.problem.solve(
-                        solver=solver, warm_start=True, **SOLVER_OPTIONS.get(solver, {})
-                    )
-                status = self.problem.status
-            except cp.error.SolverError:
-                status = "solver_error"
-            ms = (time.perf_counter() - start) * 1e3
-            if status in _OK:
-                return Solution(
-                    "optimal",
-                    solver,
-                    _clean(self.ctx.sell.value),
-                    _clean(self.ctx.buy.value),
-                    float(self.problem.value),
-                    ms,
-                )
-            last = Solution(
-                "infeasible" if status in _INFEASIBLE else str(status),
-                solver,
-                np.zeros(self.m),
-                np.zeros(self.n),
-                float("nan"),
-                ms,
-            )
-            if status in _INFEASIBLE and confirm and k < len(solvers) - 1:
-                # Confirm infeasibility with the next solver before believing it.
-                continue
-            if status in _INFEASIBLE:
-                return last
-        return last
 
-    @functools.cached_property
-    def lotqp_supported(self) -> bool:
-        """Whether LotQP knows every constraint and objective term of this template."""
-        return lotqp.supports(self)
+def constraints_for(
+    *,
+    min_trade: bool,
+    hold_lt_days: int = 0,
+    gain_budget: bool = True,
+    st_gain_cap: bool = True,
+    turnover_cap: float | None = None,
+    min_weight: float | None = None,
+    max_weight: float | None = None,
+) -> list[Constraint]:
+    """The constraint list of a template, in label order. ``min_trade``: whether any
+    security of the universe has a minimum trade size; ``hold_lt_days``: the book's
+    hold-near-long-term window; ``turnover_cap``, ``min_weight``, ``max_weight``: fractions
+    of account value (``None``: none).
 
-    def _solve_lotqp(self, values: dict[str, np.ndarray]) -> Solution:
-        if self._lotqp is None:
-            self._lotqp = lotqp.LotQP(self)
-        status, sell, buy, objective, ms = self._lotqp.solve(values, base=self._base)
-        if status != "optimal":
-            return Solution(status, lotqp.NAME, np.zeros(self.m), np.zeros(self.n), objective, ms)
-        return Solution("optimal", lotqp.NAME, _clean(sell), _clean(buy), objective, ms)
-
-    def _solve_fast(self, values: dict[str, np.ndarray]) -> Solution:
-        """PIQP through :class:`~planner.solvers.piqp.FastPIQP` (set up once, then updated)."""
-        if self._fast_qp is None:
-            for name, value in values.items():
-                self.ctx.params[name].value = value
-            self._fast_qp = FastPIQP(self.problem, SOLVER_OPTIONS["PIQP"])
-        result = self._fast_qp.solve(values)
-        if result.status != "optimal":
-            return Solution(
-                result.status,
-                "PIQP",
-                np.zeros(self.m),
-                np.zeros(self.n),
-                float("nan"),
-                result.solve_ms,
-            )
-        x = result.x
-        return Solution(
-            "optimal",
-            "PIQP",
-            _clean(x[self._fast_qp.columns(self.ctx.sell)]),
-            _clean(x[self._fast_qp.columns(self.ctx.buy)]),
-            result.objective,
-            result.solve_ms,
-        )
-
-    def explain_infeasible(self, inputs: AccountInputs) -> list[str]:
-        """Labels of the constraints behind an infeasible account.
-
-        First every constraint whose relaxation alone makes the account feasible; if none
-        does, a minimal set found by a deletion filter (relax them all, then restore each
-        one that is not needed). The lot bounds and no-shorting rows describe what the
-        account holds, so they are never blamed.
-        """
-        candidates = [
-            c
-            for c, _ in self.labels
-            if c.active(inputs) and type(c).__name__ not in ("NoShorting", "LotBounds")
-        ]
-        singles = [c for c in candidates if self.solve(inputs, skip=(c,), confirm=False).ok]
-        if singles:
-            return [c.describe(inputs) for c in singles]
-        relaxed = list(candidates)
-        if not relaxed or not self.solve(inputs, skip=relaxed, confirm=False).ok:
-            return []
-        for c in candidates:
-            trial = [r for r in relaxed if r is not c]
-            if self.solve(inputs, skip=trial, confirm=False).ok:
-                relaxed = trial
-        return [c.describe(inputs) for c in relaxed]
+    The gain-budget and short-term-cap rows run over every lot slot, and such dense rows
+    slow the solver's factorisation down: a template carries them only for accounts that
+    have the limit (``gain_budget``, ``st_gain_cap``).
+    """
+    out: list[Constraint] = [
+        C.NoShorting(),
+        C.LotBounds(),
+        C.CashFloor(),
+        C.ClassBands(),
+        C.Restricted(),
+        C.DoNotBuy(),
+        C.DoNotSell(),
+        C.DoNotTrade(),
+        C.LegacyHoldings(),
+        C.CashFlowMode(),
+        C.WashSaleLookback(),
+        C.WashSaleOneDirection(),
+        C.TradeDirection(),
+    ]
+    if gain_budget:
+        out.append(C.GainBudget())
+    if st_gain_cap:
+        out.append(C.ShortTermGainCap())
+    if hold_lt_days > 0:
+        out.append(C.HoldNearLongTerm(hold_lt_days))
+    if turnover_cap is not None:
+        out.append(C.TurnoverCap(turnover_cap))
+    if max_weight is not None or min_weight is not None:
+        out.append(C.WeightLimits(min_weight, max_weight))
+    if min_trade:
+        out.append(C.MinimumTrade())
+    out.append(C.WholeShares())
+    return out

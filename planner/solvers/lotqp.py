@@ -9,9 +9,10 @@ costs one ``n x n`` Cholesky (or a factor-sized Woodbury solve) plus work linear
 lots.
 
 This module reads the same parameter values the cvxpy template uses (``Template.values``)
-and writes the same program for the kernel; it is not a second model of the constraints,
-and :func:`supports` refuses any template with a constraint or objective term it does not
-know, which then goes to PIQP. Tests check it against cvxpy's own solve.
+and writes the same program for the kernel (its arguments, :class:`KernelProblem`); it is
+not a second model of the constraints, and :meth:`LotQP.supports` refuses any template with
+a constraint or objective term it does not know, which then goes to PIQP. Tests check it
+against cvxpy's own solve.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import functools
 import time
 from collections import defaultdict
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 
@@ -27,8 +29,8 @@ from constraints.base import BIG
 from planner.program.inputs import lot_security_of
 from planner.program.objective import PP2, Tax, TrackingError, TransactionCost
 from planner.solvers import lotqp_kernel as kernel
+from planner.solvers.base import Solution, clean, failed
 
-NAME = "LOTQP"
 TOLERANCE = 1e-9
 """Primal and dual residuals (fractions of V) at which a solve counts as converged."""
 GAP_TOLERANCE = 1e-10
@@ -68,34 +70,97 @@ _SLACK = BIG / 2
 """A row bound at or beyond this (fractions of V) is a slack default: the row is left out."""
 
 
-def supports(template) -> bool:
-    """Whether LotQP can solve ``template``'s program: only the constraints and the
-    quadratic objective terms it knows (no market impact, no custom term)."""
-    if any(type(c) not in KNOWN_CONSTRAINTS for c in template.constraints):
-        return False
-    return all(type(t) in _TERMS for _, t in template.objective.terms)
+class KernelProblem(NamedTuple):
+    """The arguments of ``lotqp_kernel.solve``, in its order (see that module's doc for the
+    program): the box and objective of ``y = (lot sales, buys)``, the risk model, the goal,
+    the class and weight bounds, the security rows, the lot rows and the tolerances."""
+
+    slots: int
+    lo: np.ndarray
+    up: np.ndarray
+    linear: np.ndarray
+    has_z: bool
+    z_weight: float
+    use_dense: bool
+    q_dense: np.ndarray
+    q_x: np.ndarray
+    q_d: np.ndarray
+    q_lin: np.ndarray
+    hold: np.ndarray
+    klass: np.ndarray
+    class_lo: np.ndarray
+    class_hi: np.ndarray
+    w_lo: np.ndarray
+    w_hi: np.ndarray
+    alpha: np.ndarray
+    beta: np.ndarray
+    sec_rhs: np.ndarray
+    g: np.ndarray
+    gz: np.ndarray
+    lot_rhs: np.ndarray
+    tolerance: float
+    gap_tolerance: float
+    max_iterations: int
 
 
 @functools.cache
 def load_kernel() -> None:
     """Compile the kernel, or load it from numba's cache (once per process): a run's set-up
     cost, kept out of the first account's solve time."""
-    y = np.zeros(4)
+    y, two = np.zeros(4), np.zeros(2)
+    no_rows = np.zeros((0, 2))
     kernel.solve(
-        1, y, np.ones(4), y, False, 0.0, True, np.eye(2), np.zeros((0, 2)), np.zeros(2),
-        np.zeros(2), np.full(2, 0.5), np.zeros(2, dtype=np.int64), np.zeros(0), np.zeros(0),
-        np.full(2, -np.inf), np.full(2, np.inf), np.zeros((0, 2)), np.zeros((0, 2)),
-        np.zeros(0), np.zeros((0, 4)), np.zeros(0), np.zeros(0), TOLERANCE, GAP_TOLERANCE, 5,
-    )  # fmt: skip
+        *KernelProblem(
+            1,
+            y,
+            np.ones(4),
+            y,
+            False,
+            0.0,
+            True,
+            np.eye(2),
+            no_rows,
+            two,
+            two,
+            np.full(2, 0.5),
+            np.zeros(2, dtype=np.int64),
+            np.zeros(0),
+            np.zeros(0),
+            np.full(2, -np.inf),
+            np.full(2, np.inf),
+            no_rows,
+            no_rows,
+            np.zeros(0),
+            np.zeros((0, 4)),
+            np.zeros(0),
+            np.zeros(0),
+            TOLERANCE,
+            GAP_TOLERANCE,
+            5,
+        )  # fmt: skip
+    )
 
 
 class LotQP:
-    """One template's program for the structured kernel; :meth:`solve` per account."""
+    """One template's program for the structured kernel; :meth:`solve` per pass."""
+
+    name: ClassVar[str] = "LOTQP"
+    infeasible_is_certain: ClassVar[bool] = True
+    """It reports infeasible only for inconsistent bounds."""
+
+    @classmethod
+    def supports(cls, template) -> bool:
+        """Whether LotQP can solve ``template``'s program: only the constraints and the
+        quadratic objective terms it knows (no market impact, no custom term)."""
+        if any(type(c) not in KNOWN_CONSTRAINTS for c in template.constraints):
+            return False
+        return all(type(t) in _TERMS for _, t in template.objective.terms)
 
     def __init__(self, template):
-        if not supports(template):
+        if not self.supports(template):
             raise ValueError("template has constraints or terms LotQP does not know")
         load_kernel()
+        self.template = template
         weights: dict[type, float] = defaultdict(float)
         for w, t in template.objective.terms:
             weights[type(t)] += float(w)
@@ -127,7 +192,7 @@ class LotQP:
         self.exposures = risk.exposures
         self.last_iterations = 0
         self.kernel_ms_total = 0.0  # the kernel alone, over every solve so far
-        self._static_base = None
+        self._static_key = None
         self._static: dict = {}
 
     def _q_lin(self, values) -> np.ndarray:
@@ -142,15 +207,14 @@ class LotQP:
         linear = self.exposures.T @ goal_factors / np.sqrt(PP2) + specific
         return -2.0 * self.te_weight * linear
 
-    def problem(self, values, base=None) -> tuple:
-        """The kernel's arguments for parameter ``values`` (see ``lotqp_kernel.solve``).
-
-        ``base`` is the template's per-account parameter dict the search-state constraints
-        start from (see ``Template.values``): what does not depend on the search state is
-        built once per ``base`` and reused by the account's further passes."""
-        if base is None or self._static_base is not base:
+    def problem(self, values) -> KernelProblem:
+        """The kernel's arguments for parameter ``values``. What does not depend on the
+        search state is built once per ``values.static_key`` (one account's passes share
+        it, see ``Template.values``)."""
+        key = getattr(values, "static_key", None)
+        if key is None or self._static_key != key:
             self._static = self._static_args(values)
-            self._static_base = base
+            self._static_key = key
         st = self._static
         n, m = self.n, self.m
         # y = (lot sales, buys); the search state moves caps and floors only.
@@ -168,7 +232,7 @@ class LotQP:
                 alpha = np.vstack([alpha, rows])
                 beta = np.vstack([beta, np.zeros_like(rows)])
                 sec_rhs = np.concatenate([sec_rhs, -sell_floor[floors]])
-        return (
+        return KernelProblem(
             self.slots,
             lo,
             up,
@@ -267,44 +331,44 @@ class LotQP:
             "lot_rhs": np.asarray(lot_rhs, dtype=float),
         }
 
-    def solve(self, values, base=None) -> tuple[str, np.ndarray, np.ndarray, float, float]:
-        """``(status, sell, buy, objective, ms)``; status ``optimal``, ``infeasible`` (only
-        for inconsistent bounds) or ``not_converged``. ``base``: see :meth:`problem`."""
+    def solve(self, values) -> Solution:
+        """The optimum, ``infeasible`` (only for inconsistent bounds) or ``not_converged``
+        (for the next solver to answer)."""
         start = time.perf_counter()
-        args = self.problem(values, base)
+        problem = self.problem(values)
         kernel_start = time.perf_counter()
-        status, y, z, iterations = kernel.solve(*args)
+        status, y, z, iterations = kernel.solve(*problem)
         self.kernel_ms_total += (time.perf_counter() - kernel_start) * 1e3
         self.last_iterations = int(iterations)
-        x, b = y[: self.m], y[self.m :]
         ms = (time.perf_counter() - start) * 1e3
         if status == kernel.OPTIMAL:
-            return "optimal", x, b, self.objective(values, args, y, z), ms
-        if status == kernel.INFEASIBLE:
-            return "infeasible", x, b, float("nan"), ms
-        return "not_converged", x, b, float("nan"), ms
+            objective = self.objective(values, problem, y)
+            return Solution(
+                "optimal", self.name, clean(y[: self.m]), clean(y[self.m :]), objective, ms
+            )
+        status = "infeasible" if status == kernel.INFEASIBLE else "not_converged"
+        return failed(status, self.name, self.template, ms)
 
-    def objective(self, values, args, y, z) -> float:
+    def objective(self, values, problem: KernelProblem, y: np.ndarray) -> float:
         """The template's objective at ``y``, as cvxpy would report it: the carry term is
         taken exactly there (``max(0, carry activity - offset)``), not from the kernel's
-        slack ``z``, which bounds it."""
-        linear, q_lin, hold, g, gz, lot_rhs = (
-            args[3],
-            args[10],
-            args[11],
-            args[20],
-            args[21],
-            args[22],
-        )
-        carry = np.flatnonzero(gz)
+        slack, which bounds it."""
+        z = 0.0
+        carry = np.flatnonzero(problem.gz)
         if len(carry):
-            z = max(0.0, float(g[carry[0]] @ y - lot_rhs[carry[0]]))
+            z = max(0.0, float(problem.g[carry[0]] @ y - problem.lot_rhs[carry[0]]))
         x, b = y[: self.m], y[self.m :]
-        w = hold - np.bincount(self.lot_security, weights=x, minlength=self.n) + b
+        w = problem.hold - np.bincount(self.lot_security, weights=x, minlength=self.n) + b
         if self.use_dense:
             quadratic = w @ self.q_dense @ w
         else:
             fw = self.q_x @ w
             quadratic = fw @ fw + self.q_d @ (w * w)
         constant = self.te_weight * float(values.get("goal_variance", 0.0))
-        return float(0.5 * quadratic + q_lin @ w + linear @ y + self.tax_weight * z + constant)
+        return float(
+            0.5 * quadratic
+            + problem.q_lin @ w
+            + problem.linear @ y
+            + self.tax_weight * z
+            + constant
+        )
