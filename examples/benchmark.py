@@ -248,7 +248,7 @@ def main() -> None:
         "\ntotal s: load + triggers + solve + write, end to end; solve ms: our per-account "
         "solve (all passes, median);\nkernel: LotQP's kernel alone on the final pass "
         "(median); k.all: the kernel summed over the account's passes (median);\nPIQP ms: "
-        "PIQP update + solve alone on the same final problem, matrices prebuilt (median);\n"
+        "PIQP update + solve alone on the same final problem, set up once (median);\n"
         "ratio: solve ms / PIQP ms per account (median); naive ms: fresh cvxpy build + solve "
         "per account;\nRSS: peak resident set of the parent and of the largest worker."
     )
