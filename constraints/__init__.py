@@ -5,7 +5,7 @@ parameters) into cvxpy rows once, and an account's :class:`~constraints.base.Acc
 into parameter values for every solve. This package does not import the planner.
 """
 
-from constraints.base import BIG, AccountInputs, Constraint, Context
+from constraints.base import BIG, TRADE_EPS, AccountInputs, Constraint, Context, Switches, Trades
 from constraints.holdings import (
     CashFloor,
     CashFlowMode,
@@ -28,6 +28,7 @@ from constraints.wash import TradeDirection, WashSaleLookback, WashSaleOneDirect
 
 __all__ = [
     "BIG",
+    "TRADE_EPS",
     "AccountInputs",
     "CashFloor",
     "CashFlowMode",
@@ -45,7 +46,9 @@ __all__ = [
     "NoShorting",
     "Restricted",
     "ShortTermGainCap",
+    "Switches",
     "TradeDirection",
+    "Trades",
     "TurnoverCap",
     "WashSaleLookback",
     "WashSaleOneDirection",

@@ -28,6 +28,9 @@ import scipy.sparse as sp
 
 BIG = 10.0
 """A bound that never binds, in fractions of account value (10 x the account)."""
+TRADE_EPS = 1e-7
+"""A trade smaller than this fraction of account value counts as no trade (solver
+round-off)."""
 
 
 @functools.lru_cache(maxsize=256)
@@ -208,13 +211,45 @@ class AccountInputs:
         return f"${weight * self.value:,.2f}"
 
 
+class Trades:
+    """A plan's trades summed per security and per wash group (fractions of account value),
+    computed once and shared by the checks of the non-convex rules."""
+
+    def __init__(self, inputs: AccountInputs, sell: np.ndarray, buy: np.ndarray):
+        self.inputs, self.sell, self.buy = inputs, sell, buy
+        n = len(inputs.symbols)
+        self.sales = np.bincount(inputs.lot_security, weights=sell, minlength=n)
+        self.loss_sales = np.bincount(
+            inputs.lot_security, weights=np.where(inputs.lot_loss, sell, 0.0), minlength=n
+        )
+
+    @functools.cached_property
+    def group_totals(self) -> tuple[np.ndarray, np.ndarray]:
+        """(buys, loss sales) per wash group (sorted group names)."""
+        codes = self.inputs.group_codes
+        count = int(codes.max()) + 1 if len(codes) else 0
+        buys = np.bincount(codes, weights=self.buy, minlength=count)
+        return buys, np.bincount(codes, weights=self.loss_sales, minlength=count)
+
+    @property
+    def dollars(self) -> np.ndarray:
+        """Dollars traded per security (sales plus buys)."""
+        return (self.sales + self.buy) * self.inputs.value
+
+
 class Constraint:
     """Base class: a named constraint of the rebalance program.
 
     Subclasses override :meth:`rows` (template-time cvxpy rows) and/or :meth:`apply`
     (per-account values), :meth:`active` (whether it restricts this account at all) and
     :meth:`describe` (the label with this account's numbers, for infeasibility reports).
+
+    A non-convex rule (``nonconvex``) is kept by the search through its ``apply`` handles;
+    it also says how a solution breaks it (:meth:`violations`) and how it reads as
+    mixed-integer rows (:meth:`mixed_integer_rows`, for exact mode).
     """
+
+    nonconvex = False
 
     blamable = True
     """Whether an infeasible account may be explained by this constraint; not for those that
@@ -237,8 +272,66 @@ class Constraint:
     def describe(self, inputs: AccountInputs) -> str:
         return repr(self)
 
+    def violations(self, trades: Trades) -> np.ndarray:
+        """Where a solution breaks this rule (per security or wash group); none for a
+        convex constraint, which every solver solution obeys."""
+        return np.zeros(0, dtype=bool)
+
+    def mixed_integer_rows(self, ctx: Context, switches: Switches) -> list[cp.Constraint]:
+        """This rule's rows in the mixed-integer program, over ``switches``' binaries;
+        none for a convex constraint (its rows are already in the program)."""
+        return []
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+class Switches:
+    """The binaries of the mixed-integer program, made when a rule first asks for them,
+    with the rows that give them their meaning: per security, whether it may be bought
+    (``buy <= cap * is_buy``) and sold (``sales <= held * is_sell``); per wash group,
+    whether the group buys (``buy <= cap * group_buys``)."""
+
+    def __init__(self, ctx: Context, inputs: AccountInputs, buy_cap: np.ndarray):
+        self.ctx, self.inputs, self.buy_cap = ctx, inputs, buy_cap
+        self.rows: list[cp.Constraint] = []
+        self._made: dict[str, cp.Variable] = {}
+
+    def _binary(self, name: str, size: int) -> tuple[cp.Variable, bool]:
+        new = name not in self._made
+        if new:
+            self._made[name] = cp.Variable(size, boolean=True, name=name)
+        return self._made[name], new
+
+    @property
+    def is_buy(self) -> cp.Variable:
+        var, new = self._binary("is_buy", self.ctx.n)
+        if new:
+            self.rows.append(self.ctx.buy <= cp.multiply(self.buy_cap, var))
+        return var
+
+    @property
+    def is_sell(self) -> cp.Variable:
+        var, new = self._binary("is_sell", self.ctx.n)
+        if new:
+            held = self.inputs.hold_weight
+            self.rows.append(self.ctx.security_sales <= cp.multiply(held, var))
+        return var
+
+    @functools.cached_property
+    def group_members(self) -> np.ndarray:
+        """(groups x securities) membership of the wash groups (sorted names)."""
+        codes = self.inputs.group_codes
+        count = int(codes.max()) + 1 if len(codes) else 0
+        return (np.arange(count)[:, None] == codes[None, :]).astype(float)
+
+    @property
+    def group_buys(self) -> cp.Variable:
+        members = self.group_members
+        var, new = self._binary("group_buys", members.shape[0])
+        if new:
+            self.rows.append(self.ctx.buy <= cp.multiply(self.buy_cap, members.T @ var))
+        return var
 
 
 def cap_sells(values: dict[str, np.ndarray], mask: np.ndarray) -> None:

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import cvxpy as cp
 import numpy as np
 
-from constraints.base import AccountInputs, Constraint, cap_buys, cap_sells
+from constraints.base import (
+    TRADE_EPS,
+    AccountInputs,
+    Constraint,
+    Context,
+    Switches,
+    Trades,
+    cap_buys,
+    cap_sells,
+)
 
 
 class WashSaleLookback(Constraint):
@@ -35,9 +45,31 @@ class WashSaleOneDirection(Constraint):
     Non-convex as stated; the solve loop picks a direction per group (buys, or loss sales)
     and records it per security in ``inputs.wash_direction`` (+1: the group buys, so no loss
     sales; -1: the group sells at a loss, so no buys), after which this is two bound masks.
+    Exact mode gives each group a binary: it buys, or it sells no loss lot.
     """
 
+    nonconvex = True
     search_state = True
+
+    @staticmethod
+    def washed_loss_lots(inputs: AccountInputs, buying: np.ndarray) -> np.ndarray:
+        """Loss lots whose sale would be washed by a buy of the securities in ``buying``:
+        the loss lots of every wash group with such a buy."""
+        codes = inputs.group_codes
+        groups = np.zeros(int(codes.max()) + 1 if len(codes) else 0, dtype=bool)
+        groups[codes[buying]] = True
+        return inputs.lot_real & inputs.lot_loss & groups[codes][inputs.lot_security]
+
+    def violations(self, trades: Trades) -> np.ndarray:
+        """Wash groups (sorted names) that buy and sell at a loss."""
+        buys, losses = trades.group_totals
+        return (buys > TRADE_EPS) & (losses > TRADE_EPS)
+
+    def mixed_integer_rows(self, ctx: Context, switches: Switches) -> list[cp.Constraint]:
+        inputs = switches.inputs
+        loss_sales = ctx.lot_to_security @ cp.multiply(inputs.lot_loss.astype(float), ctx.sell)
+        buys_in_group = switches.group_members.T @ switches.group_buys
+        return [loss_sales <= cp.multiply(inputs.hold_weight, 1 - buys_in_group)]
 
     def apply(self, inputs: AccountInputs, values: dict[str, np.ndarray]) -> None:
         if inputs.wash_direction is None:
@@ -58,7 +90,15 @@ class WashSaleOneDirection(Constraint):
 class TradeDirection(Constraint):
     """One direction per security: a security is bought or sold in a plan, not both."""
 
+    nonconvex = True
     search_state = True
+
+    def violations(self, trades: Trades) -> np.ndarray:
+        """Securities both bought and sold."""
+        return (trades.buy > TRADE_EPS) & (trades.sales > TRADE_EPS)
+
+    def mixed_integer_rows(self, ctx: Context, switches: Switches) -> list[cp.Constraint]:
+        return [switches.is_buy + switches.is_sell <= 1]
 
     def apply(self, inputs: AccountInputs, values: dict[str, np.ndarray]) -> None:
         if inputs.direction is None:

@@ -1,11 +1,12 @@
 """Exact mode: the non-convex trade rules as a mixed-integer program (SCIP via pyscipopt).
 
-Per security two binaries (buy, sell; at most one) carry the minimum trade size and the
-one-direction rule; per wash group one binary says whether the group buys (then none of its
-loss lots may be sold). The tracking-error term makes it a mixed-integer SOCP, which SCIP
-solves; HiGHS cannot (no MIQP). Whole shares stay with the repair pass of
-:mod:`planner.rounding`, as in the heuristic mode, so the two are compared on the same
-continuous objective. Meant for small books and for measuring the heuristic's gap.
+Each non-convex constraint of the template gives its own mixed-integer rows
+(``Constraint.mixed_integer_rows``) over shared binaries (``constraints.Switches``): per
+security whether it is bought and whether it is sold, per wash group whether it buys. The
+tracking-error term makes it a mixed-integer SOCP, which SCIP solves; HiGHS cannot (no
+MIQP). Whole shares stay with the repair pass of :mod:`planner.rounding`, as in the
+heuristic mode, so the two are compared on the same continuous objective. Meant for small
+books and for measuring the heuristic's gap.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import warnings
 import cvxpy as cp
 import numpy as np
 
-from constraints.base import AccountInputs
+from constraints.base import AccountInputs, Switches
 from planner.errors import InfeasibleError, MissingExtraError
 from planner.program.problem import Template
 from planner.search import SolveReport
@@ -59,31 +60,12 @@ def solve_exact(template: Template, inputs: AccountInputs, time_limit: float = 6
     for name, value in template.values(inputs).items():
         template.ctx.params[name].value = value
     ctx = template.ctx
-    n = template.n
-    sales = ctx.security_sales
-    value = inputs.value
-    minimum = inputs.min_trade_value / value
-    buy_cap = np.minimum(template.ctx.params["buy_cap"].value, 2.0)
-    hold = inputs.hold_weight
-
-    buys = cp.Variable(n, boolean=True, name="is_buy")
-    sells = cp.Variable(n, boolean=True, name="is_sell")
-    rows = [
-        ctx.buy <= cp.multiply(buy_cap, buys),
-        ctx.buy >= cp.multiply(minimum, buys),
-        sales <= cp.multiply(hold, sells),
-        sales >= cp.multiply(np.minimum(minimum, hold), sells),
-        buys + sells <= 1,
-    ]
-    groups = sorted(set(inputs.wash_groups))
-    if groups:
-        group_buys = cp.Variable(len(groups), boolean=True, name="group_buys")
-        member = np.array([[g == h for h in inputs.wash_groups] for g in groups], dtype=float)
-        loss_sales = ctx.lot_to_security @ cp.multiply(inputs.lot_loss.astype(float), ctx.sell)
-        rows += [
-            ctx.buy <= cp.multiply(buy_cap, member.T @ group_buys),
-            loss_sales <= cp.multiply(hold, 1 - member.T @ group_buys),
-        ]
+    buy_cap = np.minimum(ctx.params["buy_cap"].value, 2.0)
+    switches = Switches(ctx, inputs, buy_cap)
+    # The yes/no switches of every trade, also read below to clear solver dust.
+    buys, sells = switches.is_buy, switches.is_sell
+    rules = [r for c in template.constraints for r in c.mixed_integer_rows(ctx, switches)]
+    rows = switches.rows + rules
     problem = cp.Problem(template.problem.objective, template.problem.constraints + rows)
     start = time.perf_counter()
     with warnings.catch_warnings():

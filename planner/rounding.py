@@ -38,6 +38,7 @@ from typing import Literal
 
 import numpy as np
 
+import constraints as C
 from constraints.base import BIG, AccountInputs, name_codes
 from planner import rounding_kernel
 from planner.program.objective import tax_per_dollar
@@ -224,10 +225,7 @@ def to_shares(
     minimum = inputs.min_trade_value
     forced_buy = (minimum > 0) & (cont_buy * prices >= minimum * (1 - FORCED_TOLERANCE))
     may_buy = (cont_buy > 0) & ((buy_floor >= 1) | (remainder > 1e-3) | forced_buy)
-    groups = inputs.group_codes
-    bought_groups = np.zeros(int(groups.max()) + 1 if len(groups) else 0, dtype=bool)
-    bought_groups[groups[may_buy]] = True
-    wash_loss = acct.real & inputs.lot_loss & bought_groups[groups][acct.sec]
+    wash_loss = C.WashSaleOneDirection.washed_loss_lots(inputs, may_buy)
 
     sell_shares = _optimal_sales(acct, cont_sell, ~wash_loss)
     if acct.bounded:
@@ -256,7 +254,7 @@ def to_shares(
             floor - _cash_after(acct, sold_value, buy_steps),
             acct,
         )
-    small = (buy_steps * step * prices) < minimum * (1 - 1e-9)
+    small = C.MinimumTrade.short(inputs, buy_steps * step * prices)
     buy_steps = np.where(small, 0.0, buy_steps)
     buy_shares = buy_steps * step
     residual = float(
@@ -369,7 +367,7 @@ def _sales_toward_bands(
                 trial = out.copy()
                 trial[s] += step if above else -step
                 sale = acct.per_security(trial)[i] * prices[i]
-                if sale < inputs.min_trade_value[i] * (1 - 1e-9):
+                if C.MinimumTrade.below(sale, inputs.min_trade_value[i]):
                     continue
                 if acct.violation(trial) > max(acct.violation(out), GAIN_TOLERANCE):
                     continue
@@ -483,7 +481,7 @@ def _fit_gain_limits(
             trial = acct.snap(trial)
             i = sec[a]
             sale = acct.per_security(trial)[i] * inputs.prices[i]
-            if 0 < sale < inputs.min_trade_value[i] * (1 - 1e-9):
+            if sale > 0 and C.MinimumTrade.below(sale, inputs.min_trade_value[i]):
                 trial[sec == i] = 0.0
             gained = now - acct.violation(trial)
             dollars = float(((out - trial) * acct.price).sum())
@@ -599,14 +597,11 @@ def _cover_shortfall(
     lot_price = inputs.lot_price
     net = lot_price * (1 - costs[inputs.lot_security])  # cash raised per share sold
     tax = tax_per_dollar(inputs)
-    groups = np.asarray(inputs.wash_groups)
-    bought_groups = list(set(groups[buy_steps > 0]))
-    lot_group = groups[inputs.lot_security]
     qualifies = (
         sellable
         & inputs.lot_real
         & (buy_steps[inputs.lot_security] == 0)
-        & ~(inputs.lot_loss & np.isin(lot_group, bought_groups))
+        & ~C.WashSaleOneDirection.washed_loss_lots(inputs, buy_steps > 0)
         & (out < inputs.lot_shares - 1e-12)
     )
     optimiser_chose = np.bincount(inputs.lot_security, weights=cont_sell, minlength=len(prices))
@@ -642,9 +637,9 @@ def _cover_shortfall(
             trial[s_] += take * step
             raised += take * step * net[s_]
             sold_value += take * step * lot_price[s_]
-            if raised >= need and sold_value >= minimum * (1 - 1e-9):
+            if raised >= need and not C.MinimumTrade.below(sold_value, minimum):
                 break
-        if sold_value < minimum * (1 - 1e-9):
+        if C.MinimumTrade.below(sold_value, minimum):
             every_lot = inputs.lot_real & (inputs.lot_security == i)
             if not np.all(qualifies[every_lot] | (out[every_lot] >= inputs.lot_shares[every_lot])):
                 continue

@@ -37,17 +37,18 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
 import constraints as C
 from constraints.base import AccountInputs, name_codes
 from planner import solvers
 from planner.errors import InfeasibleError, RuleViolationError
 from planner.program.problem import Template
-from planner.solvers import NOISE, Solution
+from planner.solvers import Solution
 
-TRADE_EPS = NOISE
-"""A trade smaller than this fraction of account value counts as no trade."""
+TRADE_EPS = C.TRADE_EPS
+DIRECTION, WASH = C.TradeDirection(), C.WashSaleOneDirection()
+"""The non-convex rules whose choices the search makes; each says where a solution breaks
+it (``violations``), and the search fixes exactly that."""
 MAX_ROUNDS = 4
 EFFORTS = ("standard", "thorough")
 
@@ -63,21 +64,22 @@ class SolveReport:
     notes: tuple[str, ...]
 
 
-def security_trades(inputs: AccountInputs, sol: Solution) -> tuple[np.ndarray, np.ndarray]:
-    """(sales, loss sales) per security, fractions of account value.
+def trades(inputs: AccountInputs, sol: Solution) -> C.Trades:
+    """The solution's trades per security and wash group. The loop asks this of one
+    solution many times; a solution belongs to one account, whose lots never change, so
+    the answer is kept on the solution."""
+    cached = sol.__dict__.get("_trades")
+    if cached is None:
+        cached = C.Trades(inputs, sol.sell, sol.buy)
+        object.__setattr__(sol, "_trades", cached)
+    return cached
 
-    The loop asks this of one solution many times; a solution belongs to one account, whose
-    lots never change, so the answer is kept on the solution."""
-    cached = sol.__dict__.get("_security_trades")
-    if cached is not None:
-        return cached
-    n = len(inputs.symbols)
-    sales = np.bincount(inputs.lot_security, weights=sol.sell, minlength=n)
-    loss_sales = np.bincount(
-        inputs.lot_security, weights=np.where(inputs.lot_loss, sol.sell, 0.0), minlength=n
-    )
-    object.__setattr__(sol, "_security_trades", (sales, loss_sales))
-    return sales, loss_sales
+
+def obeys_rules(constraints, inputs: AccountInputs, sol: Solution) -> bool:
+    """Whether ``sol`` keeps every non-convex rule among ``constraints``, as each rule
+    judges it (``Constraint.violations``)."""
+    done = trades(inputs, sol)
+    return not any(c.violations(done).any() for c in constraints if c.nonconvex)
 
 
 class _Search:
@@ -87,6 +89,7 @@ class _Search:
     def __init__(self, template: Template):
         self.template = template
         self.chain = solvers.chain(template)
+        self.rules = tuple(c for c in template.constraints if c.nonconvex)
         self.passes = 0
         self.ms = 0.0
         self.valid: tuple[AccountInputs, Solution] | None = None
@@ -108,9 +111,13 @@ class _Search:
         self.passes += 1
         self.ms += sol.solve_ms
         better = self.valid is None or sol.objective < self.valid[1].objective - 1e-12
-        if sol.ok and better and valid(candidate, sol):
+        if sol.ok and better and self.obeyed(candidate, sol):
             self.valid = (candidate, sol)
         return sol
+
+    def obeyed(self, inputs: AccountInputs, sol: Solution) -> bool:
+        """Whether ``sol`` keeps every non-convex rule of the template."""
+        return obeys_rules(self.rules, inputs, sol)
 
     def best(self, candidates: list[AccountInputs]) -> tuple[AccountInputs, Solution] | None:
         found = []
@@ -139,20 +146,15 @@ MAX_GREEDY_GROUPS = 8
 also flipped on its own from the best global candidate."""
 
 
-def _group_totals(inputs: AccountInputs, sol: Solution) -> tuple[np.ndarray, np.ndarray]:
-    """(buys, loss sales) per wash group (groups in sorted order), fractions of V."""
-    codes = inputs.group_codes
-    _, loss_sales = security_trades(inputs, sol)
-    count = int(codes.max()) + 1 if len(codes) else 0
-    buys = np.bincount(codes, weights=sol.buy, minlength=count)
-    losses = np.bincount(codes, weights=loss_sales, minlength=count)
-    return buys, losses
+def _to_pin(done: C.Trades) -> np.ndarray:
+    """Securities whose trade the minimum-trade search forces up or drops: those short of
+    their minimum by more than a pinned solve's round-off."""
+    return C.MinimumTrade.below_minimum(done.inputs, done, C.MinimumTrade.EXACT)
 
 
 def _conflicts(inputs: AccountInputs, sol: Solution) -> np.ndarray:
     """Wash groups (indices into the sorted group names) that buy and sell at a loss."""
-    buys, losses = _group_totals(inputs, sol)
-    return np.flatnonzero((buys > TRADE_EPS) & (losses > TRADE_EPS))
+    return np.flatnonzero(WASH.violations(trades(inputs, sol)))
 
 
 def _resolve_wash(search: _Search, inputs, sol, notes, thorough: bool = True, conflicts=None):
@@ -166,9 +168,9 @@ def _resolve_wash(search: _Search, inputs, sol, notes, thorough: bool = True, co
     wash-trade.
     """
     codes = inputs.group_codes
-    buys, losses = _group_totals(inputs, sol)
+    buys, losses = trades(inputs, sol).group_totals
     if conflicts is None:
-        conflicts = np.flatnonzero((buys > TRADE_EPS) & (losses > TRADE_EPS))
+        conflicts = _conflicts(inputs, sol)
     if not len(conflicts):
         return inputs, sol
     base = _zeros(inputs, "wash_direction")
@@ -258,19 +260,20 @@ def _first_step(search: _Search, inputs, sol, notes):
     an asset class without a conflicting group (a class with one may need its substitutes
     for the harvest, so its small trades wait for the wash choice). Often the result obeys
     every rule, and the account is done in two or three solves."""
-    sales, _ = security_trades(inputs, sol)
+    done = trades(inputs, sol)
+    sales = done.sales
     conflicts = _conflicts(inputs, sol)
     in_conflict = _members(inputs.group_codes, conflicts)
     class_codes = inputs.class_codes
     touched_class = _members(class_codes, class_codes[in_conflict])
 
     base = inputs
-    both = (sol.buy > TRADE_EPS) & (sales > TRADE_EPS) & ~in_conflict
+    both = DIRECTION.violations(done) & ~in_conflict
     if both.any():
         direction = _zeros(inputs, "direction")
         direction[both] = np.where(sol.buy[both] > sales[both], 1, -1)
         base = base.with_state(direction=direction)
-    dollars, small = _below_minimum(inputs, sol, sales)
+    dollars, small = done.dollars, _to_pin(done)
     small &= ~touched_class
     if small.any():
         state = _zeros(inputs, "min_trade")
@@ -288,8 +291,9 @@ def _first_step(search: _Search, inputs, sol, notes):
 
 def _fix_directions(search: _Search, inputs, sol):
     """A security bought and sold in one plan keeps only the side of its net trade."""
-    sales, _ = security_trades(inputs, sol)
-    both = (sol.buy > TRADE_EPS) & (sales > TRADE_EPS)
+    done = trades(inputs, sol)
+    sales = done.sales
+    both = DIRECTION.violations(done)
     if not both.any():
         return inputs, sol
     direction = _zeros(inputs, "direction")
@@ -304,9 +308,10 @@ def _minimum_trades(search: _Search, inputs, sol, notes, thorough: bool = True):
     minimum = inputs.min_trade_value
     if not np.any(minimum > 0):
         return inputs, sol, False
-    sales, _ = security_trades(inputs, sol)
+    done = trades(inputs, sol)
+    sales = done.sales
     state = _zeros(inputs, "min_trade")
-    dollars, small = _below_minimum(inputs, sol, sales)
+    dollars, small = done.dollars, _to_pin(done)
     small &= state == 0
     if not small.any():
         return inputs, sol, False
@@ -347,12 +352,13 @@ def _minimum_trades(search: _Search, inputs, sol, notes, thorough: bool = True):
 
 def _release_unused(inputs: AccountInputs, sol: Solution) -> AccountInputs:
     """Drop wash-group and direction restrictions the solution no longer relies on."""
-    sales, _ = security_trades(inputs, sol)
+    done = trades(inputs, sol)
+    sales = done.sales
     wash = inputs.wash_direction
     if wash is not None:
         # A group kept for loss sales that are gone, or for buys: either way no loss sale
         # in it remains, so buying is no longer a wash sale.
-        _, losses = _group_totals(inputs, sol)
+        _, losses = done.group_totals
         codes = inputs.group_codes
         wash = np.where(losses[codes] <= TRADE_EPS, 0, wash)
     direction = inputs.direction
@@ -361,78 +367,11 @@ def _release_unused(inputs: AccountInputs, sol: Solution) -> AccountInputs:
     return inputs.with_state(wash_direction=wash, direction=direction)
 
 
-def _below_minimum(
-    inputs: AccountInputs, sol: Solution, sales: np.ndarray, tolerance: float = 1e-9
-) -> tuple[np.ndarray, np.ndarray]:
-    """(dollars traded, which securities trade less than their minimum) per security.
-
-    Selling a whole position below the minimum is fine: nothing is left behind."""
-    dollars = (sales + sol.buy) * inputs.value
-    whole_position = (sales > TRADE_EPS) & (sales >= inputs.hold_weight - 1e-9)
-    small = (
-        (dollars > TRADE_EPS * inputs.value)
-        & (dollars < inputs.min_trade_value * (1 - tolerance))
-        & ~whole_position
-    )
-    return dollars, small
-
-
 def _members(codes: np.ndarray, chosen: np.ndarray) -> np.ndarray:
     """Which entries of ``codes`` (small non-negative ints) are among ``chosen``."""
     flag = np.zeros(int(codes.max()) + 1 if len(codes) else 0, dtype=bool)
     flag[chosen] = True
     return flag[codes]
-
-
-def valid(inputs: AccountInputs, sol: Solution) -> bool:
-    """Whether a solution obeys the non-convex rules: one direction per security, no buy
-    and loss sale in one wash group, every trade 0 or at least its minimum (or the whole
-    position)."""
-    codes = inputs.group_codes
-    return _obeys_rules(
-        sol.sell,
-        sol.buy,
-        inputs.lot_security,
-        inputs.lot_loss,
-        codes,
-        int(codes.max()) + 1 if len(codes) else 0,
-        inputs.hold_weight,
-        inputs.min_trade_value,
-        float(inputs.value),
-        TRADE_EPS,
-        1e-6,
-    )
-
-
-@njit(cache=True, error_model="numpy")
-def _obeys_rules(
-    sell, buy, lot_security, lot_loss, codes, n_groups, hold, minimum, value, eps, tolerance
-):
-    """:func:`valid` in one pass (called several times per account): the sums are those
-    of :func:`security_trades` and :func:`_group_totals`, the minimum test that of
-    :func:`_below_minimum`."""
-    n = buy.shape[0]
-    sales = np.zeros(n)
-    loss_sales = np.zeros(n)
-    for k in range(sell.shape[0]):
-        sales[lot_security[k]] += sell[k]
-        loss_sales[lot_security[k]] += sell[k] if lot_loss[k] else 0.0
-    group_buys = np.zeros(n_groups)
-    group_losses = np.zeros(n_groups)
-    for i in range(n):
-        if buy[i] > eps and sales[i] > eps:
-            return False
-        group_buys[codes[i]] += buy[i]
-        group_losses[codes[i]] += loss_sales[i]
-    for g in range(n_groups):
-        if group_buys[g] > eps and group_losses[g] > eps:
-            return False
-    for i in range(n):
-        dollars = (sales[i] + buy[i]) * value
-        whole_position = sales[i] > eps and sales[i] >= hold[i] - 1e-9
-        if dollars > eps * value and dollars < minimum[i] * (1 - tolerance) and not whole_position:
-            return False
-    return True
 
 
 def solve_account(
@@ -456,13 +395,13 @@ def solve_account(
         raise InfeasibleError(
             inputs.account_id, [], f"solver status {best.status} with {best.solver}"
         )
-    if valid(inputs, best):
+    if search.obeyed(inputs, best):
         return SolveReport(inputs, best, search.passes, search.ms, tuple(notes))
     thorough = effort == "thorough"
     min_passes = 0
     if not thorough:
         inputs, best = _first_step(search, inputs, best, notes)
-        if valid(inputs, best):
+        if search.obeyed(inputs, best):
             return SolveReport(inputs, best, search.passes, search.ms, tuple(notes))
     for _ in range(MAX_ROUNDS):
         inputs, best = _resolve_wash(search, inputs, best, notes, thorough)
@@ -470,7 +409,7 @@ def solve_account(
         if min_passes < max_min_trade_passes:
             inputs, best, changed = _minimum_trades(search, inputs, best, notes, thorough)
             min_passes += changed
-        if valid(inputs, best):
+        if search.obeyed(inputs, best):
             break
     if thorough and search.valid is not None:
         # A restriction the final plan no longer uses (a group kept for loss sales whose
@@ -515,11 +454,12 @@ def _fall_back(search: _Search, inputs, sol, notes) -> None:
     new trade may start; small trades are dropped (or, next, forced up to the minimum); a
     wash group that both buys and sells at a loss keeps its buys (or, next, its loss
     sales). Last, no trade at all. The first that obeys every rule and is feasible wins."""
-    sales, _ = security_trades(inputs, sol)
+    done = trades(inputs, sol)
+    sales = done.sales
     traded = (sol.buy > TRADE_EPS) | (sales > TRADE_EPS)
     side = np.where(sol.buy > sales, 1, -1)
     direction = np.where(traded, side, 0)
-    small = traded & _below_minimum(inputs, sol, sales)[1]
+    small = traded & _to_pin(done)
     codes = inputs.group_codes
     conflicting = _members(codes, _conflicts(inputs, sol))
     base = inputs.with_state(direction=direction)

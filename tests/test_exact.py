@@ -13,8 +13,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from planner.search import TRADE_EPS, security_trades, solve_account, valid
-from tests.optimiser_helpers import covariance_risk, make_inputs, make_template
+from planner.search import TRADE_EPS, obeys_rules, solve_account, trades
+from tests.optimiser_helpers import all_constraints, covariance_risk, make_inputs, make_template
 
 pytest.importorskip("pyscipopt")
 
@@ -109,7 +109,11 @@ def test_exact_objective_is_never_worse_than_heuristic(solved, k):
 SCIP_NOISE = 1e-5
 """Trades up to this fraction of V in a direction that exact mode's binaries switched off:
 SCIP's integrality tolerance (1e-6) times the big-M of 2 on buys, plus its feasibility
-tolerance. Above the planner's TRADE_EPS (1e-7), so :func:`valid` sees them as trades."""
+tolerance. Above the planner's TRADE_EPS (1e-7), so the rules see them as trades."""
+
+
+def valid(inputs, sol) -> bool:
+    return obeys_rules(all_constraints(), inputs, sol)
 
 
 def without_scip_noise(sol):
@@ -121,10 +125,11 @@ def without_scip_noise(sol):
 
 
 def assert_rules(inputs, sol, where) -> None:
-    """valid(), and the rules written out once more, independently of it."""
+    """The rules as the constraints judge them, and written out once more."""
     assert valid(inputs, sol), where
     assert np.all(sol.sell <= inputs.lot_value_weight + 1e-7), where
-    sales, loss_sales = security_trades(inputs, sol)
+    done = trades(inputs, sol)
+    sales, loss_sales = done.sales, done.loss_sales
     assert not np.any((sol.buy > TRADE_EPS) & (sales > TRADE_EPS)), where
     shared = slice(0, 2)  # the one wash group with two members
     assert not (sol.buy[shared].sum() > TRADE_EPS and loss_sales[shared].sum() > TRADE_EPS), where

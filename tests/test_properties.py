@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from planner.errors import InfeasibleError, RuleViolationError
 from planner.rounding import GAIN_TOLERANCE, RELIEF_METHODS, to_shares
-from planner.search import security_trades, solve_account
+from planner.search import solve_account, trades
 from tests.optimiser_helpers import covariance_risk, make_inputs, make_template
 
 N, SLOTS = 4, 3
@@ -99,7 +99,7 @@ def test_plan_invariants(case):
     except (InfeasibleError, RuleViolationError):
         return  # explained elsewhere; nothing to check
     sol, used = report.solution, report.inputs
-    sales, _ = security_trades(used, sol)
+    sales = trades(used, sol).sales
     assert np.all(sales >= 0) and np.all(sol.buy >= 0)
     sellable = template.sellable(used)
     for method in RELIEF_METHODS:
