@@ -1,13 +1,10 @@
-"""Tax-aware trade planner for portfolio rebalancing."""
+"""Tax-aware trade planner for portfolio rebalancing.
 
-import os as _os
-
-# The planner runs accounts in parallel across processes; inside one, each solve is small
-# and a BLAS thread pool only spins: measured on 500-security accounts, CPU time doubled
-# with no change in wall time, and two such workers on two cores slowed each other down.
-# So one BLAS/OpenMP thread per process, unless the user set otherwise (this only takes
-# effect if numpy was not imported before the planner).
-for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    _os.environ.setdefault(_name, "1")
+The flow, one package or module per step: :mod:`planner.io` (books in, plan files out) ->
+:mod:`planner.triggers` -> :mod:`planner.program` (the convex program of one account) ->
+:mod:`planner.solvers` -> :mod:`planner.search` (the non-convex rules) ->
+:mod:`planner.rounding` -> :mod:`planner.orders`; :mod:`planner.run` drives a batch and
+:mod:`planner.cli` is the ``rebalance`` command. Tax maths is in :mod:`planner.tax`.
+"""
 
 __version__ = "0.1.0"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from datetime import date
 from enum import StrEnum
@@ -85,6 +86,43 @@ def _load(book_path: Path, as_of: str | None):
         for issue in exc.issues:
             err.print(f"  {issue}", markup=False, highlight=False)
         raise typer.Exit(1) from None
+
+
+COMPILE_NOTICE = 1.0
+"""Seconds the kernels may take to load before the command says it is compiling them."""
+
+
+def _prepare_process() -> None:
+    """One BLAS thread, and the numba kernels compiled or loaded from numba's cache. A first
+    run after installing compiles them, which takes a while: the command says so rather
+    than sit silent."""
+    from planner.run import load_kernels, single_threaded_blas
+
+    single_threaded_blas()
+    failure: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            load_kernels()
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, in this thread
+            failure.append(exc)
+
+    loader = threading.Thread(target=load, name="load-kernels", daemon=True)
+    loader.start()
+    loader.join(COMPILE_NOTICE)
+    if loader.is_alive():
+        message = (
+            "compiling the solver's kernels (the first run after installing; later runs "
+            "load them from numba's cache)"
+        )
+        if err.is_terminal:
+            with err.status(message):
+                loader.join()
+        else:
+            err.print(message + " ...", highlight=False)
+            loader.join()
+    if failure:
+        raise failure[0]
 
 
 def _progress() -> Progress:
@@ -273,6 +311,7 @@ def plan(
         err.print(f"[red]--min-weight {min_weight:g} is above --max-weight {max_weight:g}[/]")
         raise typer.Exit(2)
     loaded = _load(book, as_of)
+    _prepare_process()
     ids = None
     if accounts:
         ids = [a.strip() for a in accounts.split(",") if a.strip()]

@@ -10,6 +10,8 @@ themselves are documented in :mod:`planner.rounding`.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numba import njit
 
@@ -295,3 +297,16 @@ def _round_up(steps, i, step, prices, costs, klass, class_weights, value, cash, 
             steps, i, steps[i] - 1, step, prices, costs, klass, class_weights, value, cash
         )
     return cash
+
+
+@functools.cache
+def load_kernel() -> None:
+    """Compile both loops, or load them from numba's cache (once per process)."""
+    one, none = np.ones(2), np.zeros(2)
+    slot = np.array([0, 1], dtype=np.int64)
+    flags = np.ones(2, dtype=np.bool_)
+    optimal_sales(flags, one, flags, one, one, slot, one, one, none, 2, 1.0, True, 1e-6, 0.9999)
+    round_buys(
+        none, one, none, flags, one, none, one, slot, none - 1, one + 1, one, none, 10.0, 1.0,
+        10.0, 0.0, np.inf,
+    )  # fmt: skip

@@ -95,7 +95,7 @@ class RunSpec:
     ``universes`` maps a model to its traded securities; ``risks`` maps a universe's symbols
     to its risk model; ``token`` keys the per-process template cache. ``decisions`` are the
     trigger decisions, or ``None`` when each chunk decides its own accounts (a pooled run:
-    the parent then does not spend a second a 10,000-account book takes on it).
+    the workers then decide in parallel what the parent would decide alone).
     """
 
     as_of: date
@@ -317,6 +317,27 @@ def _weights_and_values(book: Book) -> tuple[dict, pd.Series]:
     return _WEIGHTS[book]
 
 
+def single_threaded_blas() -> None:
+    """One BLAS/OpenMP thread in this process. Each solve is small and a BLAS thread pool
+    only spins on it, and the planner's own parallelism is one worker process per core
+    (see docs/performance.md). Called where processes start: the command line, each pool
+    worker, each Dask chunk."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
+def load_kernels() -> None:
+    """Compile the solver's and the rounding's numba kernels, or load them from numba's
+    cache: a fresh install compiles them once, which takes a while. Done before a pool
+    starts, so that forked workers inherit them rather than each compiling its own."""
+    from planner import rounding_kernel
+    from planner.solvers import lotqp
+
+    lotqp.load_kernel()
+    rounding_kernel.load_kernel()
+
+
 def plan(
     book: Book,
     as_of: date | None = None,
@@ -400,8 +421,8 @@ def _full_decision(decision: Decision) -> Decision:
 
 EXECUTORS = ("auto", "serial", "process", "dask")
 AUTO_PROCESS_MIN_ACCOUNTS = 300
-"""Accounts in a run from which ``auto`` uses a local process pool (fork and set-up cost
-about half a second; below this a serial run is quicker)."""
+"""Accounts in a run from which ``auto`` uses a local process pool: below it, forking and
+setting up the workers costs more than they save (docs/performance.md)."""
 
 _FORKED: tuple[Book, RunSpec] | None = None
 
@@ -493,11 +514,14 @@ def _process(book, spec, chunks, total, workers, progress):
     _FORKED = (book, spec)
     out: list[ChunkResult] = []
     # The book's objects move to the permanent generation first: a worker's collections
-    # then never traverse (and copy-on-write) the heap it inherited, about 8% of a run.
+    # then never traverse (and copy-on-write) the heap it inherited (docs/performance.md).
     gc.freeze()
     try:
+        load_kernels()
         context = mp.get_context("fork")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=single_threaded_blas
+        ) as pool:
             futures = {pool.submit(_fork_chunk, chunk): chunk for chunk in chunks}
             for future in as_completed(futures):
                 try:
@@ -510,6 +534,11 @@ def _process(book, spec, chunks, total, workers, progress):
         _FORKED = None
         gc.unfreeze()
     return out
+
+
+def _dask_chunk(book: Book, spec: RunSpec, chunk: list[str]) -> ChunkResult:
+    single_threaded_blas()
+    return plan_chunk(book, spec, chunk)
 
 
 def _dask(book, spec, chunks, total, workers, scheduler, progress):
@@ -531,7 +560,7 @@ def _dask(book, spec, chunks, total, workers, scheduler, progress):
         spec_future = client.scatter(spec, broadcast=True)
         futures = {}
         for chunk in chunks:
-            future = client.submit(plan_chunk, book.subset(chunk), spec_future, chunk, pure=False)
+            future = client.submit(_dask_chunk, book.subset(chunk), spec_future, chunk, pure=False)
             futures[future] = chunk
         for future in dask_completed(list(futures)):
             try:

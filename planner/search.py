@@ -22,13 +22,10 @@ relaxation breaks (the wash candidates, each with the directions of the other se
 traded both ways, the groups already on one side kept there, and the minimum-trade choice of
 small trades in classes without a conflict) and enumerates up to three conflicting groups.
 ``thorough`` goes step by step, enumerates up to four groups, searches minimum trades wider
-and finally releases restrictions the plan no longer uses. Measured here (see the closing
-notes and ``examples/heuristic_gap.py``): standard about 3 solves per demo account and 3.6
-per synthetic benchmark account, thorough 5 and 8; against exact mode on 200 small random
-accounts the gap is 0 at the median for both, p95 7 bp (standard) and 0 bp (thorough) of
-account value. The best solution that obeys every rule is kept. All passes reuse one
-compiled template, so each is a parameter update and a solver call; an account whose
-relaxation already obeys every rule costs one solve.
+and finally releases restrictions the plan no longer uses; its cost and gaps are in
+docs/performance.md and ``examples/heuristic_gap.py``. The best solution that obeys every
+rule is kept. All passes reuse one compiled template, so each is a parameter update and a
+solver call; an account whose relaxation already obeys every rule costs one solve.
 """
 
 from __future__ import annotations
