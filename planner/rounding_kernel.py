@@ -1,11 +1,10 @@
 """The two hot loops of :mod:`planner.rounding`, compiled with numba: the optimiser's own lot
 sales rounded to steps, and the buys rounded up step by step.
 
-They were numpy expressions and Python loops over securities, about a fifth of an account's
-planning time in numpy call overhead alone. The arithmetic is the same operation for
-operation (per-security sums in slot order, as ``np.bincount`` adds them; ties broken by
-position, as the stable sorts did), so plans are unchanged to the last bit. The rules
-themselves are documented in :mod:`planner.rounding`.
+Loops over a few hundred slots, where numpy expressions would spend their time in call
+overhead. The arithmetic keeps the order of the numpy expressions they replaced
+(per-security sums in slot order, as ``np.bincount`` adds them; ties broken by position, as
+stable sorts do). The rules themselves are documented in :mod:`planner.rounding`.
 """
 
 from __future__ import annotations
