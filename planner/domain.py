@@ -474,14 +474,21 @@ class Book:
         return (account_id,)
 
 
+def runs(values: pa.Array) -> list[tuple[int, int]]:
+    """(first row, one past the last) of each run of equal values, in order."""
+    n = len(values)
+    if n == 0:
+        return []
+    change = pc.not_equal(values.slice(1), values.slice(0, n - 1))
+    starts = np.flatnonzero(np.r_[True, np.asarray(change, dtype=bool)])
+    return list(zip(starts.tolist(), [*starts[1:].tolist(), n], strict=True))
+
+
 def _row_ranges(frame: pd.DataFrame) -> dict[str, tuple[int, int]]:
     """Map account_id -> (first row, one past last row) of a frame sorted by account_id."""
     if frame.empty:
         return {}
     ids = pa.chunked_array([pa.array(frame["account_id"])]).combine_chunks()
-    n = len(ids)
-    change = pc.not_equal(ids.slice(1), ids.slice(0, n - 1))
-    starts = np.flatnonzero(np.r_[True, np.asarray(change, dtype=bool)])
-    stops = np.append(starts[1:], n)
-    names = ids.take(pa.array(starts)).to_pylist()
-    return {str(a): (int(b), int(c)) for a, b, c in zip(names, starts, stops, strict=True)}
+    spans = runs(ids)
+    names = ids.take(pa.array([start for start, _ in spans])).to_pylist()
+    return {str(a): span for a, span in zip(names, spans, strict=True)}

@@ -27,6 +27,7 @@ from planner.domain import (
     Book,
     Model,
     Security,
+    runs,
 )
 from planner.errors import BookError, BookIssue
 from planner.io import cells
@@ -290,7 +291,7 @@ def _repeated_lots(
     ids = lot_id if order is None else lot_id.take(order)
     rows = np.arange(len(table)) if order is None else np.asarray(order)
     again = np.zeros(len(table), dtype=bool)
-    for start, stop in _runs(accounts):
+    for start, stop in runs(accounts):
         chunk = ids.slice(start, stop - start).to_pylist()
         if len(set(chunk)) == len(chunk):
             continue
@@ -302,16 +303,6 @@ def _repeated_lots(
                 again[rows[k]] = True
             seen.add(lot)
     issues.rows(table, "lot_id", again, lambda raw: f"duplicate lot_id {raw}")
-
-
-def _runs(values: pa.Array) -> list[tuple[int, int]]:
-    """(start, stop) of each run of equal values."""
-    n = len(values)
-    if n == 0:
-        return []
-    change = pc.not_equal(values.slice(1), values.slice(0, n - 1))
-    starts = np.flatnonzero(np.r_[True, np.asarray(change, dtype=bool)])
-    return list(zip(starts.tolist(), [*starts[1:].tolist(), n], strict=True))
 
 
 def _trades(
