@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+import unicodedata
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Annotated
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -56,6 +58,16 @@ FormatOpt = Annotated[
 ]
 
 
+def _safe(value) -> str:
+    """Text from a book, a file name or an error, printed as it is: Rich markup escaped (an id
+    such as ``A1[/]`` must not be read as markup) and control characters shown as escapes
+    (an escape sequence must not reach the terminal)."""
+    text = "".join(
+        repr(ch)[1:-1] if unicodedata.category(ch) in ("Cc", "Cf") else ch for ch in str(value)
+    )
+    return escape(text)
+
+
 def _parse_date(text: str | None) -> date | None:
     if text is None:
         return None
@@ -82,9 +94,9 @@ def _load(book_path: Path, as_of: str | None):
     try:
         return load_book(book_path, _parse_date(as_of))
     except BookError as exc:
-        err.print(f"[bold red]{len(exc.issues)} problem(s) in book {book_path}[/]")
+        err.print(f"[bold red]{len(exc.issues)} problem(s) in book {_safe(book_path)}[/]")
         for issue in exc.issues:
-            err.print(f"  {issue}", markup=False, highlight=False)
+            err.print(f"  {_safe(issue)}", highlight=False)
         raise typer.Exit(1) from None
 
 
@@ -146,11 +158,11 @@ def validate(book: BookArg, as_of: AsOfOpt = None) -> None:
 
     issues = validate_book(book, _parse_date(as_of))
     if issues:
-        err.print(f"[bold red]{len(issues)} problem(s) in book {book}[/]")
+        err.print(f"[bold red]{len(issues)} problem(s) in book {_safe(book)}[/]")
         for issue in issues:
-            err.print(f"  {issue}", markup=False, highlight=False)
+            err.print(f"  {_safe(issue)}", highlight=False)
         raise typer.Exit(1)
-    console.print(f"[green]book {book} is valid[/]")
+    console.print(f"[green]book {_safe(book)} is valid[/]")
 
 
 @app.command()
@@ -171,21 +183,22 @@ def check(
     triggers = triggers_frame(loaded, decisions, drift)
     written = write_outputs(out, {"drift.csv": drift, "triggers.csv": triggers}, format=fmt.value)
     fired = triggers[triggers["fire"]]
-    table = Table(title=f"Triggers as of {when.isoformat()}: {len(fired)} of {len(triggers)} fire")
+    title = f"Triggers as of {when.isoformat()}: {len(fired)} of {len(triggers)} fire"
+    table = Table(title=title)
     for col in ("account", "model", "largest drift", "decision", "reasons"):
         table.add_column(col, overflow="fold")
     for row in fired.head(TABLE_ROWS).itertuples():
         table.add_row(
-            row.account_id,
-            row.model,
-            f"{row.max_drift_class} {row.max_drift:+.1%}",
+            _safe(row.account_id),
+            _safe(row.model),
+            f"{_safe(row.max_drift_class)} {row.max_drift:+.1%}",
             row.mode,
-            row.reasons,
+            _safe(row.reasons),
         )
     console.print(table)
     if len(fired) > TABLE_ROWS:
-        console.print(f"... and {len(fired) - TABLE_ROWS} more in {written[1]}")
-    console.print(f"wrote {' and '.join(str(p) for p in written)}")
+        console.print(f"... and {len(fired) - TABLE_ROWS} more in {_safe(written[1])}")
+    console.print(f"wrote {_safe(' and '.join(str(p) for p in written))}")
 
 
 def _check_decisions(book, when: date) -> dict:
@@ -317,7 +330,7 @@ def plan(
         ids = [a.strip() for a in accounts.split(",") if a.strip()]
         unknown = [a for a in ids if a not in loaded.accounts]
         if unknown:
-            err.print(f"[red]--accounts: unknown account ids: {', '.join(unknown)}[/]")
+            err.print(f"[red]--accounts: unknown account ids: {_safe(', '.join(unknown))}[/]")
             raise typer.Exit(2)
     try:
         options = PlanOptions(
@@ -332,7 +345,7 @@ def plan(
             max_weight=max_weight,
         )
     except PlannerError as exc:
-        err.print(f"[red]{exc}[/]")
+        err.print(f"[red]{_safe(exc)}[/]")
         raise typer.Exit(2) from None
     total = len(ids) if ids is not None else len(loaded.accounts)
     started = time.perf_counter()
@@ -354,7 +367,7 @@ def plan(
                 scheduler=scheduler,
             )
         except PlannerError as exc:
-            err.print(f"[red]{exc}[/]")
+            err.print(f"[red]{_safe(exc)}[/]")
             raise typer.Exit(1) from None
     elapsed = time.perf_counter() - started
     written = write_outputs(out, result.files(), format=fmt.value)
@@ -387,8 +400,8 @@ def _print_plan(result, elapsed: float, written: list[Path]) -> None:
     shown = s[s["status"] != "no_trigger"]
     for row in shown.head(TABLE_ROWS).itertuples():
         table.add_row(
-            row.account_id,
-            row.model,
+            _safe(row.account_id),
+            _safe(row.model),
             row.decision,
             str(int(order_counts.get(row.account_id, 0))),
             f"{row.te_before:.2%}" if row.te_before == row.te_before else "",
@@ -400,11 +413,14 @@ def _print_plan(result, elapsed: float, written: list[Path]) -> None:
         )
     console.print(table)
     if len(shown) > TABLE_ROWS:
-        console.print(f"... and {len(shown) - TABLE_ROWS} more in {written[2]}")
+        console.print(f"... and {len(shown) - TABLE_ROWS} more in {_safe(written[2])}")
     t = result.totals()
     failed = s[s["status"].isin(FAILED_STATUSES)]
     for row in failed.itertuples():
-        err.print(f"[yellow]{row.account_id}: {row.status}: {row.message}[/]", highlight=False)
+        err.print(
+            f"[yellow]{_safe(row.account_id)}: {row.status}: {_safe(row.message)}[/]",
+            highlight=False,
+        )
     console.print(
         f"[bold]Totals[/]: {int(t['accounts'])} accounts, {int(t['planned'])} planned, "
         f"{int(t['failed'])} failed, {int(t['orders'])} orders; "
@@ -412,7 +428,7 @@ def _print_plan(result, elapsed: float, written: list[Path]) -> None:
         f"est. cost {_money(t['est_cost'])}, est. tax {_money(t['est_tax'])}; "
         f"{elapsed:.1f} s"
     )
-    console.print(f"wrote {', '.join(str(p) for p in written)}")
+    console.print(f"wrote {_safe(', '.join(str(p) for p in written))}")
 
 
 def _money(value: float, decimals: int = 2) -> str:
@@ -424,5 +440,5 @@ def main() -> None:  # pragma: no cover
     try:
         app()
     except PlannerError as exc:
-        err.print(f"[red]{exc}[/]")
+        err.print(f"[red]{_safe(exc)}[/]")
         sys.exit(1)

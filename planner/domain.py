@@ -43,6 +43,10 @@ REBALANCE_TO: tuple[str, ...] = ("target", "band_edge", "midpoint")
 CALENDAR_FREQUENCIES: tuple[str, ...] = ("monthly", "quarterly", "semiannual", "annual")
 TRIGGER_KINDS: tuple[str, ...] = ("calendar", "threshold", "hybrid")
 
+AS_OF_RANGE: tuple[date, date] = (date(1900, 1, 1), date(2199, 12, 31))
+"""The as-of dates a run may have (with room for wash-sale windows and holding periods
+inside the dates a book can hold)."""
+
 LOT_COLUMNS: tuple[str, ...] = ("account_id", "lot_id", "symbol", "shares", "unit_cost", "acquired")
 TRADE_COLUMNS: tuple[str, ...] = (
     "account_id",

@@ -376,14 +376,15 @@ def _summary_base(account_id: str, model_name: str, decision: Decision) -> dict:
 
 
 def failed_outcome(
-    account_id, model_name, decision, status, message, value=float("nan")
+    account_id, model_name, decision, status, message, value=float("nan"), solve_ms=0.0
 ) -> AccountOutcome:
+    """The rows of an account that got no plan (``status`` says why, ``message`` how)."""
     summary = _summary_base(account_id, model_name, decision)
     summary.update(
         {
             "status": status,
             "solver": "",
-            "solve_ms": 0.0,
+            "solve_ms": solve_ms,
             "passes": 0,
             "value": value,
             "te_before": float("nan"),

@@ -387,14 +387,10 @@ def _plan_one(
     except RuleViolationError as exc:
         return failed_outcome(account_id, model_name, decision, "rule_violation", str(exc))
     except Exception as exc:  # one bad account never stops the batch
+        # The time goes to timings.csv, not the message: summary.csv stays the same on re-run.
         elapsed = (time.perf_counter() - start) * 1e3
-        return failed_outcome(
-            account_id,
-            model_name,
-            decision,
-            "error",
-            f"{type(exc).__name__}: {exc} ({elapsed:.0f} ms)",
-        )
+        message = f"{type(exc).__name__}: {exc}"
+        return failed_outcome(account_id, model_name, decision, "error", message, solve_ms=elapsed)
 
 
 def _full_decision(decision: Decision) -> Decision:

@@ -536,9 +536,17 @@ def test_malformed_toml(book, name, garbage):
     ("line", "field", "expected"),
     [
         ("loss_benefit = true", "loss_benefit", "expected a number in [0, 1], got True"),
-        ("tracking_error_value = inf", "tracking_error_value", "expected a number >= 0, got inf"),
-        ("hold_lt_days = true", "hold_lt_days", "whole number of days >= 0, got True"),
-        ("wash_window_days = 30.5", "wash_window_days", "whole number of days >= 0, got 30.5"),
+        (
+            "tracking_error_value = inf",
+            "tracking_error_value",
+            "expected a number in [0, 1], got inf",
+        ),
+        ("hold_lt_days = true", "hold_lt_days", "whole number of days from 0 to 366, got True"),
+        (
+            "wash_window_days = 30.5",
+            "wash_window_days",
+            "whole number of days from 0 to 365, got 30.5",
+        ),
         ("as_of = 2026-11-20T10:00:00", "as_of", "expected a date YYYY-MM-DD"),
         ("cash_flow_first = false", "cash_flow_first", "unknown setting"),
     ],

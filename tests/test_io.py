@@ -120,8 +120,9 @@ def test_csv_and_parquet_of_one_table_is_an_error(demo):
 
 def test_lines_count_blank_lines_and_quoted_newlines(demo):
     header, *rows = (demo / "accounts.csv").read_text().splitlines()
+    columns = header.split(",")
     first = rows[0].split(",")
-    first[2] = '"H\n1"'  # a household id with a quoted newline: two physical lines
+    first[columns.index("do_not_buy")] = '"AGG;\nBND"'  # a quoted newline: two lines
     bad = rows[3].split(",")
     bad[4] = "lots"  # cash
     text = [header, ",".join(first), "", rows[1], rows[2], ",".join(bad)]
@@ -252,3 +253,107 @@ def test_write_outputs_writes_nothing_when_a_file_fails(tmp_path, monkeypatch):
             tmp_path, {"a.csv": pd.DataFrame({"a": [1.0]}), "b.csv": pd.DataFrame({"b": [1.0]})}
         )
     assert list(tmp_path.iterdir()) == []
+
+
+# -- hostile input -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "column", "value"),
+    [
+        ("accounts.csv", "account_id", "=HYPERLINK(1)"),
+        ("accounts.csv", "account_id", "@SUM(1+1)"),
+        ("accounts.csv", "household_id", "+cmd"),
+        ("lots.csv", "lot_id", "-1"),
+        ("lots.csv", "lot_id", "L\x1b[31m"),
+        ("lots.csv", "lot_id", "L" * 65),
+        ("securities.csv", "wash_group", "G\x07"),
+    ],
+)
+def test_ids_a_spreadsheet_or_terminal_would_run_are_refused(demo, name, column, value):
+    rows = pd.read_csv(demo / name, dtype=str, keep_default_na=False)
+    rows.loc[3, column] = value
+    rows.to_csv(demo / name, index=False)
+    issues = [i for i in validate_book(demo) if i.file == name and i.field == column]
+    assert issues and issues[0].line == 5, issues
+    assert "printable characters" in issues[0].message
+
+
+def test_a_lot_id_with_a_newline_is_refused(demo):
+    rows = pd.read_csv(demo / "lots.csv", dtype=str, keep_default_na=False)
+    rows.loc[0, "lot_id"] = "L\n1"
+    rows.to_csv(demo / "lots.csv", index=False)
+    (issue,) = validate_book(demo)
+    assert (issue.file, issue.line, issue.field) == ("lots.csv", 2, "lot_id")
+
+
+def test_a_date_must_be_iso(demo):
+    rows = pd.read_csv(demo / "lots.csv", dtype=str, keep_default_na=False)
+    rows.loc[0, "acquired"] = "2025-1-2"
+    rows.to_csv(demo / "lots.csv", index=False)
+    (issue,) = validate_book(demo)
+    assert (issue.line, issue.field) == (2, "acquired")
+    assert "YYYY-MM-DD" in issue.message
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        ("wash_window_days = 1000000000", "from 0 to 365"),
+        ("hold_lt_days = 400", "from 0 to 366"),
+        ("tracking_error_value = 5", "in [0, 1]"),
+        ("as_of = 9999-12-31", "from 1900-01-01 to 2199-12-31"),
+    ],
+)
+def test_every_setting_is_range_checked(demo, setting, expected):
+    key = setting.split(" =")[0]
+    kept = [line for line in (demo / "book.toml").read_text().splitlines() if key not in line]
+    (demo / "book.toml").write_text("\n".join([*kept, setting]) + "\n")
+    (issue,) = validate_book(demo)
+    assert (issue.file, issue.field) == ("book.toml", key)
+    assert expected in issue.message
+
+
+def test_an_as_of_date_far_from_the_lots_is_refused():
+    from datetime import date
+
+    (issue,) = validate_book(DEMO, as_of=date(9999, 12, 31))
+    assert issue.field == "as_of" and "2199-12-31" in issue.message
+
+
+@pytest.mark.parametrize("name", ["lots.csv", "models.toml"])
+def test_a_device_instead_of_a_file_is_refused_before_reading(demo, name):
+    (demo / name).unlink()
+    (demo / name).symlink_to("/dev/zero")
+    issues = validate_book(demo)
+    assert [(i.file, i.field, i.message) for i in issues] == [
+        (name, "(file)", "expected a regular file")
+    ]
+
+
+def test_a_line_over_the_limit_is_refused_and_not_echoed(demo):
+    from planner.io.tables import MAX_LINE_BYTES
+
+    with open(demo / "lots.csv", "a") as handle:
+        handle.write("x" * (MAX_LINE_BYTES + 10) + "\n")
+    issues = validate_book(demo)
+    assert len(issues) == 1 and issues[0].file == "lots.csv"
+    assert len(str(issues[0])) < 200
+
+
+def test_two_header_names_equal_after_stripping_are_one_issue(demo):
+    text = (demo / "securities.csv").read_text().splitlines()
+    text[0] = text[0] + ", symbol"
+    text[1:] = [line + ",X" for line in text[1:]]
+    (demo / "securities.csv").write_text("\n".join(text) + "\n")
+    issues = validate_book(demo)
+    assert [(i.file, i.line, i.field) for i in issues] == [("securities.csv", 1, "symbol")]
+    assert "duplicate column" in issues[0].message
+
+
+def test_text_cells_a_spreadsheet_would_run_are_quoted(tmp_path):
+    frame = pd.DataFrame(
+        {"account_id": ["A1", "A2"], "reason": ["=1+1", "rebalance"], "est_value": [-1.0, 2.0]}
+    )
+    (path,) = write_outputs(tmp_path, {"orders.csv": frame})
+    assert path.read_text().splitlines()[1:] == ["A1,'=1+1,-1.00", "A2,rebalance,2.00"]

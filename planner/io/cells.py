@@ -13,6 +13,7 @@ CSV cells arrive as text and are stripped of blanks; Parquet columns may also co
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterable
 from datetime import date
 from typing import TYPE_CHECKING
@@ -33,6 +34,12 @@ FALSE = frozenset({"false", "0", "no"})
 NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 """A number cell: decimal digits with an optional sign, point and exponent."""
 ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+ID_MAX_CHARACTERS = 64
+ID_FORBIDDEN = r"^[=+\-@]|[\p{Cc}\p{Cf}]"
+"""What an id or symbol may not hold: a first character a spreadsheet reads as the start of
+a formula (= + - @), or a control or format character (tab, newline, escape, bidi
+overrides). Ids round-trip through exports, fills and new books, so they are refused
+rather than escaped."""
 FIRST_DAY = np.datetime64("1677-09-22", "D")
 LAST_DAY = np.datetime64("2262-04-11", "D")
 """The dates a book can hold (those of ``datetime64[ns]``)."""
@@ -99,6 +106,36 @@ def texts(table: Table, field: str) -> pa.Array:
     if not _is_text(column):
         column = pc.cast(column, pa.string())
     return pc.fill_null(pc.utf8_trim_whitespace(column), "")
+
+
+def ids(table: Table, field: str, issues: Issues, what: str, optional: bool = False) -> pa.Array:
+    """An id column (stripped text); reports ids that are longer than
+    :data:`ID_MAX_CHARACTERS` or hold what :data:`ID_FORBIDDEN` names, and (unless
+    ``optional``) empty cells."""
+    values = texts(table, field)
+    if not optional:
+        empty_cells(table, field, values, issues, what)
+    forbidden = pc.match_substring_regex(values, ID_FORBIDDEN)
+    long = pc.greater(pc.utf8_length(values), ID_MAX_CHARACTERS)
+    issues.rows(
+        table,
+        field,
+        np.asarray(pc.or_(forbidden, long), dtype=bool),
+        lambda raw: (
+            f"expected {what} of at most {ID_MAX_CHARACTERS} printable characters, not "
+            f"starting with = + - or @ (a spreadsheet reads those as formulas), got {raw}"
+        ),
+    )
+    return values
+
+
+def bad_id(text: str) -> bool:
+    """Whether one id breaks the rule :func:`ids` checks a column against."""
+    return (
+        len(text) > ID_MAX_CHARACTERS
+        or text[:1] in ("=", "+", "-", "@")
+        or any(unicodedata.category(ch) in ("Cc", "Cf") for ch in text)
+    )
 
 
 def numbers(

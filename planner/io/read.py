@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from planner.domain import (
+    AS_OF_RANGE,
     CASH,
     LOT_COLUMNS,
     REGISTRATIONS,
@@ -87,6 +88,9 @@ def _load(folder: Path, as_of: date | None) -> tuple[Book | None, list[BookIssue
         return None, [BookIssue(str(folder), None, "(folder)", "expected a book folder")]
     issues = Issues()
     settings = read_settings(folder, issues)
+    if as_of is not None and not AS_OF_RANGE[0] <= as_of <= AS_OF_RANGE[1]:
+        message = f"expected a date from {AS_OF_RANGE[0]} to {AS_OF_RANGE[1]}, got {as_of}"
+        return None, [BookIssue("(as-of)", None, "as_of", message)]
     as_of = as_of or settings.as_of or date.today()
     settings = replace(settings, as_of=as_of)
     # None where a file could not be read: references to it are then not checked, since
@@ -113,15 +117,14 @@ def _securities(folder: Path, issues: Issues) -> tuple[dict[str, Security] | Non
     table = read(folder, "securities", SECURITY_COLUMNS, SECURITY_OPTIONAL, issues)
     if table is None:
         return None, None
-    symbol = cells.texts(table, "symbol").to_pylist()
+    symbol = cells.ids(table, "symbol", issues, "a symbol").to_pylist()
     _repeats(table, "symbol", symbol, issues)
-    issues.rows(table, "symbol", [s == "" for s in symbol], lambda raw: "expected a symbol")
-    asset_class = cells.texts(table, "asset_class").to_pylist()
+    asset_class = cells.ids(table, "asset_class", issues, "an asset class").to_pylist()
     issues.rows(
         table,
         "asset_class",
-        [c in ("", CASH) for c in asset_class],
-        lambda raw: f"expected an asset class (not empty, not {CASH}), got {raw}",
+        [c == CASH for c in asset_class],
+        lambda raw: f"expected an asset class other than {CASH} (it is reserved), got {raw}",
     )
 
     def at_least(bound: float, strict: bool = False):
@@ -135,7 +138,7 @@ def _securities(folder: Path, issues: Issues) -> tuple[dict[str, Security] | Non
     restricted = cells.choices(table, "restricted", issues, RESTRICTIONS, default="none")
     adv = cells.numbers(table, "adv", issues, "dollars > 0", at_least(0, strict=True), True)
     volatility = cells.numbers(table, "volatility", issues, "a number >= 0", at_least(0), True)
-    group = cells.texts(table, "wash_group").to_pylist()
+    group = cells.ids(table, "wash_group", issues, "a wash group", optional=True).to_pylist()
     # Every symbol stays known even when another cell of its row is invalid, so that the
     # mistake is reported once, here, and not again wherever the symbol is used. (The book
     # is only built when there are no issues, so no invalid value gets through.)
@@ -168,8 +171,7 @@ def _accounts(
     table = read(folder, "accounts", ACCOUNT_COLUMNS, ACCOUNT_OPTIONAL, issues)
     if table is None:
         return None, None
-    account_id = cells.texts(table, "account_id")
-    cells.empty_cells(table, "account_id", account_id, issues, "an account id")
+    account_id = cells.ids(table, "account_id", issues, "an account id")
     ids = account_id.to_pylist()
     _repeats(table, "account_id", ids, issues)
     model = cells.texts(table, "model")
@@ -191,7 +193,8 @@ def _accounts(
         f: cells.symbol_sets(table, f, issues, symbols)
         for f in ("do_not_buy", "do_not_sell", "do_not_trade")
     }
-    household = cells.texts(table, "household_id").to_pylist()
+    household = cells.ids(table, "household_id", issues, "a household id", optional=True)
+    household = household.to_pylist()
     out: dict[str, Account] = {}
     for k, (a, m) in enumerate(zip(ids, model.to_pylist(), strict=True)):
         if not a or a in out:
@@ -248,10 +251,9 @@ def _lots(
         return _empty_lots()
     account_id = cells.texts(table, "account_id")
     symbol = cells.texts(table, "symbol")
-    lot_id = cells.texts(table, "lot_id")
     cells.unknown(table, "account_id", account_id, issues, account_ids, "account")
     cells.unknown(table, "symbol", symbol, issues, symbols, "symbol")
-    cells.empty_cells(table, "lot_id", lot_id, issues, "a lot id")
+    lot_id = cells.ids(table, "lot_id", issues, "a lot id")
     shares = cells.numbers(table, "shares", issues, "a number > 0", lambda v: v > 0)
     cost = cells.numbers(table, "unit_cost", issues, "a number >= 0", lambda v: v >= 0)
     acquired = cells.dates(table, "acquired", issues, as_of)

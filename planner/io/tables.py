@@ -193,14 +193,14 @@ def _read_csv(path: Path, issues: Issues) -> Table | None:
     skipped = []
     if ragged:
         for start, cells in _records(path)[1:]:
-            if len(cells) != len(names):
-                issues.add(
-                    path.name,
-                    start,
-                    "(row)",
-                    f"expected {len(names)} cells as in the header, got {len(cells)}",
-                )
-                skipped.append({n.strip(): c.strip() for n, c in zip(names, cells, strict=False)})
+            if len(cells) == len(names):
+                continue
+            if sum(map(len, cells)) > MAX_LINE_BYTES:
+                message = f"a line longer than the {MAX_LINE_BYTES:,} bytes allowed"
+            else:
+                message = f"expected {len(names)} cells as in the header, got {len(cells)}"
+            issues.add(path.name, start, "(row)", message)
+            skipped.append({n.strip(): c.strip() for n, c in zip(names, cells, strict=False)})
     table = _named(path, data, names, issues)
     if table is not None:
         table.skipped = skipped
@@ -240,7 +240,7 @@ def _records(path: Path) -> list[tuple[int, list[str]]]:
     """(first physical line, cells) of every record of a CSV file, as Python's CSV reader
     sees them; blank lines, which pyarrow skips too, are left out."""
     out = []
-    csv.field_size_limit(MAX_LINE_BYTES)
+    csv.field_size_limit(MAX_FILE_BYTES)  # long cells are reported, not refused, here
     with open(path, newline="", encoding="utf-8", errors="replace") as handle:
         reader = csv.reader(handle)
         end = 0

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import math
 import re
+import stat
 import tomllib
 from datetime import date, datetime
 from pathlib import Path
 
 from planner.domain import (
+    AS_OF_RANGE,
     CALENDAR_FREQUENCIES,
     CASH,
     REBALANCE_TO,
@@ -24,9 +26,11 @@ from planner.domain import (
     Settings,
     TriggerSpec,
 )
-from planner.io.cells import Issues
+from planner.io.cells import ID_MAX_CHARACTERS, Issues, bad_id
 
 TOLERANCE = 1e-6
+DAY_SETTINGS = {"hold_lt_days": 366, "wash_window_days": 365}
+"""Settings in whole days, and the largest each may be."""
 
 MODEL_KEYS = (
     "bands",
@@ -119,14 +123,28 @@ class _Toml:
         return float(value)
 
 
+MAX_TOML_BYTES = 16 << 20
+"""Largest TOML file read (16 MiB)."""
+
+
 def _read_toml(path: Path, name: str, issues: Issues) -> _Toml | None:
     """The parsed file, or ``None`` after reporting why it could not be read."""
     file = path / name
     try:
+        info = file.stat()
+        if not stat.S_ISREG(info.st_mode):
+            issues.add(name, None, "(file)", "expected a regular file")
+            return None
+        if info.st_size > MAX_TOML_BYTES:
+            issues.add(name, None, "(file)", f"larger than the {MAX_TOML_BYTES:,} bytes allowed")
+            return None
         text = file.read_text(encoding="utf-8")
         data = tomllib.loads(text)
     except UnicodeDecodeError as exc:
         issues.add(name, None, "(file)", f"expected UTF-8 text: {exc}")
+        return None
+    except OSError as exc:
+        issues.add(name, None, "(file)", f"cannot read it: {exc.strerror}")
         return None
     except tomllib.TOMLDecodeError as exc:
         # Python < 3.14 has no lineno attribute; the message ends "(at line N, column M)".
@@ -241,6 +259,12 @@ def read_models(
 def _model(toml: _Toml, name: str, spec, securities: dict[str, Security] | None) -> Model:
     """One model table. An invalid model still gets a (placeholder) entry, so that accounts
     naming it are not reported too."""
+    if bad_id(name):
+        toml.report(
+            (name,),
+            f"expected a model name of at most {ID_MAX_CHARACTERS} printable characters, not "
+            f"starting with = + - or @, got {name!r}",
+        )
     spec = toml.table(spec, (name,), MODEL_KEYS, "a model's settings")
     if spec is None:
         return Model(name, ())
@@ -472,16 +496,21 @@ def read_settings(path: Path, issues: Issues) -> Settings:
             )
         elif k == "as_of" and (not isinstance(v, date) or isinstance(v, datetime)):
             bad("a date YYYY-MM-DD")
+        elif k == "as_of" and not (AS_OF_RANGE[0] <= v <= AS_OF_RANGE[1]):
+            bad(f"a date from {AS_OF_RANGE[0]} to {AS_OF_RANGE[1]}")
         elif k == "wash_sale_scope" and v not in ("account", "household"):
             bad("account or household")
-        elif k == "loss_benefit" and not (_is_number(v) and 0 <= v <= 1):
-            bad("a number in [0, 1]")
-        elif k == "tracking_error_value" and not (_is_number(v) and v >= 0):
-            bad("a number >= 0")
-        elif k in ("hold_lt_days", "wash_window_days") and not (
-            isinstance(v, int) and not isinstance(v, bool) and v >= 0
+        elif (
+            k == "loss_benefit"
+            and not (_is_number(v) and 0 <= v <= 1)
+            or k == "tracking_error_value"
+            and not (_is_number(v) and 0 <= v <= 1)
         ):
-            bad("a whole number of days >= 0")
+            bad("a number in [0, 1]")
+        elif k in DAY_SETTINGS and not (
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= DAY_SETTINGS[k]
+        ):
+            bad(f"a whole number of days from 0 to {DAY_SETTINGS[k]}")
         else:
             values[k] = v
     return Settings(**values)

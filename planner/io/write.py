@@ -98,8 +98,23 @@ def _text_column(column: pd.Series, decimals: int) -> pa.Array:
     if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_integer_dtype(dtype):
         return pa.array([str(v) for v in column.tolist()], pa.string())
     if isinstance(dtype, pd.StringDtype):
-        return pc.fill_null(pa.array(column), "")
-    return pa.array([_cell_text(v, decimals) for v in column.tolist()], pa.string())
+        return _no_formulas(pc.fill_null(pa.array(column), ""))
+    return _no_formulas(pa.array([_cell_text(v, decimals) for v in column.tolist()], pa.string()))
+
+
+FORMULA_START = r"^[=+\-@\t\r]"
+"""A text cell starting so is read as a formula by spreadsheets (OWASP, CSV injection)."""
+
+
+def _no_formulas(cells: pa.Array) -> pa.Array:
+    """Text cells with a quote mark put before any that a spreadsheet would read as a
+    formula (ids and symbols never need it: the reader refuses them)."""
+    cells = cells.cast(pa.large_string())
+    risky = pc.match_substring_regex(cells, FORMULA_START)
+    if not pc.any(risky).as_py():
+        return cells
+    quote, none = pa.scalar("'", pa.large_string()), pa.scalar("", pa.large_string())
+    return pc.if_else(risky, pc.binary_join_element_wise(quote, cells, none), cells)
 
 
 def text_table(frame: pd.DataFrame) -> pa.Table:
