@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
 import threading
 import time
@@ -34,7 +36,7 @@ app = typer.Typer(
 )
 # Wide tables even when piped (rich falls back to 80 columns without a terminal).
 console = Console(width=None if sys.stdout.isatty() else 132)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # a message stays one line in a log
 
 TABLE_ROWS = 30
 """Rows shown in terminal tables; the CSV files hold all of them."""
@@ -50,6 +52,12 @@ OutOpt = Annotated[Path, typer.Option("--out", help="Output folder.")]
 class OutputFormat(StrEnum):
     csv = "csv"
     parquet = "parquet"
+
+
+class FailOn(StrEnum):
+    error = "error"
+    failed = "failed"
+    never = "never"
 
 
 FormatOpt = Annotated[
@@ -98,6 +106,56 @@ def _load(book_path: Path, as_of: str | None):
         for issue in exc.issues:
             err.print(f"  {_safe(issue)}", highlight=False)
         raise typer.Exit(1) from None
+
+
+EXIT_BOOK, EXIT_USAGE, EXIT_ACCOUNTS = 1, 2, 3
+"""Exit codes besides 0 (success): a book or file problem, a usage error, account failures
+(what counts is ``plan --fail-on``); an interrupted run exits 128 + the signal number."""
+FAIL_ON = {
+    "error": ("error",),
+    "failed": ("infeasible", "rule_violation", "error"),
+    "never": (),
+}
+"""``plan --fail-on``: the summary statuses that make the run exit with EXIT_ACCOUNTS."""
+
+
+class _Stopped(BaseException):
+    """SIGTERM arrived (SIGINT arrives as KeyboardInterrupt)."""
+
+
+@contextlib.contextmanager
+def _stoppable():
+    """SIGINT or SIGTERM stops the command: pools and temporary files are cleaned up by
+    their own ``finally`` blocks on the way out, and one line says what happened."""
+
+    def stop(signum, frame):
+        raise _Stopped(signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    except (KeyboardInterrupt, _Stopped) as exc:
+        signum = exc.args[0] if isinstance(exc, _Stopped) else signal.SIGINT
+        name = signal.Signals(signum).name
+        err.print(f"[red]interrupted by {name}: stopped; no new files were written[/]")
+        raise typer.Exit(128 + signum) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _output_folder(out: Path):
+    """The output folder, checked and locked before any planning (see planner.io.outputs);
+    a problem with it is one line and exit code 1."""
+    from planner.errors import OutputError
+    from planner.io import OutputFolder
+
+    try:
+        with OutputFolder(out) as folder:
+            yield folder
+    except OutputError as exc:
+        err.print(f"[red]{_safe(exc)}[/]")
+        raise typer.Exit(EXIT_BOOK) from None
 
 
 COMPILE_NOTICE = 1.0
@@ -173,15 +231,17 @@ def check(
     fmt: FormatOpt = OutputFormat.csv,
 ) -> None:
     """Evaluate the trigger of every account; write drift.csv and triggers.csv."""
-    from planner.io import write_outputs
+    from planner.io.outputs import write_frames
     from planner.positions import drift_frame
 
     loaded = _load(book, as_of)
-    when = loaded.settings.as_of or date.today()
-    decisions = _check_decisions(loaded, when)
-    drift = drift_frame(loaded)
-    triggers = triggers_frame(loaded, decisions, drift)
-    written = write_outputs(out, {"drift.csv": drift, "triggers.csv": triggers}, format=fmt.value)
+    with _stoppable(), _output_folder(out) as folder:
+        when = loaded.settings.as_of or date.today()
+        decisions = _check_decisions(loaded, when)
+        drift = drift_frame(loaded)
+        triggers = triggers_frame(loaded, decisions, drift)
+        files = {"drift.csv": drift, "triggers.csv": triggers}
+        written = write_frames(folder, files, fmt.value, "check")
     fired = triggers[triggers["fire"]]
     title = f"Triggers as of {when.isoformat()}: {len(fired)} of {len(triggers)} fire"
     table = Table(title=title)
@@ -314,17 +374,26 @@ def plan(
         str | None,
         typer.Option("--scheduler", help="Dask scheduler address (implies --executor dask)."),
     ] = None,
+    fail_on: Annotated[
+        FailOn,
+        typer.Option(
+            "--fail-on",
+            help="Which accounts make the run exit with code 3: error (an account's plan "
+            "raised an error), failed (also infeasible and rule_violation) or never.",
+        ),
+    ] = FailOn.error,
 ) -> None:
-    """Plan trades for every triggered account; write orders, lot_sales and summary CSVs."""
-    from planner.io import write_outputs
+    """Plan trades for every triggered account; write orders, lot_sales and summary CSVs.
+
+    Exit codes: 0 success, 1 a book or file problem, 2 a usage error, 3 accounts that
+    failed (see --fail-on), 128 + N when stopped by signal N."""
+    from planner.io.outputs import write_frames
     from planner.run import PlanOptions
-    from planner.run import plan as run_plan
 
     if min_weight is not None and max_weight is not None and min_weight > max_weight:
         err.print(f"[red]--min-weight {min_weight:g} is above --max-weight {max_weight:g}[/]")
         raise typer.Exit(2)
     loaded = _load(book, as_of)
-    _prepare_process()
     ids = None
     if accounts:
         ids = [a.strip() for a in accounts.split(",") if a.strip()]
@@ -347,6 +416,27 @@ def plan(
     except PlannerError as exc:
         err.print(f"[red]{_safe(exc)}[/]")
         raise typer.Exit(2) from None
+    with _stoppable(), _output_folder(out) as folder:
+        _prepare_process()
+        started = time.perf_counter()
+        result = _run_plan(loaded, ids, options, executor, workers, scheduler)
+        elapsed = time.perf_counter() - started
+        written = write_frames(folder, result.files(), fmt.value, "plan")
+    _print_plan(result, elapsed, written)
+    failing = result.summary["status"].isin(FAIL_ON[fail_on.value])
+    if failing.any():
+        err.print(
+            f"[red]{int(failing.sum())} account(s) with status "
+            f"{' or '.join(FAIL_ON[fail_on.value])} (--fail-on {fail_on.value}): exit code "
+            f"{EXIT_ACCOUNTS}[/]"
+        )
+        raise typer.Exit(EXIT_ACCOUNTS)
+
+
+def _run_plan(loaded, ids, options, executor, workers, scheduler):
+    """The plan, with a progress bar."""
+    from planner.run import plan as run_plan
+
     total = len(ids) if ids is not None else len(loaded.accounts)
     started = time.perf_counter()
     with _progress() as progress:
@@ -368,10 +458,8 @@ def plan(
             )
         except PlannerError as exc:
             err.print(f"[red]{_safe(exc)}[/]")
-            raise typer.Exit(1) from None
-    elapsed = time.perf_counter() - started
-    written = write_outputs(out, result.files(), format=fmt.value)
-    _print_plan(result, elapsed, written)
+            raise typer.Exit(EXIT_BOOK) from None
+    return result
 
 
 def _print_plan(result, elapsed: float, written: list[Path]) -> None:
@@ -436,9 +524,9 @@ def _money(value: float, decimals: int = 2) -> str:
     return f"{sign}${abs(value):,.{decimals}f}"
 
 
-def main() -> None:  # pragma: no cover
+def main() -> None:  # pragma: no cover - the console script
     try:
         app()
     except PlannerError as exc:
         err.print(f"[red]{_safe(exc)}[/]")
-        sys.exit(1)
+        sys.exit(EXIT_BOOK)

@@ -53,6 +53,11 @@ def _issue_key(issue: BookIssue) -> tuple:
     return (issue.file, issue.line if issue.line is not None else -1, issue.field, issue.message)
 
 
+class OutputError(PlannerError):
+    """An output folder cannot be written (read-only, a file in the way, a full disk, another
+    run using it); the message is one line naming the path."""
+
+
 class ConfigError(PlannerError):
     """A setting, option or argument outside what is allowed."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -161,3 +162,115 @@ def test_plan_turnover_cap_and_weight_limits(tmp_path):
         for symbol, target in model.security_targets.items():
             if target > 0 and book.holdings(account_id).get(symbol, 0.0) > 0:
                 assert capped_weights[account_id, symbol] >= 0.01 - slack[account_id]
+
+
+# -- exit codes, output folders, hostile ids -------------------------------------------------
+
+
+def _book_with(tmp_path, name: str, edit) -> Path:
+    book = tmp_path / "book"
+    shutil.copytree(DEMO, book)
+    frame = pd.read_csv(book / name, dtype=str, keep_default_na=False)
+    edit(frame)
+    frame.to_csv(book / name, index=False)
+    return book
+
+
+def _bankrupt(frame):
+    # An account worth less than nothing: its plan raises an error (status "error").
+    frame.loc[frame["account_id"] == "A0001", "cash"] = "-100000000"
+
+
+@pytest.mark.parametrize(
+    ("fail_on", "code"), [(None, 3), ("error", 3), ("failed", 3), ("never", 0)]
+)
+def test_plan_exit_code_counts_account_failures(tmp_path, fail_on, code):
+    book = _book_with(tmp_path, "accounts.csv", _bankrupt)
+    args = ["plan", str(book), "--accounts", "A0001,A0004", "--out", str(tmp_path / "out")]
+    result = runner.invoke(app, args + (["--fail-on", fail_on] if fail_on else []))
+    assert result.exit_code == code, result.output
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv")
+    assert summary.set_index("account_id").loc["A0001", "status"] == "error"
+
+
+def test_plan_exit_codes_for_a_bad_book_and_bad_usage(tmp_path):
+    book = _book_with(tmp_path, "lots.csv", lambda f: f.loc.__setitem__((0, "shares"), "-1"))
+    assert runner.invoke(app, ["plan", str(book), "--out", str(tmp_path / "o")]).exit_code == 1
+    assert runner.invoke(app, ["plan", str(DEMO), "--effort", "huge"]).exit_code == 2
+    assert runner.invoke(app, ["plan", str(DEMO), "--fail-on", "sometimes"]).exit_code == 2
+
+
+@pytest.mark.parametrize("kind", ["file", "under_a_file", "read_only"])
+def test_an_unwritable_out_is_one_line_before_any_planning(tmp_path, kind, monkeypatch):
+    import planner.run
+
+    def never(*args, **kwargs):
+        raise AssertionError("planned although --out cannot be written")
+
+    monkeypatch.setattr(planner.run, "plan", never)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    out = {"file": blocker, "under_a_file": blocker / "out", "read_only": tmp_path / "ro"}[kind]
+    if kind == "read_only":
+        if os.geteuid() == 0:
+            pytest.skip("root may write into a read-only folder")
+        out.mkdir()
+        out.chmod(0o500)
+    try:
+        result = runner.invoke(app, ["plan", str(DEMO), "--out", str(out)])
+    finally:
+        if kind == "read_only":
+            out.chmod(0o700)
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and str(out) in lines[0], result.output
+
+
+def test_a_folder_in_place_of_an_output_file_keeps_the_previous_set(tmp_path):
+    out = tmp_path / "out"
+    args = ["plan", str(DEMO), "--accounts", "A0004,A0005", "--out", str(out)]
+    assert runner.invoke(app, args).exit_code == 0
+    names = ("orders.csv", "lot_sales.csv", "summary.csv")
+    before = {name: (out / name).read_bytes() for name in names}
+    (out / "timings.csv").unlink()
+    (out / "timings.csv").mkdir()
+    result = runner.invoke(app, ["plan", str(DEMO), "--accounts", "A0006", "--out", str(out)])
+    assert result.exit_code == 1 and "timings.csv" in result.output
+    for name in names:
+        assert (out / name).read_bytes() == before[name], name
+
+
+def test_plan_and_check_files_live_side_by_side(tmp_path):
+    out = tmp_path / "out"
+    assert runner.invoke(app, ["check", str(DEMO), "--out", str(out)]).exit_code == 0
+    drift = (out / "drift.csv").read_bytes()
+    args = ["plan", str(DEMO), "--accounts", "A0004", "--out", str(out)]
+    assert runner.invoke(app, args).exit_code == 0
+    assert (out / "drift.csv").read_bytes() == drift
+    assert runner.invoke(app, args).exit_code == 0  # again: one set of each, no leftovers
+    hidden = sorted(p.name for p in out.iterdir() if p.name.startswith("."))
+    assert [h.split("-")[0] for h in hidden] == [
+        ".check.csv",
+        ".check.csv",
+        ".plan.csv",
+        ".plan.csv",
+        ".rebalance.lock",
+    ]
+
+
+def test_ids_with_markup_are_printed_as_they_are(tmp_path):
+    book = tmp_path / "book"
+    shutil.copytree(DEMO, book)
+    strange = {"A0004": "A0004[/]", "A0005": "[link=http://x.test]A0005"}
+    for name in ("accounts.csv", "lots.csv", "trades.csv"):
+        frame = pd.read_csv(book / name, dtype=str, keep_default_na=False)
+        frame["account_id"] = frame["account_id"].replace(strange)
+        frame.to_csv(book / name, index=False)
+    out = tmp_path / "out"
+    checked = runner.invoke(app, ["check", str(book), "--out", str(out)])
+    assert checked.exit_code == 0, checked.output
+    planned = runner.invoke(
+        app, ["plan", str(book), "--accounts", ",".join(strange.values()), "--out", str(out)]
+    )
+    assert planned.exit_code == 0, planned.output
+    assert "A0004[/]" in planned.output and "[link=http://x.test]A0005" in planned.output

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import os
 import shutil
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from planner.errors import OutputError
 from planner.io import load_book, validate_book, write_book, write_outputs
 from planner.io.write import fixed, format_frame
 from planner.run import plan
@@ -238,21 +240,21 @@ def test_plan_files_as_parquet_hold_the_csv_numbers(tmp_path):
 
 
 def test_write_outputs_writes_nothing_when_a_file_fails(tmp_path, monkeypatch):
-    from planner.io import write
+    from planner.io import outputs
 
-    real = write._write_csv
+    real = outputs.write_csv_frame
 
     def failing(path, frame):
         if "b" in frame.columns:
-            raise OSError("disk full")
+            raise OSError(28, "No space left on device", str(path))
         real(path, frame)
 
-    monkeypatch.setattr(write, "_write_csv", failing)
-    with pytest.raises(OSError):
+    monkeypatch.setattr(outputs, "write_csv_frame", failing)
+    with pytest.raises(OutputError, match="No space left on device"):
         write_outputs(
             tmp_path, {"a.csv": pd.DataFrame({"a": [1.0]}), "b.csv": pd.DataFrame({"b": [1.0]})}
         )
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == [".rebalance.lock"]
 
 
 # -- hostile input -------------------------------------------------------------------------
@@ -357,3 +359,69 @@ def test_text_cells_a_spreadsheet_would_run_are_quoted(tmp_path):
     )
     (path,) = write_outputs(tmp_path, {"orders.csv": frame})
     assert path.read_text().splitlines()[1:] == ["A1,'=1+1,-1.00", "A2,rebalance,2.00"]
+
+
+# -- the output folder ---------------------------------------------------------------------
+
+
+def _set(tag: str) -> dict[str, pd.DataFrame]:
+    return {f"{name}.csv": pd.DataFrame({"x": [tag]}) for name in ("orders", "lot_sales")}
+
+
+def _read_set(out: Path) -> set[str]:
+    return {pd.read_csv(out / f"{name}.csv")["x"][0] for name in ("orders", "lot_sales")}
+
+
+def test_a_set_is_switched_in_one_step(tmp_path, monkeypatch):
+    from planner.io import outputs
+
+    out = tmp_path / "out"
+    write_outputs(out, _set("old"))
+    real_replace = os.replace
+
+    def killed_at_the_switch(src, dst):
+        if Path(dst).name == ".plan.csv":
+            raise OSError(5, "Input/output error", str(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(outputs.os, "replace", killed_at_the_switch)
+    with pytest.raises(OutputError):
+        write_outputs(out, _set("new"))
+    assert _read_set(out) == {"old"}  # all old, no new file beside an old one
+    monkeypatch.undo()
+    write_outputs(out, _set("new"))
+    assert _read_set(out) == {"new"}
+    assert len(list(out.glob(".plan.csv-*"))) == 1  # the previous set is gone
+
+
+def test_a_killed_runs_leftovers_are_removed_by_the_next(tmp_path):
+    out = tmp_path / "out"
+    write_outputs(out, _set("one"))
+    (out / ".plan.csv-deadbeef0000").mkdir()
+    (out / ".plan.csv-deadbeef0000" / "orders.csv").write_text("x\nhalf")
+    (out / ".orders.csv.link").symlink_to("nowhere")
+    write_outputs(out, _set("two"))
+    assert not (out / ".plan.csv-deadbeef0000").exists()
+    assert not (out / ".orders.csv.link").is_symlink()
+    assert _read_set(out) == {"two"}
+
+
+def test_a_second_run_on_the_same_folder_is_refused(tmp_path):
+    from planner.io import OutputFolder
+
+    with (
+        OutputFolder(tmp_path / "out"),
+        pytest.raises(OutputError, match="another rebalance run"),
+        OutputFolder(tmp_path / "out"),
+    ):
+        pass
+    with OutputFolder(tmp_path / "out"):  # free again once the first is done
+        pass
+
+
+def test_an_older_plain_output_file_becomes_a_link(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "orders.csv").write_text("stale\n")
+    write_outputs(out, _set("fresh"))
+    assert (out / "orders.csv").is_symlink() and _read_set(out) == {"fresh"}

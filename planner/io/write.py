@@ -1,12 +1,11 @@
-"""Writing plan files and books: fixed number formats, sorted rows, atomic replacement.
+"""Writing plan files and books: fixed number formats, sorted rows, atomic files.
 
 Numbers are written with a fixed number of decimals per column (:data:`COLUMN_FORMATS`),
 rounded correctly from their binary value (pyarrow's cast to a decimal type), never with a
 "-0.00"; a book's numbers lose their trailing zeros. Text goes through pandas' CSV writer
 (minimal quoting). Parquet files keep the types: numbers rounded as in the CSV, dates as
-dates, symbol lists as lists. Every file is first written to a temporary file beside its
-target and renamed into place only when all of them are complete, so a failed run leaves
-nothing half-written and the same inputs give byte-identical files.
+dates, symbol lists as lists. The same inputs give byte-identical files; how a set of them
+replaces the last one is :mod:`planner.io.outputs`'s business.
 """
 
 from __future__ import annotations
@@ -209,11 +208,13 @@ def typed_table(frame: pd.DataFrame) -> pa.Table:
     return pa.table(columns)
 
 
-def _write_csv(path: Path, frame: pd.DataFrame) -> None:
+def write_csv_frame(path: Path, frame: pd.DataFrame) -> None:
+    """A plan frame as CSV (fixed number formats, quoting as the csv module quotes)."""
     write_csv(path, text_table(frame), _free_text(frame))
 
 
-def _write_parquet(path: Path, frame: pd.DataFrame) -> None:
+def write_parquet_frame(path: Path, frame: pd.DataFrame) -> None:
+    """A plan frame as Parquet (numbers rounded as the CSV writes them)."""
     pq.write_table(typed_table(frame), path)
 
 
@@ -224,28 +225,14 @@ def file_mode() -> int:
     return 0o644 & ~umask
 
 
-def write_outputs(
-    out_dir: str | Path, files: Mapping[str, pd.DataFrame], format: str = "csv"
-) -> list[Path]:
-    """Write each frame into ``out_dir`` as CSV (or Parquet: the name's ``.csv`` becomes
-    ``.parquet``), atomically: every temporary file first, then the renames."""
-    if format not in FORMATS:
-        raise ValueError(f"output format {format!r}: expected one of {', '.join(FORMATS)}")
-    writer = _write_parquet if format == "parquet" else _write_csv
-    named = {
-        (str(Path(name).with_suffix(".parquet")) if format == "parquet" else name): frame
-        for name, frame in files.items()
-    }
-    return _atomic_set(Path(out_dir), {name: _writing(writer, f) for name, f in named.items()})
-
-
 def _writing(writer, frame: pd.DataFrame) -> Callable[[Path], None]:
     return lambda path: writer(path, frame)
 
 
 def _atomic_set(folder: Path, files: Mapping[str, Callable[[Path], None]]) -> list[Path]:
     """Each ``files[name](path)`` writes a temporary file in ``folder``; only when all are
-    complete are they renamed to their names."""
+    complete are they renamed to their names (a book's files; plan files are a set switched
+    in one step, see :mod:`planner.io.outputs`)."""
     folder.mkdir(parents=True, exist_ok=True)
     staged: list[tuple[str, Path]] = []
     try:
