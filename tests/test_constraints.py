@@ -27,6 +27,13 @@ def _slack(inputs) -> dict[str, np.ndarray]:
     }
 
 
+def test_constraint_labels_are_readable():
+    labels = [repr(c) for c in all_constraints()] + [repr(C.TurnoverCap(0.1))]
+    assert "LotBounds(0 <= sold <= lot shares)" in labels
+    assert "TurnoverCap(0.1)" in labels
+    assert all("object at 0x" not in label for label in labels)
+
+
 # -- DoNotTrade ---------------------------------------------------------------------------
 
 

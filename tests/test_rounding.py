@@ -8,7 +8,8 @@ import pytest
 
 from constraints.base import BIG
 from planner.rounding import RELIEF_METHODS, to_shares
-from tests.optimiser_helpers import make_inputs
+from planner.search import solve_account
+from tests.optimiser_helpers import diagonal_risk, make_inputs, make_template
 
 
 def continuous(inputs, sold_shares, bought_shares):
@@ -283,3 +284,26 @@ def test_unknown_relief_method_is_refused():
     inputs, sell, buy = one_security([10.0, 0.0])
     with pytest.raises(ValueError, match="relief method"):
         to_shares(inputs, sell, buy, whole_shares=True, method="random")
+
+
+def test_whole_share_repair_keeps_cash_and_lots():
+    inputs = make_inputs(
+        ["A", "B"],
+        [333.33, 77.77],
+        [(0, 10.5, 100.0, True), (0, 4.25, 300.0, False)],
+        slots=2,
+        cash=150.0,
+        goal=[0.2, 0.79],
+        cost_per_dollar=[0.0005, 0.0005],
+        cash_floor=0.005,
+    )
+    template = make_template(inputs, diagonal_risk(["A", "B"], [0.2, 0.2]), 2)
+    sol = solve_account(template, inputs).solution
+    ex = to_shares(inputs, sol.sell, sol.buy, whole_shares=True)
+    assert np.all(ex.sell_shares <= inputs.lot_shares + 1e-12)
+    assert ex.cash_after >= inputs.cash_floor_weight * inputs.value - 1e-9
+    assert np.all(np.abs(ex.buy_shares - np.round(ex.buy_shares)) < 1e-12)
+    per_security = np.bincount(inputs.lot_security, weights=ex.sell_shares, minlength=2)
+    held = np.bincount(inputs.lot_security, weights=inputs.lot_shares, minlength=2)
+    whole_or_all = np.isclose(per_security, np.round(per_security)) | np.isclose(per_security, held)
+    assert whole_or_all.all()

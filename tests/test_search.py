@@ -1,19 +1,21 @@
-"""The rebalance program on tiny problems whose optimum is known independently."""
+"""planner.search: the convex relaxation and the non-convex rules (wash groups, one
+direction per security, minimum trades) on tiny problems whose answer is known
+independently; obeys_rules on hand-built solutions."""
 
 from __future__ import annotations
 
 import itertools
 
-import cvxpy as cp
 import numpy as np
 import pytest
 from scipy.optimize import minimize_scalar
 
 import constraints as C
 from planner.errors import InfeasibleError
-from planner.program.objective import PP2, TrackingError, TransactionCost, default_objective
+from planner.program.objective import PP2
 from planner.rounding import to_shares
-from planner.search import solve_account
+from planner.search import obeys_rules, solve_account
+from planner.solvers import Solution
 from tests.optimiser_helpers import (
     all_constraints,
     covariance_risk,
@@ -24,63 +26,6 @@ from tests.optimiser_helpers import (
 
 TE_VALUE = 0.005
 LAMBDA = TE_VALUE / PP2  # objective weight per unit of tracking variance
-
-
-def test_two_securities_closed_form():
-    """Sell A, buy B with proceeds net of costs: s = (1+r)(1 - k/(L s2)) / (2(1+r^2))."""
-    k, sigma = 0.001, 0.2
-    inputs = make_inputs(
-        ["A", "B"],
-        [100.0, 50.0],
-        [(0, 1000, 100.0, True)],
-        slots=1,
-        goal=[0.5, 0.5],
-        taxable=False,
-        cost_per_dollar=[k, k],
-    )
-    template = make_template(inputs, diagonal_risk(["A", "B"], [sigma, sigma]), 1)
-    report = solve_account(template, inputs)
-    r = (1 - k) / (1 + k)
-    expected_sell = (1 + r) * (1 - k / (LAMBDA * sigma**2)) / (2 * (1 + r * r))
-    assert report.solution.sell[0] == pytest.approx(expected_sell, abs=1e-6)
-    assert report.solution.buy[1] == pytest.approx(r * expected_sell, abs=1e-6)
-    assert report.solution.buy[0] == pytest.approx(0.0, abs=1e-7)
-
-
-def test_tracking_error_and_cost_match_independent_formulation():
-    """With only tracking error and linear cost, a security-level model written directly in
-    cvxpy (no lots, no templates, no parameters) gives the same trades to 1e-6."""
-    rng = np.random.default_rng(7)
-    n = 5
-    a = rng.normal(size=(n, n))
-    cov = a @ a.T / n * 0.04 + np.eye(n) * 0.002
-    symbols = [f"S{i}" for i in range(n)]
-    prices = rng.uniform(20, 200, n)
-    held = rng.uniform(50, 500, n)
-    lots = [(i, held[i], prices[i], True) for i in range(n)]  # no gains: tax plays no part
-    goal = np.array([0.3, 0.25, 0.2, 0.15, 0.08])
-    k = rng.uniform(0.0002, 0.002, n)
-    inputs = make_inputs(
-        symbols, prices, lots, slots=1, cash=2000.0, goal=goal, cost_per_dollar=k, taxable=False
-    )
-    objective = TE_VALUE * TrackingError() + TransactionCost()
-    template = make_template(inputs, covariance_risk(symbols, cov), 1, objective=objective)
-    report = solve_account(template, inputs)
-    sales = report.solution.sell
-    buys = report.solution.buy
-
-    h = inputs.hold_weight
-    s = cp.Variable(n, nonneg=True)
-    b = cp.Variable(n, nonneg=True)
-    w = h - s + b
-    cash = inputs.cash_weight + cp.sum(s) - cp.sum(b) - k @ (s + b)
-    prob = cp.Problem(
-        cp.Minimize(LAMBDA * cp.quad_form(w - goal, cov) + k @ (s + b)),
-        [s <= h, cash >= 0],
-    )
-    prob.solve(solver="CLARABEL", tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12)
-    np.testing.assert_allclose(sales, s.value, atol=1e-6)
-    np.testing.assert_allclose(buys, b.value, atol=1e-6)
 
 
 def test_lot_choice_matches_enumeration():
@@ -257,66 +202,85 @@ def test_minimum_trade_drops_small_trades():
     assert np.all((traded == 0) | (traded >= 1000.0))
 
 
-def test_whole_share_repair_keeps_cash_and_lots():
-    inputs = make_inputs(
-        ["A", "B"],
-        [333.33, 77.77],
-        [(0, 10.5, 100.0, True), (0, 4.25, 300.0, False)],
+# -- obeys_rules on hand-built solutions ----------------------------------------------------
+
+
+def _rules_account():
+    """A and B share wash group G; A holds a loss lot (slot 0: 100 shares bought at $130,
+    now $100) and a gain lot (slot 1: 100 at $50); B a gain lot (slot 2); C (group GC) a
+    $500 position (slot 4). Every minimum trade is $1,000; account value $30,000."""
+    return make_inputs(
+        ["A", "B", "C"],
+        [100.0, 100.0, 50.0],
+        [(0, 100, 130.0, False), (0, 100, 50.0, True), (1, 50, 80.0, True), (2, 10, 40.0, True)],
         slots=2,
-        cash=150.0,
-        goal=[0.2, 0.79],
-        cost_per_dollar=[0.0005, 0.0005],
-        cash_floor=0.005,
+        cash=4500.0,
+        goal=[0.5, 0.3, 0.2],
+        groups=["G", "G", "GC"],
+        min_trade_value=[1000.0, 1000.0, 1000.0],
     )
-    template = make_template(inputs, diagonal_risk(["A", "B"], [0.2, 0.2]), 2)
-    sol = solve_account(template, inputs).solution
-    ex = to_shares(inputs, sol.sell, sol.buy, whole_shares=True)
-    assert np.all(ex.sell_shares <= inputs.lot_shares + 1e-12)
-    assert ex.cash_after >= inputs.cash_floor_weight * inputs.value - 1e-9
-    assert np.all(np.abs(ex.buy_shares - np.round(ex.buy_shares)) < 1e-12)
-    per_security = np.bincount(inputs.lot_security, weights=ex.sell_shares, minlength=2)
-    held = np.bincount(inputs.lot_security, weights=inputs.lot_shares, minlength=2)
-    whole_or_all = np.isclose(per_security, np.round(per_security)) | np.isclose(per_security, held)
-    assert whole_or_all.all()
 
 
-def test_constraint_labels_are_readable():
-    labels = [repr(c) for c in all_constraints()] + [repr(C.TurnoverCap(0.1))]
-    assert "LotBounds(0 <= sold <= lot shares)" in labels
-    assert "TurnoverCap(0.1)" in labels
-    assert all("object at 0x" not in label for label in labels)
+def _solution(inputs, sold: dict[int, float], bought: dict[int, float]) -> Solution:
+    """A solution from dollars sold per lot slot and bought per security."""
+    sell = np.zeros(len(inputs.lot_real))
+    buy = np.zeros(len(inputs.symbols))
+    for slot, dollars in sold.items():
+        sell[slot] = dollars / inputs.value
+    for i, dollars in bought.items():
+        buy[i] = dollars / inputs.value
+    return Solution("optimal", "hand", sell, buy, 0.0, 0.0)
 
 
-def test_objective_composes():
-    obj = 0.005 * TrackingError() + TransactionCost() + 0.5 * default_objective().terms[2][1]
-    assert [w for w, _ in obj.terms] == [0.005, 1.0, 0.5]
-    assert "TrackingError" in repr(obj)
+@pytest.mark.parametrize(
+    "sold, bought, broken",
+    [
+        ({}, {}, None),
+        # A loss sale of A and a buy of B: one wash group both ways.
+        ({0: 3000.0}, {1: 3000.0}, "wash"),
+        # The same swap out of A's gain lot is no wash sale.
+        ({1: 3000.0}, {1: 3000.0}, None),
+        # The loss harvested into C, another group.
+        ({0: 3000.0}, {2: 3000.0}, None),
+        # A sold (gain lot) and bought in one plan.
+        ({1: 3000.0}, {0: 1500.0}, "direction"),
+        # A buy of C below its $1,000 minimum.
+        ({}, {2: 600.0}, "minimum"),
+        # A buy of exactly the minimum.
+        ({}, {2: 1000.0}, None),
+        # C's whole $500 position sold: below the minimum, but nothing is left behind.
+        ({4: 500.0}, {}, None),
+        # Half of it: a sale below the minimum that leaves a remainder.
+        ({4: 250.0}, {}, "minimum"),
+    ],
+)
+def test_obeys_rules_on_hand_built_solutions(sold, bought, broken):
+    inputs = _rules_account()
+    assert inputs.value == pytest.approx(30000.0)
+    rules = {
+        "wash": C.WashSaleOneDirection(),
+        "direction": C.TradeDirection(),
+        "minimum": C.MinimumTrade(),
+    }
+    constraints = all_constraints()
+    sol = _solution(inputs, sold, bought)
+    assert obeys_rules(constraints, inputs, sol) == (broken is None)
+    done = C.Trades(inputs, sol.sell, sol.buy)
+    for name, rule in rules.items():
+        assert rule.violations(done).any() == (name == broken), name
+    if broken is not None:
+        # Only the rules given are judged: without the broken one the solution passes.
+        others = [c for c in constraints if type(c) is not type(rules[broken])]
+        assert obeys_rules(others, inputs, _solution(inputs, sold, bought))
 
 
-def test_market_impact_shrinks_large_trades():
-    """The 3/2-power impact term (solved by Clarabel) makes the plan trade less."""
-    from planner.program.objective import MarketImpact
-
-    common = dict(slots=1, goal=[0.5, 0.5], taxable=False, cost_per_dollar=[0.0005, 0.0005])
-    plain = make_inputs(["A", "B"], [100.0, 50.0], [(0, 1000, 100.0, True)], **common)
-    costly = make_inputs(
-        ["A", "B"],
-        [100.0, 50.0],
-        [(0, 1000, 100.0, True)],
-        impact=np.array([0.5, 0.5]),
-        **common,
-    )
-    risk = diagonal_risk(["A", "B"], [0.2, 0.2])
-    objective = default_objective() + MarketImpact()
-    template = make_template(plain, risk, 1, objective=objective)
-    from planner.solvers import chain
-
-    assert [chain(template).solver(n) is None for n in ("LOTQP", "PIQP", "CLARABEL")] == [
-        True,
-        True,
-        False,
-    ]
-    without = solve_account(template, plain).solution
-    with_impact = solve_account(template, costly).solution
-    assert with_impact.ok and without.ok
-    assert with_impact.sell[0] < without.sell[0] - 0.01
+def test_obeys_rules_names_where_each_rule_breaks():
+    """A plan breaking all three rules at once: the wash group G (index 0 of the sorted
+    groups G, GC), security A bought and sold, and security C below its minimum."""
+    inputs = _rules_account()
+    sol = _solution(inputs, {0: 3000.0, 1: 2000.0}, {0: 1500.0, 1: 2000.0, 2: 600.0})
+    assert not obeys_rules(all_constraints(), inputs, sol)
+    done = C.Trades(inputs, sol.sell, sol.buy)
+    np.testing.assert_array_equal(C.WashSaleOneDirection().violations(done), [True, False])
+    np.testing.assert_array_equal(C.TradeDirection().violations(done), [True, False, False])
+    np.testing.assert_array_equal(C.MinimumTrade().violations(done), [False, False, True])

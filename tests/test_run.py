@@ -352,3 +352,109 @@ def test_fixed_relief_method_uses_fifo_lots(book, result):
             assert shares[lot_id] == pytest.approx(full[lot_id]), (account_id, lot_id)
         checked += 1
     assert checked >= 5
+
+
+# -- batching and executors -----------------------------------------------------------------
+
+
+def _regrouped(book, scope: str):
+    """Seven accounts of ``book`` in households H1 (3 accounts), H2 (1), H3 (2), H4 (1),
+    with the wash-sale scope ``scope``."""
+    from dataclasses import replace
+
+    ids = sorted(book.accounts)[:7]
+    household = dict(zip(ids, ["H1", "H1", "H1", "H2", "H3", "H3", "H4"], strict=True))
+    accounts = {a: replace(book.accounts[a], household_id=household[a]) for a in ids}
+    settings = replace(book.settings, wash_sale_scope=scope)
+    lots = book.lots[book.lots["account_id"].isin(ids)].reset_index(drop=True)
+    trades = book.trades[book.trades["account_id"].isin(ids)].reset_index(drop=True)
+    return replace(book, accounts=accounts, lots=lots, trades=trades, settings=settings), ids
+
+
+def test_household_chunks_keep_households_together(book):
+    """With the household scope a chunk is closed once it holds ``size`` accounts or more,
+    and only between households: with size 2, H1's three accounts fill the first chunk, H2
+    and H3 the second, H4 the third; with size 4, H1 and H2 the first, H3 and H4 the
+    second."""
+    from planner.run import household_chunks
+
+    regrouped, a = _regrouped(book, "household")
+    assert household_chunks(regrouped, a, 2) == [a[0:3], a[3:6], a[6:7]]
+    assert household_chunks(regrouped, a, 4) == [a[0:4], a[4:7]]
+    assert household_chunks(regrouped, a, 100) == [a]
+    # A household never straddles two chunks, whatever the size.
+    for size in range(1, 8):
+        chunks = household_chunks(regrouped, a, size)
+        assert [x for c in chunks for x in c] == a
+        where = {x: k for k, c in enumerate(chunks) for x in c}
+        for h in ("H1", "H2", "H3", "H4"):
+            members = [x for x in a if regrouped.accounts[x].household_id == h]
+            assert len({where[x] for x in members}) == 1, (size, h)
+
+
+def test_household_chunks_cut_plain_chunks_with_the_account_scope(book):
+    from planner.run import household_chunks
+
+    regrouped, a = _regrouped(book, "account")
+    assert household_chunks(regrouped, a, 2) == [a[0:2], a[2:4], a[4:6], a[6:7]]
+    assert household_chunks(regrouped, a, 3) == [a[0:3], a[3:6], a[6:7]]
+    assert household_chunks(regrouped, a, 0) == [[x] for x in a]  # at least one per chunk
+
+
+def test_pooled_decisions():
+    from planner.errors import ConfigError
+    from planner.run import AUTO_PROCESS_MIN_ACCOUNTS, pooled
+
+    assert AUTO_PROCESS_MIN_ACCOUNTS == 300
+    # serial never pools; process and dask always do, however few the accounts.
+    assert pooled("serial", 10_000, 8, None) is False
+    assert pooled("process", 1, 2, None) is True
+    assert pooled("dask", 1, 2, None) is True
+    # auto: a pool from 300 accounts on more than one core, or whenever a scheduler is named.
+    assert pooled("auto", 299, 2, None) is False
+    assert pooled("auto", 300, 2, None) is True
+    assert pooled("auto", 10_000, 1, None) is False
+    assert pooled("auto", 1, 1, "tcp://scheduler:8786") is True
+    with pytest.raises(ConfigError, match="executor 'threads'"):
+        pooled("threads", 10, 2, None)
+
+
+def test_process_executor_equals_serial_run(book, result):
+    """A fork pool of two workers, whose chunks decide their own accounts' triggers, gives
+    the serial run's orders, lot sales and summary (timings aside)."""
+    from planner.orders import TIMING_COLUMNS
+
+    pooled_run = plan(book, as_of=AS_OF, executor="process", workers=2, chunk_size=10)
+    pd.testing.assert_frame_equal(pooled_run.orders, result.orders)
+    pd.testing.assert_frame_equal(pooled_run.lot_sales, result.lot_sales)
+    timing = list(TIMING_COLUMNS)
+    pd.testing.assert_frame_equal(
+        pooled_run.summary.drop(columns=timing), result.summary.drop(columns=timing)
+    )
+    assert len(result.orders) > 0 and len(result.lot_sales) > 0
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(effort="quick"), "effort 'quick'"),
+        (dict(relief="random"), "relief method 'random'"),
+        (dict(turnover_cap=1.5), "turnover_cap 1.5"),
+        (dict(min_weight=-0.01), "min_weight -0.01"),
+        (dict(max_weight=2.0), "max_weight 2.0"),
+        (dict(min_weight=0.2, max_weight=0.1), "min_weight 0.2 is above max_weight 0.1"),
+    ],
+)
+def test_plan_options_reject_bad_values(kwargs, message):
+    from planner.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        PlanOptions(**kwargs)
+
+
+def test_plan_options_accept_the_edges():
+    options = PlanOptions(
+        effort="thorough", relief="hifo", turnover_cap=0.0, min_weight=0.1, max_weight=0.1
+    )
+    assert options.turnover_cap == 0.0 and options.min_weight == options.max_weight == 0.1
+    assert PlanOptions(turnover_cap=1.0).turnover_cap == 1.0
