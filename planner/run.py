@@ -9,12 +9,10 @@ summary. One failing account is reported in the summary and never stops the batc
 from __future__ import annotations
 
 import gc
-import multiprocessing as mp
 import os
 import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -32,6 +30,7 @@ from planner.orders import (
     failed_outcome,
     pack,
 )
+from planner.pool import Failed, Lost, run_tasks
 from planner.positions import weights_and_values
 from planner.program.inputs import Universe, build_inputs, slot_bucket, slots_needed, universe_for
 from planner.program.objective import MarketImpact, Objective, default_objective
@@ -441,15 +440,12 @@ def household_chunks(book: Book, ids: Sequence[str], size: int) -> list[list[str
     return [c for c in chunks if c]
 
 
-def _crashed(book: Book, spec: RunSpec, chunk: Sequence[str], exc: BaseException):
+def _crashed(book: Book, spec: RunSpec, chunk: Sequence[str], why: str):
+    """The rows of a chunk that could not be planned: every account an error."""
     decisions = chunk_decisions(book, spec, chunk)
+    message = f"chunk not planned: {why}"
     return pack(
-        [
-            failed_outcome(
-                a, book.accounts[a].model, decisions[a], "error", f"worker failed: {exc!r}"
-            )
-            for a in chunk
-        ]
+        [failed_outcome(a, book.accounts[a].model, decisions[a], "error", message) for a in chunk]
     )
 
 
@@ -499,13 +495,15 @@ def _serial(book, spec, chunks, total, progress):
     return out
 
 
-def _fork_chunk(chunk: list[str]) -> list[ChunkResult]:
+def _fork_chunk(chunk: list[str]) -> ChunkResult:
     book, spec = _FORKED
     return plan_chunk(book, spec, chunk)
 
 
 def _process(book, spec, chunks, total, workers, progress):
-    """A fork-based pool: workers inherit the book copy-on-write, chunks travel as ids."""
+    """Forked worker processes (see :mod:`planner.pool`): they inherit the book
+    copy-on-write and chunks travel as ids. A worker that dies costs only its own chunk,
+    which is tried once more and then reported account by account."""
     global _FORKED
     _FORKED = (book, spec)
     out: list[ChunkResult] = []
@@ -514,18 +512,17 @@ def _process(book, spec, chunks, total, workers, progress):
     gc.freeze()
     try:
         load_kernels()
-        context = mp.get_context("fork")
-        with ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, initializer=single_threaded_blas
-        ) as pool:
-            futures = {pool.submit(_fork_chunk, chunk): chunk for chunk in chunks}
-            for future in as_completed(futures):
-                try:
-                    out.append(future.result())
-                except Exception as exc:  # a dead worker fails its chunk, not the run
-                    out.append(_crashed(book, spec, futures[future], exc))
-                if progress:
-                    progress(sum(c.accounts for c in out), total)
+        done = run_tasks(_fork_chunk, chunks, workers, start=single_threaded_blas)
+        for index, outcome in done:
+            if isinstance(outcome, Lost):
+                why = f"its worker died planning it twice (exit code {outcome.exit_code})"
+                out.append(_crashed(book, spec, chunks[index], why))
+            elif isinstance(outcome, Failed):
+                out.append(_crashed(book, spec, chunks[index], outcome.message))
+            else:
+                out.append(outcome)
+            if progress:
+                progress(sum(c.accounts for c in out), total)
     finally:
         _FORKED = None
         gc.unfreeze()
@@ -562,7 +559,7 @@ def _dask(book, spec, chunks, total, workers, scheduler, progress):
             try:
                 out.append(future.result())
             except Exception as exc:
-                out.append(_crashed(book, spec, futures[future], exc))
+                out.append(_crashed(book, spec, futures[future], repr(exc)))
             if progress:
                 progress(sum(c.accounts for c in out), total)
     finally:

@@ -1,0 +1,161 @@
+"""Forked worker processes that hand back their tasks one at a time.
+
+:func:`run_tasks` gives each worker one task at a time over its own pipe, so the parent
+always knows which task a worker is on: a worker that dies (killed, out of memory, a crash
+in compiled code) costs only its own task, which is tried once more on a fresh worker and
+then reported as lost; the other tasks go on. Workers are forked, so they inherit the
+parent's memory (the book) copy-on-write.
+
+A worker exits when its parent dies (``PR_SET_PDEATHSIG`` on Linux, and a watch on its
+parent's pid elsewhere): a killed ``rebalance plan`` leaves no worker behind. When the
+parent stops on an exception (Ctrl-C among them), the workers are terminated before it
+goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import multiprocessing as mp
+import os
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+
+TRIES = 2
+"""Times a task is given to a worker before it counts as lost."""
+
+
+@dataclass(frozen=True)
+class Lost:
+    """A task whose worker died every time it tried it (``exit_code`` of the last, negative
+    for a signal)."""
+
+    exit_code: int | None
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A task that raised an exception in its worker (the text of the exception)."""
+
+    message: str
+
+
+def run_tasks(
+    job: Callable, tasks: Sequence, workers: int, start: Callable[[], None] | None = None
+) -> Iterator[tuple[int, object]]:
+    """``(index, job(tasks[index]))`` for every task as it completes, on ``workers``
+    forked processes (``start`` runs in each as it starts); a :class:`Failed` or
+    :class:`Lost` stands for the result of a task that did not complete."""
+    context = mp.get_context("fork")
+    todo = deque(range(len(tasks)))
+    tries = [0] * len(tasks)
+    idle: list[_Worker] = []
+    busy: dict[Connection, tuple[_Worker, int]] = {}
+    try:
+        for _ in range(min(workers, len(tasks))):
+            idle.append(_Worker(context, job, start))
+        while todo or busy:
+            while todo and idle:
+                worker, index = idle.pop(), todo.popleft()
+                try:
+                    worker.connection.send(tasks[index])
+                except OSError:  # it died after its last result: a fresh one takes over
+                    worker.close()
+                    todo.appendleft(index)
+                    idle.append(_Worker(context, job, start))
+                    continue
+                tries[index] += 1
+                busy[worker.connection] = (worker, index)
+            sentinels = {w.process.sentinel: c for c, (w, _) in busy.items()}
+            for ready in wait([*busy, *sentinels]):
+                connection = sentinels.get(ready, ready)
+                if connection not in busy:
+                    continue  # its result was read in this round already
+                worker, index = busy[connection]
+                try:
+                    outcome = connection.recv()
+                except (EOFError, OSError):  # the worker died on this task
+                    del busy[connection]
+                    worker.close()
+                    if tries[index] < TRIES:
+                        todo.appendleft(index)
+                    else:
+                        yield index, Lost(worker.process.exitcode)
+                    if todo:
+                        idle.append(_Worker(context, job, start))
+                    continue
+                del busy[connection]
+                idle.append(worker)
+                yield index, outcome
+    finally:
+        for worker in [*idle, *(w for w, _ in busy.values())]:
+            worker.close()
+
+
+class _Worker:
+    """One forked process and its end of a pipe."""
+
+    def __init__(self, context, job: Callable, start: Callable[[], None] | None):
+        self.connection, child = context.Pipe()
+        self.process = context.Process(
+            target=_serve, args=(child, job, start, os.getpid()), daemon=True
+        )
+        self.process.start()
+        child.close()
+
+    def close(self) -> None:
+        """Stop the process (it may be done or dead already) and reap it."""
+        with contextlib.suppress(OSError):
+            self.connection.close()
+        if self.process.is_alive():
+            self.process.terminate()
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+
+
+def _serve(connection: Connection, job: Callable, start, parent: int) -> None:
+    """A worker's life: tasks in, results out, until the pipe closes."""
+    _exit_with_parent(parent)
+    # Ctrl-C reaches the whole process group: the parent stops the workers itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if start is not None:
+        start()
+    while True:
+        try:
+            task = connection.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            outcome = job(task)
+        except Exception as exc:  # noqa: BLE001 - reported as the task's outcome
+            outcome = Failed(f"{type(exc).__name__}: {exc}")
+        connection.send(outcome)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Make this process die with its parent."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: Linux
+    except (OSError, AttributeError):
+        _watch(parent)
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
+
+
+def _watch(parent: int) -> None:
+    """Where prctl is missing: a thread that ends the process once its parent is gone."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
