@@ -4,6 +4,8 @@ two forms."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -167,8 +169,9 @@ def test_estimate_needs_common_history():
 
 def test_estimate_from_prices_with_securities_on_the_fallback():
     """A and B have 300 days of prices: their block is Ledoit-Wolf on the last 100 log
-    returns (the look-back), annualised with 252 days. C has no column and D only 30
-    prices: their rows and columns are the class-level fallback."""
+    returns (the look-back), annualised with 252 days. C (no column) stands in as the
+    half-and-half mix of A and B, its class, with 5% more variance; D (30 prices) is alone
+    in its class and keeps the fallback's variance, uncorrelated with the rest."""
     r = _returns(299, 2)
     prices = _prices(r, ["A", "B"])
     prices["D"] = np.nan
@@ -178,32 +181,44 @@ def test_estimate_from_prices_with_securities_on_the_fallback():
     block, intensity = lw_by_hand(r[-100:])
     ab = [0, 2]
     np.testing.assert_allclose(cov[np.ix_(ab, ab)], block * 252, rtol=1e-9)
-    np.testing.assert_allclose(cov[1], [0.95 * VOL2, VOL2, 0.95 * VOL2, 0.3 * VOL2], atol=1e-15)
-    np.testing.assert_allclose(cov[3], [0.3 * VOL2, 0.3 * VOL2, 0.3 * VOL2, VOL2], atol=1e-15)
+    s = block * 252
+    mix = np.array([0.5, 0.5])
+    c_row = [mix @ s[:, 0], 1.05 * (mix @ s @ mix), mix @ s[:, 1], 0.0]
+    np.testing.assert_allclose(cov[1], c_row, rtol=1e-12, atol=1e-18)
+    np.testing.assert_allclose(cov[3], [0.0, 0.0, 0.0, VOL2], atol=1e-18)
     np.testing.assert_array_equal(cov, cov.T)
+    assert np.linalg.eigvalsh(cov).min() > 0
     assert note == (
         f"Ledoit-Wolf on 100 daily returns (shrinkage {intensity:.3f}); "
         "2 securities on the class-level fallback"
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="planner bug: fallback rows are not rescaled to the estimated volatility (the "
-    "comment in estimate_covariance says they are), so a low-volatility security with "
-    "history beside a same-class one without history gives an indefinite covariance and "
-    "risk_model's Cholesky raises LinAlgError",
-)
 def test_estimate_is_positive_semidefinite_with_a_low_volatility_security():
-    """A bond fund with about 3% volatility and a new bond fund without history: the
-    fallback puts their covariance at 0.95 x 15% x 15%, a correlation of about 2.9."""
+    """A bond fund with about 3% volatility and a new bond fund without history: the new
+    one stands in as its class's mix (at the fallback's own 0.95 x 15% x 15% the matrix
+    had a negative eigenvalue and risk_model's Cholesky raised)."""
     r = np.random.default_rng(1).normal(0.0, 0.002, size=(299, 1))
     prices = _prices(r, ["BND"])
     prices["NEW"] = np.nan
     classes = {"BND": "BD", "NEW": "BD"}
     cov, _ = estimate_covariance(prices, ["BND", "NEW"], classes)
     assert np.linalg.eigvalsh(cov).min() >= 0.0
+    assert cov[0, 1] == pytest.approx(cov[0, 0])  # NEW stands in as BND, its class
+    assert cov[1, 1] == pytest.approx(1.05 * cov[0, 0])
     risk_model(prices, ["BND", "NEW"], classes)
+
+
+def test_a_security_without_history_no_longer_stops_a_plan():
+    import dataclasses
+
+    from planner.io import load_book
+    from planner.run import plan
+
+    book = load_book(Path(__file__).resolve().parents[1] / "data" / "demo")
+    without = dataclasses.replace(book, prices=book.prices.drop(columns=["SCHP"]))
+    result = plan(without, accounts=sorted(book.accounts)[:3], executor="serial")
+    assert len(result.summary) == 3
 
 
 # -- risk_model and RiskModel ---------------------------------------------------------------

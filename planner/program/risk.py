@@ -101,8 +101,9 @@ def estimate_covariance(
 ) -> tuple[np.ndarray, str]:
     """Annualised covariance of ``symbols`` from daily prices, and a note on its source.
 
-    Securities with fewer than :data:`MIN_HISTORY_DAYS` of history take the class-level
-    fallback (their rows and columns only), so one new fund does not spoil the estimate.
+    Securities with at most :data:`MIN_HISTORY_DAYS` prices in the window stand in as the
+    mix of their class's securities with history (see :func:`_with_fallback_rows`), so one
+    new fund does not spoil the estimate and the matrix stays a covariance.
     """
     symbols = list(symbols)
     classes = [asset_classes[s] for s in symbols]
@@ -122,13 +123,44 @@ def estimate_covariance(
     shrunk, intensity = ledoit_wolf(returns)
     shrunk *= TRADING_DAYS
     pos = [symbols.index(s) for s in have]
-    cov[np.ix_(pos, pos)] = shrunk
-    missing = len(symbols) - len(have)
     note = f"Ledoit-Wolf on {len(returns)} daily returns (shrinkage {intensity:.3f})"
+    missing = len(symbols) - len(have)
     if missing:
-        # Fallback rows keep their class correlation, rescaled to the estimated class vol.
+        cov = _with_fallback_rows(cov, shrunk, pos, classes)
         note += f"; {missing} securities on the class-level fallback"
+    else:
+        cov[np.ix_(pos, pos)] = shrunk
     return cov, note
+
+
+def _with_fallback_rows(
+    fallback: np.ndarray, shrunk: np.ndarray, pos: list[int], classes: Sequence[str]
+) -> np.ndarray:
+    """The estimate on the securities with history (``pos``) and, for each one without, a
+    stand-in that keeps the matrix a covariance: the equal-weight mix of its class's
+    securities with history, plus a specific variance of
+    ``1 - FALLBACK_SAME_CLASS_CORRELATION`` of the mix's; a class with no history at all
+    keeps the fallback's own rows, uncorrelated with the rest."""
+    n = len(classes)
+    missing = [i for i in range(n) if i not in set(pos)]
+    members = {c: [k for k, p in enumerate(pos) if classes[p] == c] for c in set(classes)}
+    mix = np.zeros((len(missing), len(pos)))
+    for row, i in enumerate(missing):
+        own = members[classes[i]]
+        if own:
+            mix[row, own] = 1.0 / len(own)
+    cov = np.zeros((n, n))
+    cov[np.ix_(pos, pos)] = shrunk
+    cov[np.ix_(missing, pos)] = mix @ shrunk
+    cov[np.ix_(pos, missing)] = (mix @ shrunk).T
+    cov[np.ix_(missing, missing)] = mix @ shrunk @ mix.T
+    mixed = mix.sum(axis=1) > 0
+    for row, i in enumerate(missing):
+        if mixed[row]:
+            cov[i, i] *= 2.0 - FALLBACK_SAME_CLASS_CORRELATION
+    alone = [i for row, i in enumerate(missing) if not mixed[row]]
+    cov[np.ix_(alone, alone)] = fallback[np.ix_(alone, alone)]
+    return cov
 
 
 def risk_model(
