@@ -478,6 +478,12 @@ class Book:
         return (account_id,)
 
 
+def arrow(column: pd.Series) -> pa.Array:
+    """A frame's column as one pyarrow array (no copy for pandas' Arrow-backed strings)."""
+    values = pa.array(column)
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
 def runs(values: pa.Array) -> list[tuple[int, int]]:
     """(first row, one past the last) of each run of equal values, in order."""
     n = len(values)
@@ -492,7 +498,7 @@ def _row_ranges(frame: pd.DataFrame) -> dict[str, tuple[int, int]]:
     """Map account_id -> (first row, one past last row) of a frame sorted by account_id."""
     if frame.empty:
         return {}
-    ids = pa.chunked_array([pa.array(frame["account_id"])]).combine_chunks()
+    ids = arrow(frame["account_id"])
     spans = runs(ids)
     names = ids.take(pa.array([start for start, _ in spans])).to_pylist()
     return {str(a): span for a, span in zip(names, spans, strict=True)}

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from planner import tax
-from planner.domain import CASH, Book
+from planner.domain import CASH, Book, arrow
 
 
 @dataclass(frozen=True, eq=False)
@@ -94,7 +94,7 @@ def _build(book: Book) -> LotArrays:
     symbols = tuple(sorted(book.securities))
     ranges = book.lot_ranges
     # Symbol codes through the column's own dictionary: each distinct text looked up once.
-    encoded = pc.dictionary_encode(pa.array(lots["symbol"]))
+    encoded = pc.dictionary_encode(arrow(lots["symbol"]))
     position = {s: k for k, s in enumerate(symbols)}
     renumber = np.array([position[s] for s in encoded.dictionary.to_pylist()], dtype=np.int32)
     code = renumber[encoded.indices.to_numpy()] if len(renumber) else np.zeros(0, np.int32)
@@ -114,7 +114,7 @@ def _build(book: Book) -> LotArrays:
         shares=lots["shares"].to_numpy(dtype=float),
         unit_cost=lots["unit_cost"].to_numpy(dtype=float),
         acquired=lots["acquired"].to_numpy().astype("datetime64[D]"),
-        lot_id=pa.array(lots["lot_id"]),
+        lot_id=arrow(lots["lot_id"]),
         within=within,
         ranges=ranges,
         max_lots={a: int(k) for a, k in zip(ids_in_order, per_account, strict=True)},

@@ -425,3 +425,16 @@ def test_an_older_plain_output_file_becomes_a_link(tmp_path):
     (out / "orders.csv").write_text("stale\n")
     write_outputs(out, _set("fresh"))
     assert (out / "orders.csv").is_symlink() and _read_set(out) == {"fresh"}
+
+
+def test_a_byte_order_mark_is_not_part_of_the_header(demo):
+    for name in ("lots.csv", "accounts.csv"):
+        (demo / name).write_bytes(b"\xef\xbb\xbf" + (demo / name).read_bytes())
+    assert validate_book(demo) == []
+
+
+def test_a_book_without_lots_plans(demo):
+    lines = (demo / "lots.csv").read_text().splitlines()
+    (demo / "lots.csv").write_text(lines[0] + "\n")
+    result = plan(load_book(demo), accounts=["A0001", "A0002"], executor="serial")
+    assert list(result.summary["status"]) == ["optimal", "optimal"]

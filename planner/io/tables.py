@@ -211,7 +211,8 @@ def _header(path: Path) -> list[str] | None:
     """The cells of the first record, or ``None`` if there is none (or it is not text)."""
     csv.field_size_limit(MAX_LINE_BYTES)
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
+        # utf-8-sig: a byte-order mark (spreadsheets write one) is not part of the header.
+        with open(path, newline="", encoding="utf-8-sig") as handle:
             for record in csv.reader(handle):
                 if record:
                     return record
