@@ -327,14 +327,12 @@ def single_threaded_blas() -> None:
 
 
 def load_kernels() -> None:
-    """Compile the solver's and the rounding's numba kernels, or load them from numba's
-    cache: a fresh install compiles them once, which takes a while. Done before a pool
-    starts, so that forked workers inherit them rather than each compiling its own."""
-    from planner import rounding_kernel
+    """Compile LotQP's numba kernel, or load it from numba's cache: a fresh install
+    compiles it once, which takes a while. Done before a pool starts, so that forked
+    workers inherit it rather than each compiling its own."""
     from planner.solvers import lotqp
 
     lotqp.load_kernel()
-    rounding_kernel.load_kernel()
 
 
 def plan(

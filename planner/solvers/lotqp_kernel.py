@@ -468,7 +468,11 @@ def solve(
             pres = max(pres, abs(rp[j]))
             psum += rp[j]
         # rd = c + U (Q w + q) + R' lam - zl + zu
-        vw[:] = _q_times(w, use_dense, q_dense, q_x, q_d) + q_lin
+        # Copies are loops in this kernel: an array-to-array slice assignment makes numba
+        # compile its shape-mismatch error message too, seconds of a first run's compile.
+        qw = _q_times(w, use_dense, q_dense, q_x, q_d) + q_lin
+        for i in range(n):
+            vw[i] = qw[i]
         _rows_transpose(lam, a_w, alpha, beta, g, n, slots, vw, ta, tb, rd)
         comp = 0.0
         dres = 0.0
@@ -493,7 +497,8 @@ def solve(
         merit = max(pres / tol, dres / tol, comp / gap_tol)
         if merit < best_merit:
             best_merit = merit
-            best_y[:] = y
+            for k in range(big_n):
+                best_y[k] = y[k]
             best_z = z
         if merit <= 1.0 or merit > 1e6 * best_merit or it == max_iter:
             break
@@ -537,7 +542,9 @@ def solve(
             theta[cr] = lam[cr] * zbar / (lam[cr] + s[cr] * zbar)
         # Y' g per row: a_j itself for rows on w; for a security row the weighted mean of
         # (-alpha_i on the lots, +beta_i on the buy).
-        row_m[:n_w] = a_w
+        for j in range(n_w):
+            for i in range(n):
+                row_m[j, i] = a_w[j, i]
         for d in range(r_s):
             for i in range(n):
                 if delta[i] > 0.0:
@@ -638,7 +645,8 @@ def solve(
             _cho_solve(c1, coef)
             # dw = U' dy = K^{-1} Y' h - row_p' coef (U' Pi = 0: no sum over lots); a
             # security row's Pi image per security is e_b (alpha + beta) / D_i.
-            dwv[:] = ut
+            for i in range(n):
+                dwv[i] = ut[i]
             for j in range(n_rows):
                 cj = coef[j]
                 for i in range(n):
