@@ -226,13 +226,17 @@ not come from the table above.
 - **Writing CSV lines with pyarrow compute** (`planner.io.write.write_csv`): the files of a
   10,000-account plan (1.2M rows) in 1.6-1.8 s, against 5.1 s in pandas' `to_csv` and
   about 1.0 s for the byte-level writer it replaced.
-- **One numba kernel** (`planner/solvers/lotqp_kernel.py`), the interior-point iterations:
-  compiled on the first run after installing (the command says so) and loaded from
-  numba's cache afterwards. The rounding's loops were compiled too (0.41 -> 0.15 ms per
-  benchmark account) but cost about 10 s of a first run's compile on this VM; they are
-  numpy again, with the same results bit for bit. The kernel's copies are explicit loops:
-  an array-to-array slice assignment made numba compile its shape-error message too,
-  about 5-10 s of the first run (same results bit for bit on 4,227 recorded solves).
+- **Numba kernels** (`planner/solvers/lotqp_kernel.py`, `planner/rounding_kernel.py`):
+  compiled on the first run after installing (the command says so), loaded from numba's
+  cache afterwards. On a first run the command compiles the rounding kernel in a forked
+  child while it compiles the solver's (numba compiles one function at a time per
+  process): 30-33 s instead of 43-44 s on the 2-core VM on 2026-12-07 (the code before
+  this wave took 46-47 s there). The rounding kernel earns its compile: as numpy it made
+  the 10,000-account row about 16% slower (1 ms against 0.15 ms per account). The solver
+  kernel's copies are explicit loops: an array-to-array slice assignment made numba
+  compile its shape-error message too, 5-10 s of a first run (same results bit for bit on
+  4,227 recorded solves). Splitting the kernel's big function made both its compile and
+  its solves slower (numba optimises every helper again inside its caller).
 """
 
 

@@ -162,11 +162,11 @@ COMPILE_NOTICE = 1.0
 """Seconds the kernels may take to load before the command says it is compiling them."""
 
 
-def _prepare_process() -> None:
-    """One BLAS thread, and the numba kernels compiled or loaded from numba's cache. A first
-    run after installing compiles them, which takes a while: the command says so rather
-    than sit silent."""
-    from planner.run import load_kernels, single_threaded_blas
+def _prepare_process(load_kernels) -> None:
+    """One BLAS thread, and the numba kernels compiled or loaded from numba's cache by
+    ``load_kernels``. A first run after installing compiles them, which takes a while: the
+    command says so rather than sit silent."""
+    from planner.run import single_threaded_blas
 
     single_threaded_blas()
     failure: list[BaseException] = []
@@ -388,7 +388,7 @@ def plan(
     Exit codes: 0 success, 1 a book or file problem, 2 a usage error, 3 accounts that
     failed (see --fail-on), 128 + N when stopped by signal N."""
     from planner.io.outputs import write_frames
-    from planner.run import PlanOptions
+    from planner.run import PlanOptions, start_loading_kernels
 
     if min_weight is not None and max_weight is not None and min_weight > max_weight:
         err.print(f"[red]--min-weight {min_weight:g} is above --max-weight {max_weight:g}[/]")
@@ -417,7 +417,9 @@ def plan(
         err.print(f"[red]{_safe(exc)}[/]")
         raise typer.Exit(2) from None
     with _stoppable(), _output_folder(out) as folder:
-        _prepare_process()
+        # Two kernels compile at once on a first run (this process has no other thread
+        # yet, as the fork in start_loading_kernels needs).
+        _prepare_process(start_loading_kernels())
         started = time.perf_counter()
         result = _run_plan(loaded, ids, options, executor, workers, scheduler)
         elapsed = time.perf_counter() - started

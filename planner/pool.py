@@ -122,7 +122,7 @@ class _Worker:
 
 def _serve(connection: Connection, job: Callable, start, parent: int) -> None:
     """A worker's life: tasks in, results out, until the pipe closes."""
-    _exit_with_parent(parent)
+    exit_with_parent(parent)
     # Ctrl-C reaches the whole process group: the parent stops the workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if start is not None:
@@ -139,7 +139,7 @@ def _serve(connection: Connection, job: Callable, start, parent: int) -> None:
         connection.send(outcome)
 
 
-def _exit_with_parent(parent: int) -> None:
+def exit_with_parent(parent: int) -> None:
     """Make this process die with its parent."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)

@@ -40,6 +40,7 @@ import numpy as np
 
 import constraints as C
 from constraints.base import BIG, AccountInputs, name_codes
+from planner import rounding_kernel
 from planner.program.objective import tax_per_dollar
 
 ReliefMethod = Literal["optimal", "min_tax", "hifo", "fifo", "lifo"]
@@ -308,54 +309,23 @@ def _cash_after(acct: _Account, sold_value: np.ndarray, buy_steps: np.ndarray) -
 
 def _optimal_sales(acct: _Account, cont_sell: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     """Shares per lot slot from the optimiser's own lots (see the module rules)."""
-    inputs, step, sec, shares = acct.inputs, acct.step, acct.sec, acct.shares
-    chosen = acct.real & (cont_sell > 0) & allowed
-    cont = np.where(chosen, np.minimum(cont_sell, shares), 0.0)
-    total = acct.per_security(cont)
-
-    # Lots sold (within round-off, or a step in fractional accounts) whole.
-    slack = WHOLE_LOT_TOLERANCE * np.maximum(1.0, shares) + (0.0 if acct.whole_shares else step)
-    whole_lot = chosen & (shares - cont <= slack)
-    if acct.whole_shares:  # a fraction of a share is only sold with its whole position
-        whole_lot &= np.abs(shares - np.round(shares)) < 1e-9
-    floor_steps = np.minimum(np.floor(cont / step + 1e-9), acct.cap_steps)
-    out = np.where(whole_lot, shares, floor_steps * step)
-    rem = np.where(chosen & ~whole_lot, cont / step - floor_steps, 0.0)
-
-    # The steps left of each security's rounded total, by largest remainder.
-    leftover = np.round((np.round(total / step) * step - acct.per_security(out)) / step)
-    open_lot = chosen & ~whole_lot & (floor_steps < acct.cap_steps)
-    slots = np.arange(len(shares))
-    order = np.lexsort((slots, -rem, ~open_lot, sec))
-    rank = np.empty(len(shares))
-    rank[order] = _group_rank(order, sec)
-    extra = open_lot & (rank < leftover[sec])
-    out = out + extra * step
-    rem = rem - extra
-
-    # A security sold (nearly) whole is liquidated, fractions included.
-    wash_kept = acct.per_security(acct.real & ~allowed & (shares > 0)) > 0
-    liquidate = (total > 0) & (total >= acct.held - 1e-6 * np.maximum(1.0, acct.held)) & ~wash_kept
-    out = np.where(liquidate[sec] & acct.real, shares, out)
-
-    # Minimum trade: forced sales are rounded up to it, other small sales dropped.
-    minimum = inputs.min_trade_value
-    prices = inputs.prices
-    sold_value = acct.per_security(out) * prices
-    small = C.MinimumTrade.short(inputs, sold_value) & ~liquidate
-    forced = small & (minimum > 0) & (total * prices >= minimum * (1 - FORCED_TOLERANCE))
-    for i in np.flatnonzero(forced):
-        lots = np.flatnonzero(chosen & (sec == i) & ~whole_lot)
-        lots = lots[np.argsort(-rem[lots], kind="stable")]
-        need = np.ceil((minimum[i] - sold_value[i]) / (prices[i] * step) - 1e-9)
-        for s in lots:
-            take = min(need, acct.cap_steps[s] - np.round(out[s] / step))
-            if take > 0:
-                out[s] += take * step
-                need -= take
-        if need <= 0:
-            small[i] = False
-    return np.where(small[sec], 0.0, out)
+    inputs = acct.inputs
+    return rounding_kernel.optimal_sales(
+        acct.real,
+        cont_sell,
+        allowed,
+        acct.shares,
+        acct.cap_steps,
+        acct.sec,
+        acct.held,
+        inputs.prices,
+        inputs.min_trade_value,
+        acct.n,
+        acct.step,
+        acct.whole_shares,
+        WHOLE_LOT_TOLERANCE,
+        1 - FORCED_TOLERANCE,
+    )
 
 
 def _sales_toward_bands(
@@ -577,88 +547,28 @@ def _round_buys(
 ) -> np.ndarray:
     """Whole steps per security bought, cash kept at or above its floor (see the module
     rules); bounded classes and cash kept inside their bands where a round-up can do it."""
-    inputs, step = acct.inputs, acct.step
-    prices, value = inputs.prices, inputs.value
-    floor = inputs.cash_floor_weight * value
+    inputs = acct.inputs
+    value = inputs.value
     ceiling = inputs.cash_ceiling_weight * value if inputs.cash_ceiling_weight < BIG else np.inf
-    steps = buy_floor.copy()
-
-    klass, lower, upper = acct.klass, acct.lower, acct.upper
-    held = inputs.hold_weight * value - sold_value
-    costs = inputs.cost_per_dollar
-    # Cash and class weights are kept up to date step by step (recomputing them for every
-    # candidate step made this loop quadratic in the number of securities).
-    state = {"cash": _cash_after(acct, sold_value, steps)}
-    class_weights = np.bincount(klass, weights=held + steps * step * prices, minlength=len(lower))
-    class_weights = class_weights / value
-
-    def set_steps(i: int, new: float) -> None:
-        change = (new - steps[i]) * step * prices[i]
-        steps[i] = new
-        state["cash"] -= change * (1 + costs[i])
-        class_weights[klass[i]] += change / value
-
-    def class_weight(k: int) -> float:
-        return float(class_weights[k])
-
-    def cash() -> float:
-        return state["cash"]
-
-    def round_up(i: int) -> None:
-        """One more step of buy ``i`` unless cash falls below its floor or the class goes
-        above its upper bound."""
-        set_steps(i, steps[i] + 1)
-        k = klass[i]
-        if cash() < floor or class_weight(k) > upper[k] + 1e-12:
-            set_steps(i, steps[i] - 1)
-
-    # Buys the optimiser forced up to the minimum: to the smallest step at or above it.
-    below = forced & C.MinimumTrade.short(inputs, buy_floor * step * prices)
-    for i in np.flatnonzero(below):
-        need = np.ceil(inputs.min_trade_value[i] / (prices[i] * step) - 1e-9)
-        set_steps(i, need)
-        if cash() < floor:
-            set_steps(i, 0.0)
-    # Largest remainder first, each at most one step up.
-    open_ = (cont_buy > 0) & ~below & (remainder > 1e-3)
-    order = np.argsort(-remainder, kind="stable")
-    for i in order[open_[order] & (remainder[order] >= 0.5)]:
-        round_up(i)
-        open_[i] = False
-    # Then the rest, where a class ends below its band or cash above its ceiling.
-    for i in order[open_[order]]:
-        k = klass[i]
-        if class_weight(k) < lower[k] - 1e-12 or cash() > ceiling:
-            round_up(i)
-            open_[i] = False
-    # Still below a band or above the ceiling (e.g. sales rounded up to their minimum):
-    # more steps of buys the plan makes, in the class furthest under its goal first.
-    goal = np.bincount(klass, weights=inputs.goal_weight, minlength=len(lower))
-    buying = np.flatnonzero((steps > 0) & (cont_buy > 0))
-    weights = np.bincount(klass, weights=held + steps * step * prices, minlength=len(lower))
-    under_goal = goal - weights / value
-    buying = buying[np.argsort(-under_goal[klass[buying]], kind="stable")]
-    low = [k for k in range(len(lower)) if class_weight(k) < lower[k] - 1e-12]
-    for k in [*low, None]:
-        for i in buying if k is None else buying[klass[buying] == k]:
-            per_step = prices[i] * step
-            if k is None:
-                need = (cash() - ceiling) / (per_step * (1 + costs[i]))
-            else:
-                need = (lower[k] - class_weight(k)) * value / per_step
-            room = min(
-                (cash() - floor) / (per_step * (1 + costs[i])),
-                (upper[klass[i]] - class_weight(klass[i])) * value / per_step,
-            )
-            if need <= 0:
-                break
-            set_steps(i, steps[i] + max(min(np.ceil(need - 1e-9), np.floor(room + 1e-9)), 0.0))
-    # Trim buys while cash is below its floor (largest buy first).
-    while (shortfall := floor - cash()) > 1e-4 and steps.sum() > 0:
-        i = int(np.argmax(steps * prices))
-        cut = np.ceil(shortfall / (prices[i] * (1 + costs[i]) * step))
-        set_steps(i, max(0.0, steps[i] - max(cut, 1.0)))
-    return steps
+    return rounding_kernel.round_buys(
+        buy_floor,
+        cont_buy,
+        remainder,
+        forced,
+        inputs.prices,
+        inputs.cost_per_dollar,
+        inputs.hold_weight * value - sold_value,
+        acct.klass,
+        acct.lower,
+        acct.upper,
+        inputs.goal_weight,
+        inputs.min_trade_value,
+        value,
+        acct.step,
+        _cash_after(acct, sold_value, buy_floor),
+        inputs.cash_floor_weight * value,
+        ceiling,
+    )
 
 
 def _cover_shortfall(

@@ -30,7 +30,7 @@ from planner.orders import (
     failed_outcome,
     pack,
 )
-from planner.pool import Failed, Lost, run_tasks
+from planner.pool import Failed, Lost, exit_with_parent, run_tasks
 from planner.positions import weights_and_values
 from planner.program.inputs import Universe, build_inputs, slot_bucket, slots_needed, universe_for
 from planner.program.objective import MarketImpact, Objective, default_objective
@@ -327,12 +327,44 @@ def single_threaded_blas() -> None:
 
 
 def load_kernels() -> None:
-    """Compile LotQP's numba kernel, or load it from numba's cache: a fresh install
-    compiles it once, which takes a while. Done before a pool starts, so that forked
-    workers inherit it rather than each compiling its own."""
+    """Compile the solver's and the rounding's numba kernels, or load them from numba's
+    cache: a fresh install compiles them once, which takes a while. Done before a pool
+    starts, so that forked workers inherit them rather than each compiling its own."""
+    from planner import rounding_kernel
     from planner.solvers import lotqp
 
     lotqp.load_kernel()
+    rounding_kernel.load_kernel()
+
+
+def start_loading_kernels() -> Callable[[], None]:
+    """Start :func:`load_kernels` with the rounding kernel in a forked child, which puts it
+    in numba's cache while this process compiles (or loads) the solver's: on a fresh
+    install the two compiles overlap on two cores (numba compiles one function at a time
+    per process). Returns the call that finishes the job here. Only for a process without
+    other threads (a fork copies the calling thread alone): the command line, at its
+    start."""
+    from planner import rounding_kernel
+
+    parent = os.getpid()
+    child = os.fork()
+    if child == 0:
+        code = 1
+        try:
+            exit_with_parent(parent)
+            rounding_kernel.load_kernel()
+            code = 0
+        finally:
+            os._exit(code)
+
+    def finish() -> None:
+        from planner.solvers import lotqp
+
+        lotqp.load_kernel()
+        os.waitpid(child, 0)
+        load_kernels()  # the rounding kernel from the cache the child wrote
+
+    return finish
 
 
 def plan(
