@@ -115,12 +115,19 @@ def ids(table: Table, field: str, issues: Issues, what: str, optional: bool = Fa
     values = texts(table, field)
     if not optional:
         empty_cells(table, field, values, issues, what)
-    forbidden = pc.match_substring_regex(values, ID_FORBIDDEN)
-    long = pc.greater(pc.utf8_length(values), ID_MAX_CHARACTERS)
+    formula = pc.match_substring_regex(values, r"^[=+\-@]")
+    long = pc.greater(pc.binary_length(values), ID_MAX_CHARACTERS)  # bytes >= characters
+    if pc.any(long).as_py():
+        long = pc.greater(pc.utf8_length(values), ID_MAX_CHARACTERS)
+    bad = pc.or_(formula, long)
+    # Plain ASCII (the usual ids) holds no control or format character: the Unicode
+    # check runs only when some id is not.
+    if not pc.all(pc.ascii_is_printable(values)).as_py():
+        bad = pc.or_(bad, pc.match_substring_regex(values, ID_FORBIDDEN))
     issues.rows(
         table,
         field,
-        np.asarray(pc.or_(forbidden, long), dtype=bool),
+        np.asarray(bad, dtype=bool),
         lambda raw: (
             f"expected {what} of at most {ID_MAX_CHARACTERS} printable characters, not "
             f"starting with = + - or @ (a spreadsheet reads those as formulas), got {raw}"

@@ -195,6 +195,9 @@ def _accounts(
     }
     household = cells.ids(table, "household_id", issues, "a household id", optional=True)
     household = household.to_pylist()
+    # Plain Python values, converted a column at a time (not a cell at a time).
+    cash, st, lt, flow = (np.nan_to_num(v).tolist() for v in (cash, st, lt, flow))
+    budget, st_cap = ([None if math.isnan(x) else x for x in v.tolist()] for v in (budget, st_cap))
     out: dict[str, Account] = {}
     for k, (a, m) in enumerate(zip(ids, model.to_pylist(), strict=True)):
         if not a or a in out:
@@ -204,12 +207,12 @@ def _accounts(
             m,
             household[k] or a,
             registration[k],
-            float(np.nan_to_num(cash[k])),
-            float(np.nan_to_num(st[k])),
-            float(np.nan_to_num(lt[k])),
-            None if math.isnan(budget[k]) else float(budget[k]),
-            None if math.isnan(st_cap[k]) else float(st_cap[k]),
-            0.0 if math.isnan(flow[k]) else float(flow[k]),
+            cash[k],
+            st[k],
+            lt[k],
+            budget[k],
+            st_cap[k],
+            flow[k],
             bool(fractional[k]),
             last_rebalanced=_day(last[k]),
             last_reviewed=_day(reviewed[k]),
