@@ -50,55 +50,55 @@ def run_tasks(
 ) -> Iterator[tuple[int, object]]:
     """``(index, job(tasks[index]))`` for every task as it completes, on ``workers``
     forked processes (``start`` runs in each as it starts); a :class:`Failed` or
-    :class:`Lost` stands for the result of a task that did not complete."""
+    :class:`Lost` stands for the result of a task that did not complete.
+
+    Each worker holds :data:`AHEAD` tasks: the one it works on and the next, so that it
+    never waits for the parent. Its pipe keeps them in order, so the first of a dead
+    worker's tasks is the one it died on; the others go back to the queue untried."""
     context = mp.get_context("fork")
     todo = deque(range(len(tasks)))
     tries = [0] * len(tasks)
-    idle: list[_Worker] = []
-    busy: dict[Connection, tuple[_Worker, int]] = {}
+    crew = [_Worker(context, job, start) for _ in range(min(workers, len(tasks)))]
     try:
-        for _ in range(min(workers, len(tasks))):
-            idle.append(_Worker(context, job, start))
-        while todo or busy:
-            while todo and idle:
-                worker, index = idle.pop(), todo.popleft()
-                try:
-                    worker.connection.send(tasks[index])
-                except OSError:  # it died after its last result: a fresh one takes over
-                    worker.close()
-                    todo.appendleft(index)
-                    idle.append(_Worker(context, job, start))
-                    continue
-                tries[index] += 1
-                busy[worker.connection] = (worker, index)
-            sentinels = {w.process.sentinel: c for c, (w, _) in busy.items()}
-            for ready in wait([*busy, *sentinels]):
-                connection = sentinels.get(ready, ready)
-                if connection not in busy:
-                    continue  # its result was read in this round already
-                worker, index = busy[connection]
-                try:
-                    outcome = connection.recv()
-                except (EOFError, OSError):  # the worker died on this task
-                    del busy[connection]
-                    worker.close()
-                    if tries[index] < TRIES:
-                        todo.appendleft(index)
+        while todo or any(w.held for w in crew):
+            for worker in crew:
+                while todo and len(worker.held) < AHEAD:
+                    worker.give(todo.popleft(), tasks)
+            ready = wait([w.connection for w in crew if w.held] + [w.sentinel for w in crew])
+            for worker in list(crew):
+                if worker.connection in ready and worker.held:
+                    try:
+                        outcome = worker.connection.recv()
+                    except (EOFError, OSError):
+                        pass  # it died: seen below
                     else:
-                        yield index, Lost(worker.process.exitcode)
+                        index = worker.held.popleft()
+                        yield index, outcome
+                        continue
+                if worker.sentinel in ready or not worker.process.is_alive():
+                    crew.remove(worker)
+                    worker.close()
+                    if worker.held:
+                        index = worker.held.popleft()  # the task it died on
+                        tries[index] += 1
+                        if tries[index] < TRIES:
+                            todo.appendleft(index)
+                        else:
+                            yield index, Lost(worker.process.exitcode)
+                        todo.extendleft(reversed(worker.held))  # queued behind it, untried
                     if todo:
-                        idle.append(_Worker(context, job, start))
-                    continue
-                del busy[connection]
-                idle.append(worker)
-                yield index, outcome
+                        crew.append(_Worker(context, job, start))
     finally:
-        for worker in [*idle, *(w for w, _ in busy.values())]:
+        for worker in crew:
             worker.close()
 
 
+AHEAD = 2
+"""Tasks a worker holds at a time (see :func:`run_tasks`)."""
+
+
 class _Worker:
-    """One forked process and its end of a pipe."""
+    """One forked process, its end of a pipe, and the tasks it holds (in order)."""
 
     def __init__(self, context, job: Callable, start: Callable[[], None] | None):
         self.connection, child = context.Pipe()
@@ -106,7 +106,15 @@ class _Worker:
             target=_serve, args=(child, job, start, os.getpid()), daemon=True
         )
         self.process.start()
+        self.sentinel = self.process.sentinel
+        self.held: deque[int] = deque()
         child.close()
+
+    def give(self, index: int, tasks: Sequence) -> None:
+        """Send task ``index``; a worker that died meanwhile is found by its sentinel."""
+        self.held.append(index)
+        with contextlib.suppress(OSError):
+            self.connection.send(tasks[index])
 
     def close(self) -> None:
         """Stop the process (it may be done or dead already) and reap it."""
