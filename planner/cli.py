@@ -182,8 +182,8 @@ def _prepare_process(load_kernels) -> None:
     loader.join(COMPILE_NOTICE)
     if loader.is_alive():
         message = (
-            "compiling the solver's kernel (the first run after installing; later runs "
-            "load it from numba's cache)"
+            "compiling the solver's and the rounding's numba kernels (the first run after "
+            "installing; later runs load them from numba's cache)"
         )
         if err.is_terminal:
             with err.status(message):
