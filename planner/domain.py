@@ -48,6 +48,7 @@ AS_OF_RANGE: tuple[date, date] = (date(1900, 1, 1), date(2199, 12, 31))
 inside the dates a book can hold)."""
 
 LOT_COLUMNS: tuple[str, ...] = ("account_id", "lot_id", "symbol", "shares", "unit_cost", "acquired")
+LOT_OPTIONAL: tuple[str, ...] = ("purchased",)
 TRADE_COLUMNS: tuple[str, ...] = (
     "account_id",
     "trade_date",
@@ -273,7 +274,12 @@ class Account:
 
 @dataclass(frozen=True)
 class Lot:
-    """Shares of one security bought on one date at one unit cost, in one account."""
+    """Shares of one security bought on one date at one unit cost, in one account.
+
+    ``acquired`` starts the holding period (for wash-sale replacement shares it is tacked
+    onto the sold shares', so it can be earlier than the purchase); ``purchased`` is the
+    trade date of the purchase (``None``: the same as ``acquired``), which the wash-sale
+    look-back reads."""
 
     account_id: str
     lot_id: str
@@ -281,6 +287,12 @@ class Lot:
     shares: float
     unit_cost: float
     acquired: date
+    purchased: date | None = None
+
+    @property
+    def bought_on(self) -> date:
+        """The trade date of the purchase."""
+        return self.purchased or self.acquired
 
 
 @dataclass(frozen=True)
@@ -422,20 +434,24 @@ class Book:
         """The account's lots as :class:`Lot` objects."""
         df = self.lot_frame(account_id)
         return tuple(
-            Lot(a, lid, s, float(q), float(c), pd.Timestamp(d).date())
-            for a, lid, s, q, c, d in zip(
+            Lot(a, lid, s, float(q), float(c), pd.Timestamp(d).date(), pd.Timestamp(b).date())
+            for a, lid, s, q, c, d, b in zip(
                 df["account_id"],
                 df["lot_id"],
                 df["symbol"],
                 df["shares"],
                 df["unit_cost"],
                 df["acquired"],
+                purchase_dates(df),
                 strict=True,
             )
         )
 
     def trades_of(self, account_ids: str | tuple[str, ...] | list[str]) -> tuple[Trade, ...]:
         """Trade history of one or several accounts as :class:`Trade` objects."""
+        ids = [account_ids] if isinstance(account_ids, str) else account_ids
+        if not any(a in self._trade_rows for a in ids):
+            return ()
         df = self.trade_frame(account_ids)
         return tuple(
             Trade(
@@ -476,6 +492,12 @@ class Book:
         if self.settings.wash_sale_scope == "household":
             return self.household(account_id)
         return (account_id,)
+
+
+def purchase_dates(lots: pd.DataFrame) -> pd.Series:
+    """The trade date each lot was bought on: its ``purchased`` column where the frame has
+    one, else ``acquired`` (the two differ only for wash-sale replacements)."""
+    return lots["purchased"] if "purchased" in lots.columns else lots["acquired"]
 
 
 def arrow(column: pd.Series) -> pa.Array:

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from planner import tax
-from planner.domain import CASH, Book, arrow
+from planner.domain import CASH, Book, Lot, arrow, purchase_dates
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,6 +43,7 @@ class LotArrays:
     shares: np.ndarray
     unit_cost: np.ndarray
     acquired: np.ndarray  # datetime64[D]
+    purchased: np.ndarray  # datetime64[D]: the trade date (acquired but for replacements)
     lot_id: pa.Array
     """Lot ids, as the book's frame holds them (Arrow strings): read per lot sold (see
     :meth:`lot_ids`), never turned into five million Python objects."""
@@ -54,6 +55,27 @@ class LotArrays:
     def rows(self, account_id: str) -> slice:
         start, stop = self.ranges.get(account_id, (0, 0))
         return slice(start, stop)
+
+    def bought_between(self, account_id: str, first: date, last: date) -> tuple[Lot, ...]:
+        """The account's lots bought (trade date) from ``first`` to ``last``, both included."""
+        rows = self.rows(account_id)
+        days = self.purchased[rows]
+        hit = np.flatnonzero(
+            (days >= np.datetime64(first, "D")) & (days <= np.datetime64(last, "D"))
+        )
+        hit = hit + rows.start
+        return tuple(
+            Lot(
+                account_id,
+                lot_id,
+                self.symbols[self.symbol_code[r]],
+                float(self.shares[r]),
+                float(self.unit_cost[r]),
+                self.acquired[r].item(),
+                self.purchased[r].item(),
+            )
+            for r, lot_id in zip(hit.tolist(), self.lot_ids(hit), strict=True)
+        )
 
     def lot_ids(self, rows: np.ndarray) -> list[str]:
         """The ids of the lots at book ``rows``."""
@@ -114,6 +136,7 @@ def _build(book: Book) -> LotArrays:
         shares=lots["shares"].to_numpy(dtype=float),
         unit_cost=lots["unit_cost"].to_numpy(dtype=float),
         acquired=lots["acquired"].to_numpy().astype("datetime64[D]"),
+        purchased=purchase_dates(lots).to_numpy().astype("datetime64[D]"),
         lot_id=arrow(lots["lot_id"]),
         within=within,
         ranges=ranges,
@@ -122,15 +145,22 @@ def _build(book: Book) -> LotArrays:
 
 
 def accounts_with_recent_trades(book: Book, as_of: date, window_days: int) -> frozenset[str]:
-    """Accounts with a trade dated in ``[as_of - window_days, as_of]``: only their
-    households can have a live wash-sale block, so every other account skips the look-back."""
-    trades = book.trades
-    if trades.empty:
-        return frozenset()
+    """Accounts with a trade, or a lot bought, in ``[as_of - window_days, as_of]``: only
+    their households can have a live wash-sale block, so every other account skips the
+    look-back."""
     start = np.datetime64(as_of - timedelta(days=window_days), "D")
-    dates = trades["trade_date"].to_numpy().astype("datetime64[D]")
-    live = (dates >= start) & (dates <= np.datetime64(as_of, "D"))
-    return frozenset(trades.loc[live, "account_id"].astype(str).unique())
+    end = np.datetime64(as_of, "D")
+    out: set[str] = set()
+    for frame, dates in (
+        (book.trades, book.trades["trade_date"]),
+        (book.lots, purchase_dates(book.lots)),
+    ):
+        if frame.empty:
+            continue
+        days = dates.to_numpy().astype("datetime64[D]")
+        live = (days >= start) & (days <= end)
+        out.update(frame.loc[live, "account_id"].astype(str).unique())
+    return frozenset(out)
 
 
 # -- values and weights --------------------------------------------------------------------

@@ -4,13 +4,14 @@ and one account's arrays, checked against hand cases and plain scans of the book
 from __future__ import annotations
 
 import dataclasses
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from planner.domain import CASH
-from planner.io import load_book
+from planner.io import load_book, validate_book, write_book
 from planner.positions import lot_arrays
 from planner.program.inputs import (
     build_inputs,
@@ -19,6 +20,7 @@ from planner.program.inputs import (
     slots_needed,
     universe_for,
 )
+from planner.run import plan
 from planner.synthetic import generate_benchmark_book
 from planner.triggers import Decision
 
@@ -268,3 +270,95 @@ def test_build_inputs_reads_the_lot_ids_of_the_book_it_is_given(demo):
     assert ids == [i + "x" for i in lot_arrays(demo).lot_ids(rows)]
     assert all(i.endswith("x") for i in ids)
     assert ids == list(book.lot_frame(account_id)["lot_id"].loc[book.lots.index[rows]])
+
+
+# -- the wash-sale look-back reads lots as well as trades -----------------------------------
+
+
+def _lot_only_book(tmp_path, household_scope: bool = False, recorded_buy: bool = False):
+    """Issue 13's case: one taxable account holding VTI bought in 2022 and again ten days
+    before the as-of date, and BND; no trades.csv (or one recording that recent buy)."""
+    book = tmp_path / "book"
+    book.mkdir()
+    (book / "securities.csv").write_text(
+        "symbol,asset_class,price\nVTI,US_EQUITY,227.6438\nBND,US_BONDS,73\n"
+    )
+    (book / "models.toml").write_text(
+        "[balanced]\ncash = 0.0\n[balanced.bands]\nabs = 0.05\n"
+        "[balanced.classes.US_EQUITY]\ntarget = 0.5\n"
+        'securities = ["VTI"]\n[balanced.classes.US_BONDS]\ntarget = 0.5\nsecurities = ["BND"]\n'
+    )
+    (book / "accounts.csv").write_text(
+        "account_id,model,household_id,registration,cash,st_rate,lt_rate\n"
+        "T1,balanced,H1,taxable,0,0.37,0.2\n"
+        "T2,balanced,H1,taxable,0,0.37,0.2\n"
+    )
+    recent_owner = "T2" if household_scope else "T1"
+    (book / "lots.csv").write_text(
+        "account_id,lot_id,symbol,shares,unit_cost,acquired\n"
+        "T1,T1-1,VTI,300,235,2022-09-12\n"
+        "T1,T1-3,BND,300,73,2022-09-12\n"
+        f"{recent_owner},{recent_owner}-2,VTI,40,229,2025-02-18\n"
+        "T2,T2-9,BND,10,70,2020-01-02\n"
+    )
+    if recorded_buy:
+        (book / "trades.csv").write_text(
+            "account_id,trade_date,symbol,side,shares,price\n"
+            f"{recent_owner},2025-02-18,VTI,buy,40,229\n"
+        )
+    scope = "household" if household_scope else "account"
+    (book / "book.toml").write_text(
+        f'[settings]\nas_of = 2025-02-28\nwash_sale_scope = "{scope}"\n'
+    )
+    return load_book(book)
+
+
+@pytest.mark.parametrize("household_scope", [False, True])
+def test_a_lot_bought_in_the_window_blocks_loss_sales(tmp_path, household_scope):
+    from planner.program.inputs import wash_blocks
+
+    book = _lot_only_book(tmp_path, household_scope)
+    blocks = wash_blocks(book, "T1", date(2025, 2, 28))
+    assert blocks.loss_sale_blocked == {"VTI": date(2025, 3, 20)}
+    assert "VTI buy on 2025-02-18" in blocks.reasons["VTI"]
+    result = plan(book, accounts=["T1"], executor="serial")
+    sales = result.lot_sales
+    assert not ((sales["symbol"] == "VTI") & (sales["realized_gain"] < 0)).any(), sales
+
+
+def test_a_lot_and_its_recorded_buy_count_once(tmp_path):
+    from planner import tax
+
+    book = _lot_only_book(tmp_path, recorded_buy=True)
+    trades = book.trades_of("T1")
+    implied = tax.lot_purchases(book.lots_of("T1"), trades, date(2025, 2, 28))
+    assert implied == []  # the lot is the recorded buy
+    without = tax.lot_purchases(book.lots_of("T1"), (), date(2025, 2, 28))
+    assert [(t.symbol, t.trade_date, t.shares) for t in without] == [
+        ("VTI", date(2025, 2, 18), 40.0)
+    ]
+
+
+def test_the_look_back_reads_the_purchase_date_of_a_replacement_lot(tmp_path):
+    """A wash-sale replacement bought on 2025-02-18 keeps the sold shares' acquired date
+    (2023-01-05) for its holding period: the look-back reads ``purchased``."""
+    book_dir = tmp_path / "book"
+    _lot_only_book(tmp_path)
+    lots = (book_dir / "lots.csv").read_text().splitlines()
+    lots[0] += ",purchased"
+    lots[1:] = [line + "," for line in lots[1:]]
+    lots[3] = "T1,T1-2,VTI,40,229,2023-01-05,2025-02-18"
+    (book_dir / "lots.csv").write_text("\n".join(lots) + "\n")
+    book = load_book(book_dir)
+    from planner.program.inputs import wash_blocks
+
+    assert wash_blocks(book, "T1", date(2025, 2, 28)).loss_sale_blocked == {
+        "VTI": date(2025, 3, 20)
+    }
+    # write_book keeps the column, and only because a lot has a purchase date of its own
+    write_book(book, tmp_path / "again")
+    assert "purchased" in (tmp_path / "again" / "lots.csv").read_text().splitlines()[0]
+    lots[3] = "T1,T1-2,VTI,40,229,2025-02-19,2025-02-18"
+    (book_dir / "lots.csv").write_text("\n".join(lots) + "\n")
+    (issue,) = validate_book(book_dir)
+    assert (issue.line, issue.field) == (4, "purchased")

@@ -22,6 +22,7 @@ from planner.domain import (
     AS_OF_RANGE,
     CASH,
     LOT_COLUMNS,
+    LOT_OPTIONAL,
     REGISTRATIONS,
     RESTRICTIONS,
     Account,
@@ -249,7 +250,7 @@ def _lots(
     symbols: set[str] | None,
     as_of: date,
 ) -> pd.DataFrame:
-    table = read(folder, "lots", LOT_COLUMNS, (), issues)
+    table = read(folder, "lots", LOT_COLUMNS, LOT_OPTIONAL, issues)
     if table is None:
         return _empty_lots()
     account_id = cells.texts(table, "account_id")
@@ -260,6 +261,13 @@ def _lots(
     shares = cells.numbers(table, "shares", issues, "a number > 0", lambda v: v > 0)
     cost = cells.numbers(table, "unit_cost", issues, "a number >= 0", lambda v: v >= 0)
     acquired = cells.dates(table, "acquired", issues, as_of)
+    purchased = cells.dates(table, "purchased", issues, as_of, optional=True)
+    issues.rows(
+        table,
+        "purchased",
+        purchased < acquired,  # NaT compares False
+        lambda raw: f"expected a date on or after the lot's acquired date, got {raw}",
+    )
     columns = {
         "account_id": account_id,
         "lot_id": lot_id,
@@ -267,6 +275,8 @@ def _lots(
         "shares": pa.array(shares),
         "unit_cost": pa.array(cost),
         "acquired": pa.array(acquired),
+        # The trade date (the look-back's); acquired, the holding period's, where not given.
+        "purchased": pa.array(np.where(np.isnat(purchased), acquired, purchased)),
     }
     order = _sort_order(columns, ("account_id", "symbol", "acquired", "lot_id"))
     _repeated_lots(table, account_id, lot_id, order, issues)
@@ -282,6 +292,7 @@ def _empty_lots() -> pd.DataFrame:
             "shares": pa.array([], pa.float64()),
             "unit_cost": pa.array([], pa.float64()),
             "acquired": pa.array([], pa.timestamp("ns")),
+            "purchased": pa.array([], pa.timestamp("ns")),
         },
         None,
     )

@@ -21,7 +21,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from planner.domain import CASH, LOT_COLUMNS, TRADE_COLUMNS, Band, Book, Model
+from planner.domain import (
+    CASH,
+    LOT_COLUMNS,
+    TRADE_COLUMNS,
+    Band,
+    Book,
+    Model,
+    purchase_dates,
+)
 
 FORMATS = ("csv", "parquet")
 
@@ -371,10 +379,16 @@ def book_tables(book: Book) -> dict[str, pd.DataFrame]:
     # demo among them) keep their files byte for byte.
     if not any(a.do_not_trade for a in accs):
         accounts = accounts.drop(columns=["do_not_trade"])
+    lots = book.lots[list(LOT_COLUMNS)]
+    # purchased is written only where some lot has one of its own (a wash-sale
+    # replacement), so books without them keep their files byte for byte.
+    bought = purchase_dates(book.lots)
+    if len(lots) and not (bought.to_numpy() == lots["acquired"].to_numpy()).all():
+        lots = lots.assign(purchased=bought.to_numpy())
     tables = {
         "securities": securities,
         "accounts": accounts,
-        "lots": book.lots[list(LOT_COLUMNS)],
+        "lots": lots,
     }
     if len(book.trades):
         tables["trades"] = book.trades[list(TRADE_COLUMNS)]

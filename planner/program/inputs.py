@@ -6,7 +6,7 @@ import functools
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 
@@ -353,16 +353,22 @@ _NO_BLOCKS = tax.WashSaleBlocks({}, {})
 
 
 def wash_blocks(book: Book, account_id: str, as_of: date) -> tax.WashSaleBlocks:
-    """Wash-sale blocks of an account on ``as_of`` from the trade history of its wash-sale
-    scope (the account, or its household with IRA and Roth accounts: a buy there washes a
-    taxable loss, while a loss sale there is no deductible loss and blocks nothing)."""
+    """Wash-sale blocks of an account on ``as_of`` from the history of its wash-sale scope
+    (the account, or its household with IRA and Roth accounts: a buy there washes a
+    taxable loss, while a loss sale there is no deductible loss and blocks nothing): the
+    recorded trades, and the purchases its lots show (a lot bought in the window is a buy
+    whether or not trades.csv has it)."""
     scope = book.wash_scope(account_id)
     window = book.settings.wash_window_days
     recent = _recent_traders(book, as_of, window)
     if not recent.intersection(scope):
         return _NO_BLOCKS
+    trades = book.trades_of(scope)
+    first = as_of - timedelta(days=window)
+    arrays = lot_arrays(book)
+    lots = [lot for a in scope if a in recent for lot in arrays.bought_between(a, first, as_of)]
     return tax.wash_sale_blocks(
-        book.trades_of(scope),
+        [*trades, *tax.lot_purchases(lots, trades, as_of, window)],
         {s: sec.wash_group for s, sec in book.securities.items()},
         as_of,
         window_days=window,
@@ -371,7 +377,8 @@ def wash_blocks(book: Book, account_id: str, as_of: date) -> tax.WashSaleBlocks:
 
 
 _RECENT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-"""Per book (kept while it lives): (as-of date, window) -> accounts with recent trades."""
+"""Per book (kept while it lives): (as-of date, window) -> accounts with a trade or a lot
+bought in the window."""
 
 
 def _recent_traders(book: Book, as_of: date, window: int) -> frozenset[str]:

@@ -33,6 +33,7 @@ from planner.tax.wash import (
     WashSaleOutcome,
     WashSaleResult,
     apply_wash_sales,
+    lot_purchases,
     wash_sale_blocks,
     wash_window,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "first_long_term_dates",
     "holding_term",
     "holding_terms",
+    "lot_purchases",
     "net_capital_gains",
     "realized_by_term",
     "unrealized_gain",

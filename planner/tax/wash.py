@@ -125,6 +125,31 @@ def wash_sale_blocks(
     )
 
 
+def lot_purchases(
+    lots: Iterable[Lot], trades: Iterable[Trade], as_of: date, window_days: int = 30
+) -> list[Trade]:
+    """The buys a book's lots show inside the look-back window ``[as_of - window_days,
+    as_of]``, as trades, for :func:`wash_sale_blocks`: a lot bought in the window is a
+    purchase whether or not the trade history records it. A lot matching a recorded buy
+    (same account, symbol, trade date and shares) is that buy, and is left out so that it
+    counts once. The price of such a buy is the lot's unit cost."""
+    start = as_of - timedelta(days=window_days)
+    recorded = {
+        (t.account_id, t.symbol, t.trade_date, round(t.shares, 6))
+        for t in trades
+        if t.side == "buy"
+    }
+    out = []
+    for lot in lots:
+        day = lot.bought_on
+        if not start <= day <= as_of:
+            continue
+        if (lot.account_id, lot.symbol, day, round(lot.shares, 6)) in recorded:
+            continue
+        out.append(Trade(lot.account_id, day, lot.symbol, "buy", lot.shares, lot.unit_cost))
+    return out
+
+
 def _account_note(account_id: str, regs: Mapping[str, str]) -> str:
     reg = regs.get(account_id)
     return f" in {reg} account {account_id}" if reg in NON_TAXABLE else ""
