@@ -22,7 +22,7 @@ from constraints.restrictions import (
     LegacyHoldings,
     Restricted,
 )
-from constraints.taxes import GainBudget, HoldNearLongTerm, ShortTermGainCap
+from constraints.taxes import GainBudget, HarvestLimit, HoldNearLongTerm, ShortTermGainCap
 from constraints.trading import MinimumTrade, WholeShares
 from constraints.wash import TradeDirection, WashSaleLookback, WashSaleOneDirection
 
@@ -39,6 +39,7 @@ __all__ = [
     "DoNotSell",
     "DoNotTrade",
     "GainBudget",
+    "HarvestLimit",
     "HoldNearLongTerm",
     "LegacyHoldings",
     "LotBounds",

@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import functools
 from dataclasses import dataclass, field
+from typing import Any
 
 import cvxpy as cp
 import numpy as np
@@ -144,6 +145,9 @@ class AccountInputs:
     turnover_cap: float | None = None
     weight_lower: float | None = None
     weight_upper: float | None = None
+    # Dollars: the rounding makes no order below max(dust_value, min_trade_value) but one
+    # that sells a whole position (the search plans with min_trade_value alone).
+    dust_value: float = 0.0
     # Heuristic state, written by the solve loop between passes, per security:
     # direction: +1 only buys, -1 only sells, 0 free;
     # wash_direction: +1 its wash group buys (no loss sales), -1 it sells at a loss (no buys);
@@ -160,6 +164,12 @@ class AccountInputs:
     direction: np.ndarray | None = None
     wash_direction: np.ndarray | None = None
     min_trade: np.ndarray | None = None
+    # Per lot slot, the most a plan may sell (fraction of V; None: no limit): loss lots of
+    # securities the account may not harvest sell at most its excess over goal.
+    loss_sale_cap: np.ndarray | None = None
+    # The account's tax return this year before its plan (planner.tax.YearSoFar; None: a
+    # fresh year with the $3,000 deduction), the context of the tax term.
+    tax_year: Any = None
 
     # The lot fields never change once an account's inputs are built (the solve loop only
     # swaps its search state, see :meth:`with_state`), so the derived lot arrays are

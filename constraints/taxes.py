@@ -52,6 +52,30 @@ class ShortTermGainCap(Constraint):
         return "ShortTermGainCap(net ST gain <= cap)"
 
 
+class HarvestLimit(Constraint):
+    """Loss lots of a security the account may not harvest sell at most what moving the
+    security to its goal needs (the caps of :attr:`AccountInputs.loss_sale_cap`)."""
+
+    def apply(self, inputs: AccountInputs, values: dict[str, np.ndarray]) -> None:
+        if inputs.taxable and inputs.loss_sale_cap is not None:
+            values["sell_cap"] = np.minimum(values["sell_cap"], inputs.loss_sale_cap)
+
+    def active(self, inputs: AccountInputs) -> bool:
+        return (
+            inputs.taxable
+            and inputs.loss_sale_cap is not None
+            and bool((inputs.loss_sale_cap < BIG).any())
+        )
+
+    def describe(self, inputs: AccountInputs) -> str:
+        capped = inputs.lot_real & (inputs.loss_sale_cap < BIG)
+        names = sorted({inputs.symbols[i] for i in inputs.lot_security[capped].tolist()})
+        return f"no tax-loss harvest of {', '.join(names)}: loss lots sell only to rebalance"
+
+    def __repr__(self) -> str:
+        return "HarvestLimit(loss sales <= excess over goal where not harvested)"
+
+
 class HoldNearLongTerm(Constraint):
     """Do not sell gain lots that turn long-term within ``days`` days."""
 

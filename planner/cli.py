@@ -518,6 +518,15 @@ def _print_plan(result, elapsed: float, written: list[Path]) -> None:
         f"est. cost {_money(t['est_cost'])}, est. tax {_money(t['est_tax'])}; "
         f"{elapsed:.1f} s"
     )
+    if result.returns is not None and len(result.returns):
+        from planner.returns import return_totals
+
+        r = return_totals(result.returns)
+        console.print(
+            f"[bold]Tax year[/]: {int(r['returns'])} returns, capital-gains tax "
+            f"{_money(r['tax_before'])} before the plan, {_money(r['tax_after'])} after; "
+            f"loss carried forward {_money(r['carryforward_out'], 0)}"
+        )
     console.print(f"wrote {_safe(', '.join(str(p) for p in written))}")
 
 

@@ -265,11 +265,51 @@ class Account:
     last_rebalanced: date | None = None
     last_reviewed: date | None = None
     do_not_trade: frozenset[str] = frozenset()
+    tax_return: str | None = None
+    harvest: str | None = None
 
     @property
     def taxable(self) -> bool:
         """Whether gains and losses in this account are taxed (IRA and Roth are not)."""
         return self.registration == "taxable"
+
+    @property
+    def return_id(self) -> str | None:
+        """The tax return its gains and losses go to: ``tax_return`` if given, else its
+        household's (an account without a household is its own); ``None`` for IRA and
+        Roth accounts, whose trades are not reported."""
+        if not self.taxable:
+            return None
+        return self.tax_return or self.household_id
+
+
+DEDUCTION_LIMITS: dict[str, float] = {
+    "single": 3000.0,
+    "married_joint": 3000.0,
+    "married_separate": 1500.0,
+    "head_of_household": 3000.0,
+}
+"""Net capital loss deductible from ordinary income per year by filing status, dollars
+(IRC 1211(b))."""
+
+
+@dataclass(frozen=True)
+class TaxReturn:
+    """One tax return's year so far, in dollars: net realised short- and long-term gains
+    year to date (negative for a net loss), the short- and long-term losses carried in
+    from earlier years (positive), and the filing status that sets the deduction limit."""
+
+    return_id: str
+    filing_status: str = "single"
+    ytd_st_gain: float = 0.0
+    ytd_lt_gain: float = 0.0
+    carryforward_st: float = 0.0
+    carryforward_lt: float = 0.0
+
+    @property
+    def deduction_limit(self) -> float:
+        """Net capital loss deductible from ordinary income this year, dollars."""
+        return DEDUCTION_LIMITS[self.filing_status]
 
 
 @dataclass(frozen=True)
@@ -322,14 +362,29 @@ class Settings:
       percentage point of annualised tracking error (sets the tracking-error weight).
     - ``hold_lt_days``: hold gain lots that turn long-term within this many days (0: off).
     - ``wash_window_days``: the wash-sale window on each side of a loss sale (30 by law).
+    - ``dust_value``: dollars; no order is smaller than ``max(dust_value,
+      min_trade_value)`` but one that closes a whole position.
+    - ``harvest``: tax-loss harvesting, ``off``, ``with_rebalance`` (harvests ride along
+      with a triggered plan) or ``opportunistic`` (a harvestable loss is a trigger of its
+      own); an account's ``harvest`` column overrides it.
+    - ``harvest_min_loss`` (dollars) and ``harvest_min_loss_fraction`` (of the position's
+      value): a harvest must realise at least both.
     """
 
     as_of: date | None = None
     wash_sale_scope: Literal["account", "household"] = "account"
     loss_benefit: float = 0.5
     tracking_error_value: float = 0.005
-    hold_lt_days: int = 0
+    hold_lt_days: int = 30
     wash_window_days: int = 30
+    dust_value: float = 100.0
+    harvest: Literal["off", "with_rebalance", "opportunistic"] = "with_rebalance"
+    harvest_min_loss: float = 500.0
+    harvest_min_loss_fraction: float = 0.05
+
+
+HARVEST_MODES = ("off", "with_rebalance", "opportunistic")
+"""Values of the ``harvest`` setting and account column."""
 
 
 class FrozenDict(dict):
@@ -368,11 +423,13 @@ class Book:
     prices: pd.DataFrame | None = None
     settings: Settings = field(default_factory=Settings)
     source: Path | None = None
+    returns: Mapping[str, TaxReturn] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "securities", _frozen(self.securities))
         object.__setattr__(self, "models", _frozen(self.models))
         object.__setattr__(self, "accounts", _frozen(self.accounts))
+        object.__setattr__(self, "returns", _frozen(self.returns))
         # Row ranges of each account in the (sorted) lots and trades frames, so that one
         # account's slice costs O(1) instead of a scan.
         object.__setattr__(self, "_lot_rows", _row_ranges(self.lots))
@@ -402,7 +459,19 @@ class Book:
             prices=None,
             settings=self.settings,
             source=self.source,
+            returns={r: self.returns[r] for r in self._return_ids(ids) if r in self.returns},
         )
+
+    def _return_ids(self, account_ids: Sequence[str]) -> set[str]:
+        return {r for a in account_ids if (r := self.accounts[a].return_id) is not None}
+
+    def tax_return(self, account_id: str) -> TaxReturn | None:
+        """The tax year so far of the account's return (``None`` for IRA and Roth); a
+        return without a row in returns.csv starts the year at zero."""
+        return_id = self.accounts[account_id].return_id
+        if return_id is None:
+            return None
+        return self.returns.get(return_id) or TaxReturn(return_id)
 
     def __getstate__(self):
         return {k: getattr(self, k) for k in self.__dataclass_fields__}

@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 
 from constraints.base import name_codes
-from planner import tax
+from planner import harvest, returns
 from planner.domain import CASH
 from planner.positions import lot_arrays
+from planner.reasons import Reasons
 from planner.triggers import Decision
 
 ORDER_COLUMNS = (
@@ -128,6 +129,7 @@ class PlanResult:
     orders: pd.DataFrame
     lot_sales: pd.DataFrame
     summary: pd.DataFrame
+    returns: pd.DataFrame | None = None  # per tax return (planner.returns.returns_frame)
 
     def files(self) -> dict[str, pd.DataFrame]:
         """The frames of a run's output files. Every file is byte-identical on re-run but
@@ -135,12 +137,15 @@ class PlanResult:
         to run, so they live apart from ``summary.csv``."""
         summary = self.summary.drop(columns=[c for c in TIMING_COLUMNS if c in self.summary])
         timing = ["account_id", "solver", "passes", *TIMING_COLUMNS]
-        return {
+        out = {
             "orders.csv": self.orders,
             "lot_sales.csv": self.lot_sales,
             "summary.csv": summary,
             "timings.csv": self.summary[[c for c in timing if c in self.summary]],
         }
+        if self.returns is not None:
+            out["returns.csv"] = self.returns
+        return out
 
     def totals(self) -> dict[str, float]:
         s = self.summary
@@ -206,10 +211,25 @@ def account_outcome(book, account_id, model_name, decision, inputs, risk, report
             "proceeds": proceeds,
             "realized_gain": gains,
         }
-    est_tax = (
-        tax.capital_gains_tax(realized_st, realized_lt, account.st_rate, account.lt_rate)
-        if account.taxable
-        else 0.0
+    # The increment of the return's year: its year to date and accounts planned before.
+    year = inputs.tax_year if account.taxable else None
+    added = returns.account_tax(year, realized_st, realized_lt, account.st_rate, account.lt_rate)
+    tax_notes = returns.anniversary_notes(
+        year,
+        realized_st,
+        realized_lt,
+        account.st_rate,
+        account.lt_rate,
+        {**lot_rows, "days_to_long_term": inputs.lot_days_to_long_term[sold_slots]}
+        if lot_rows
+        else {},
+    )
+    # Loss sales beyond what rebalancing needs, and what they save after the year's netting.
+    harvest_by_security, harvest_st, harvest_lt = harvest.harvested(
+        inputs, executable.sell_shares * lot_price / value, harvest.rules_of(book, account)
+    )
+    saved = harvest.harvest_value(
+        year, realized_st, realized_lt, harvest_st, harvest_lt, account.st_rate, account.lt_rate
     )
 
     # Orders with a reason each.
@@ -219,8 +239,15 @@ def account_outcome(book, account_id, model_name, decision, inputs, risk, report
     post = np.bincount(class_code, weights=post_value, minlength=len(class_names)) / total_after
     pre_class = dict(zip(class_names, pre.tolist(), strict=True))
     post_class = dict(zip(class_names, post.tolist(), strict=True))
-    why = _Reasons(
-        inputs, decision, class_names, class_code, pre_class, post_class, model, executable
+    why = Reasons(
+        inputs,
+        decision,
+        model,
+        executable,
+        pre_class,
+        post_class,
+        account.cash_flow,
+        harvested=harvest_by_security,
     )
     traded_value = np.maximum(sold_value + bought_value, 1e-300)
     sold_idx = np.flatnonzero(sold_shares > 0)
@@ -258,9 +285,12 @@ def account_outcome(book, account_id, model_name, decision, inputs, risk, report
             "est_cost": float(cost.sum()),
             "realized_st": realized_st,
             "realized_lt": realized_lt,
-            "est_tax": est_tax,
+            "est_tax": added.est_tax,
+            "carryforward_added": added.carryforward_added,
+            "harvested_loss": float(harvest_by_security.sum()),
+            "harvest_value": saved,
             "rounding_residual": executable.rounding_residual,
-            "message": "; ".join(_notes(report.notes, executable)),
+            "message": "; ".join([*why.notes(report.notes), *tax_notes]),
         }
     )
     for c in sorted(set(pre_class) | {CASH}):
@@ -269,100 +299,6 @@ def account_outcome(book, account_id, model_name, decision, inputs, risk, report
             post_class.get(c, 0.0) if c != CASH else executable.cash_after / total_after
         )
     return AccountOutcome(account_id, summary, orders, lot_rows)
-
-
-class _Reasons:
-    """The human reason of each order of one account (one line, for the blotter).
-
-    In order of precedence: a legacy holding's sale; a cash-flow plan's "invest
-    contribution" / "raise cash for withdrawal"; a taxable sale of loss lots only with a
-    buy in its class, "tax-loss harvest, replaced by ..."; a buy of a security the model
-    does not target, "substitute for ..."; else the class move, "rebalance C: a -> b
-    (target t)"."""
-
-    def __init__(
-        self, inputs, decision, class_names, class_code, pre_class, post_class, model, executable
-    ):
-        self.inputs = inputs
-        self.decision = decision
-        self.class_names = class_names
-        self.class_code = class_code
-        self.pre_class = pre_class
-        self.post_class = post_class
-        self.class_target = model.class_targets
-        self.security_target = model.security_targets
-        self.executable = executable
-        sold_slot = executable.sell_shares > 0
-        # Securities whose sold lots are all at a loss (a harvest, if replaced).
-        n = len(inputs.prices)
-        sold_lots = np.bincount(inputs.lot_security, weights=sold_slot, minlength=n)
-        sold_loss_lots = np.bincount(
-            inputs.lot_security, weights=sold_slot & inputs.lot_loss, minlength=n
-        )
-        self.all_loss = (sold_lots > 0) & (sold_loss_lots == sold_lots)
-
-    def reasons(self, idx: np.ndarray, is_sell: np.ndarray) -> np.ndarray:
-        """The reason of every order (security ``idx``, a sale where ``is_sell``)."""
-        inputs = self.inputs
-        out = np.empty(len(idx), dtype=object)
-        if self.decision.mode == "cash_only":
-            out[:] = np.where(is_sell, "raise cash for withdrawal", "invest contribution")
-        else:
-            codes = self.class_code[idx]
-            texts = {c: self._class_reason(c) for c in set(codes.tolist())}
-            out[:] = [texts[c] for c in codes.tolist()]
-            if inputs.target_weight is not None:
-                untargeted = np.asarray(inputs.target_weight)[idx] == 0.0
-            else:
-                untargeted = np.array(
-                    [self.security_target.get(inputs.symbols[i], 0.0) == 0.0 for i in idx]
-                )
-            for k in np.flatnonzero(~is_sell & untargeted):
-                out[k] = (
-                    f"substitute for {self.class_names[codes[k]]} "
-                    "(preferred security blocked or harvested)"
-                )
-            harvests = np.flatnonzero(is_sell & self.all_loss[idx]) if inputs.taxable else ()
-            if len(harvests):
-                bought = np.flatnonzero(self.executable.buy_shares > 0)
-                bought_class = self.class_code[bought]
-                texts = {}  # per class: the securities bought in it, and the reason's text
-                for k in harvests.tolist():
-                    c = int(codes[k])
-                    if c not in texts:
-                        members = bought[bought_class == c].tolist()
-                        names = ", ".join(inputs.symbols[j] for j in members)
-                        texts[c] = (members, f"tax-loss harvest, replaced by {names}")
-                    members, text = texts[c]
-                    i = int(idx[k])
-                    if i in members:  # not a replacement for itself
-                        members = [j for j in members if j != i]
-                        text = "tax-loss harvest, replaced by " + ", ".join(
-                            inputs.symbols[j] for j in members
-                        )
-                    if members:
-                        out[k] = text
-        legacy = is_sell & ~inputs.in_model[idx]
-        out[legacy] = "legacy holding, not in model"
-        return out
-
-    def _class_reason(self, code: int) -> str:
-        c = self.class_names[code]
-        return (
-            f"rebalance {c}: {self.pre_class.get(c, 0.0):.1%} -> "
-            f"{self.post_class.get(c, 0.0):.1%} (target {self.class_target.get(c, 0.0):.1%})"
-        )
-
-
-def _notes(notes: Sequence[str], executable) -> list[str]:
-    out = list(notes)
-    if executable.cash_shortfall > 0:
-        out.append(
-            f"cash ends ${executable.cash_shortfall:,.2f} below its floor: no whole-share "
-            "sale could cover it"
-        )
-    out.extend(executable.notes)
-    return out
 
 
 def _summary_base(account_id: str, model_name: str, decision: Decision) -> dict:
@@ -394,6 +330,9 @@ def failed_outcome(
             "realized_st": 0.0,
             "realized_lt": 0.0,
             "est_tax": 0.0,
+            "carryforward_added": 0.0,
+            "harvested_loss": 0.0,
+            "harvest_value": 0.0,
             "rounding_residual": 0.0,
             "message": message,
         }

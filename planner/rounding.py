@@ -3,6 +3,12 @@
 Shares are computed from the solution's fractions of account value (``shares = f V / p``) and
 counted in steps: 1 share, or 1e-6 share in fractional accounts. Rules, in order:
 
+- Dust. No order is smaller than ``max(dust_value, min_trade_value)`` (the account's
+  ``dust_value``, the book setting) but a sale that closes a whole position: the rules below
+  read that larger minimum. The search plans with ``min_trade_value`` alone (a positive
+  minimum on every security would send every account through the minimum-trade search), so
+  a trade it leaves below the dust size is dropped here; a dropped sale that cash needs is
+  made again, at the dust size, by the cash repair, and noted.
 - Sales. A security whose sales (nearly) empty the position sells the whole position,
   fractional remainders included (liquidating a position is always allowed). Otherwise each
   lot the optimiser sold from keeps its own sale rounded down to a step (a lot sold to within
@@ -33,6 +39,7 @@ is whatever could not be honoured (cash shortfall, gain-limit excess), with note
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Literal
 
@@ -210,6 +217,7 @@ def to_shares(
         raise ValueError(f"relief method {method!r}: expected one of {RELIEF_METHODS}")
     if sellable is None:
         sellable = inputs.lot_real
+    inputs, own_minimum = _with_dust(inputs), inputs.min_trade_value
     acct = _Account(inputs, whole_shares)
     value, prices = inputs.value, inputs.prices
     step = acct.step
@@ -256,6 +264,7 @@ def to_shares(
         )
     small = C.MinimumTrade.short(inputs, buy_steps * step * prices)
     buy_steps = np.where(small, 0.0, buy_steps)
+    notes.extend(_dust_notes(inputs, own_minimum, cont_sell, acct.per_security(sell_shares)))
     buy_shares = buy_steps * step
     residual = float(
         np.abs((sell_shares - cont_sell) * acct.price).sum()
@@ -292,6 +301,34 @@ def to_shares(
         st_over,
         tuple(notes),
     )
+
+
+def _with_dust(inputs: AccountInputs) -> AccountInputs:
+    """``inputs`` with each minimum trade raised to the dust size (a shallow copy; the
+    same object when the dust raises none)."""
+    minimum = np.maximum(inputs.min_trade_value, inputs.dust_value)
+    if np.array_equal(minimum, inputs.min_trade_value):
+        return inputs
+    out = copy.copy(inputs)
+    out.min_trade_value = minimum
+    return out
+
+
+def _dust_notes(
+    inputs: AccountInputs, own_minimum: np.ndarray, cont_sell: np.ndarray, sold: np.ndarray
+) -> list[str]:
+    """A note per sale the optimiser made below the dust size (not a whole position) that
+    the cash repair made again at the dust size (``sold``: final shares per security)."""
+    prices = inputs.prices
+    planned = np.bincount(inputs.lot_security, weights=cont_sell, minlength=len(prices))
+    dust = inputs.min_trade_value
+    below = (planned > 0) & (planned * prices < dust * (1 - 1e-9)) & (dust > own_minimum)
+    raised = below & (sold > planned + 1e-9) & (sold * prices >= dust * (1 - 1e-9))
+    return [
+        f"sale of {inputs.symbols[i]} ${planned[i] * prices[i]:,.2f} is below the "
+        f"${dust[i]:,.0f} dust size: sold ${sold[i] * prices[i]:,.2f} to keep cash at its floor"
+        for i in np.flatnonzero(raised)
+    ]
 
 
 def _cash_after(acct: _Account, sold_value: np.ndarray, buy_steps: np.ndarray) -> float:

@@ -12,13 +12,14 @@ import gc
 import os
 import time
 import weakref
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 import numpy as np
 import pandas as pd
 
+from planner import harvest, tax
 from planner.domain import Account, Book
 from planner.errors import ConfigError, InfeasibleError, MissingExtraError, RuleViolationError
 from planner.orders import (
@@ -32,10 +33,18 @@ from planner.orders import (
 )
 from planner.pool import Failed, Lost, exit_with_parent, run_tasks
 from planner.positions import weights_and_values
-from planner.program.inputs import Universe, build_inputs, slot_bucket, slots_needed, universe_for
+from planner.program.inputs import (
+    Universe,
+    build_inputs,
+    slot_bucket,
+    slots_needed,
+    universe_for,
+    year_to_date,
+)
 from planner.program.objective import MarketImpact, Objective, default_objective
 from planner.program.problem import Template, constraints_for
 from planner.program.risk import RiskModel, risk_model
+from planner.returns import returns_frame
 from planner.rounding import RELIEF_METHODS, to_shares
 from planner.search import EFFORTS, solve_account
 from planner.solvers import DEFAULT_SOLVERS
@@ -181,25 +190,69 @@ def template_for(
 def plan_chunk(book: Book, spec: RunSpec, account_ids: Sequence[str]) -> ChunkResult:
     """Plan a chunk of accounts; ``book`` needs only these accounts (see Book.subset).
 
-    With the household wash-sale scope, a chunk holds whole households (see
-    :func:`planner.run.household_chunks`) and plans each household's accounts in turn,
+    A chunk holds whole tax returns and, with the household wash-sale scope, whole
+    households (see :func:`planning_chunks`). The accounts of a return are planned in
+    turn, each seeing what the earlier ones realised (the year's netting and deduction are
+    the return's). With the household scope, a household's accounts are planned in turn,
     taxable ones first: a later account may not buy a wash group in which an earlier
     taxable one sells at a loss, nor sell at a loss a group an earlier one buys. Otherwise
     two accounts of one household could wash each other's losses in the same plan (a
     loss washed by an IRA buy is lost for good, Rev. Rul. 2008-5).
     """
     decisions = chunk_decisions(book, spec, account_ids)
-    if book.settings.wash_sale_scope != "household":
-        return pack([_plan_one(book, spec, a, decisions[a]) for a in account_ids])
+    household_scope = book.settings.wash_sale_scope == "household"
+    order = (lambda a: _household_order(book, a)) if household_scope else None
     out = []
     planned: dict[str, HouseholdTrades] = {}
-    for account_id in sorted(account_ids, key=lambda a: _household_order(book, a)):
-        household = book.accounts[account_id].household_id
-        siblings = planned.setdefault(household, HouseholdTrades())
-        outcome = _plan_one(book, spec, account_id, decisions[account_id], siblings)
-        siblings.record(book, account_id, outcome)
+    years: dict[str, tax.YearSoFar] = {}
+    for account_id in sorted(account_ids, key=order):
+        account = book.accounts[account_id]
+        if household_scope and account.household_id not in planned:
+            planned[account.household_id] = _household_harvests(book, spec, account_id, decisions)
+        siblings = planned.setdefault(account.household_id, HouseholdTrades())
+        return_id = account.return_id
+        year = years.get(return_id) if return_id else None
+        outcome = _plan_one(
+            book,
+            spec,
+            account_id,
+            decisions[account_id],
+            siblings if household_scope else None,
+            year,
+        )
+        if household_scope:
+            siblings.record(book, account_id, outcome)
+        if return_id is not None:
+            year = year or year_to_date(book, account_id)
+            years[return_id] = year.plus(
+                outcome.summary["realized_st"], outcome.summary["realized_lt"]
+            )
         out.append(outcome)
     return pack(out)
+
+
+def _household_harvests(
+    book: Book, spec: RunSpec, member: str, decisions: Mapping[str, Decision]
+) -> HouseholdTrades:
+    """The household of account ``member`` before any of its accounts is planned: the wash
+    groups each taxable account that will be planned (triggered, or harvesting
+    opportunistically) could harvest."""
+    out = HouseholdTrades()
+    for account_id in book.household(member):
+        account = book.accounts[account_id]
+        decision = decisions.get(account_id)
+        if decision is None or not account.taxable:
+            continue
+        rules = harvest.rules_of(book, account)
+        if not (decision.fire or rules.mode == "opportunistic"):
+            continue
+        universe = spec.universes.get(account.model)
+        if universe is None:
+            continue
+        found = harvest.harvest_candidates(book, account, universe, spec.as_of)
+        if found:
+            out.harvests[account_id] = {book.securities[s].wash_group for s, _, _ in found}
+    return out
 
 
 def chunk_decisions(book: Book, spec: RunSpec, account_ids: Sequence[str]) -> dict[str, Decision]:
@@ -217,12 +270,27 @@ def _household_order(book: Book, account_id: str) -> tuple:
 @dataclass
 class HouseholdTrades:
     """Wash groups the accounts already planned in a household buy, and sell at a loss in
-    a taxable account: what the household's later accounts must not wash."""
+    a taxable account: what the household's later accounts must not wash. ``harvests``
+    holds, per taxable account still to plan, the wash groups it could harvest: a sibling
+    with a substitute buys that instead (:meth:`reserved_for`), so that its buy does not
+    block the harvest."""
 
     bought: set[str] = field(default_factory=set)
     sold_at_loss: set[str] = field(default_factory=set)
+    harvests: dict[str, set[str]] = field(default_factory=dict)
+
+    def reserved_for(self, book: Book, account_id: str) -> frozenset[str]:
+        """Wash groups another account of the household could harvest and this one can
+        replace with a substitute: it must not buy them."""
+        others = {g for a, groups in self.harvests.items() if a != account_id for g in groups}
+        if not others:
+            return frozenset()
+        account = book.accounts[account_id]
+        model = book.models[account.model]
+        return frozenset(g for g in others if harvest.substitute_outside(book, account, model, g))
 
     def record(self, book: Book, account_id: str, outcome: AccountOutcome) -> None:
+        self.harvests.pop(account_id, None)
         securities = book.securities
         self.bought.update(securities[s].wash_group for s in outcome.bought())
         if book.accounts[account_id].taxable:
@@ -235,9 +303,11 @@ def plan_account(
     account_id: str,
     decision: Decision,
     siblings: HouseholdTrades | None = None,
+    tax_year: tax.YearSoFar | None = None,
 ) -> AccountOutcome:
     """Solve one triggered account and turn the solution into output rows; ``siblings``
-    are the trades already planned in its household this run."""
+    are the trades already planned in its household this run, ``tax_year`` its return's
+    year before it (default: the year to date)."""
     account = book.accounts[account_id]
     universe = spec.universes[account.model]
     slots = slot_bucket(slots_needed(book, account_id))
@@ -255,14 +325,17 @@ def plan_account(
         weight_lower=options.min_weight,
         weight_upper=options.max_weight,
         household_buys=siblings.bought if siblings else (),
-        household_loss_sales=siblings.sold_at_loss if siblings else (),
+        household_loss_sales=(
+            siblings.sold_at_loss | siblings.reserved_for(book, account_id) if siblings else ()
+        ),
+        tax_year=tax_year,
     )
-    if options.exact:
-        from planner.exact import solve_exact
-
-        report = solve_exact(template, inputs)
-    else:
-        report = solve_account(template, inputs, options.min_trade_passes, options.effort)
+    rules = harvest.rules_of(book, account)
+    inputs = harvest.with_rules(inputs, rules)
+    report = _solve(template, inputs, options)
+    small = harvest.too_small(report.inputs, rules, report.solution.sell)
+    if small.any():  # a harvest below the minimums: plan again without it
+        report = _solve(template, harvest.without(inputs, small), options)
     executable = to_shares(
         report.inputs,
         report.solution.sell,
@@ -274,6 +347,14 @@ def plan_account(
     return account_outcome(
         book, account_id, account.model, decision, report.inputs, template.risk, report, executable
     )
+
+
+def _solve(template: Template, inputs, options: PlanOptions):
+    if options.exact:
+        from planner.exact import solve_exact
+
+        return solve_exact(template, inputs)
+    return solve_account(template, inputs, options.min_trade_passes, options.effort)
 
 
 def decide(
@@ -393,7 +474,8 @@ def plan(
     pool = pooled(executor, len(ids), workers, scheduler)
     spec = prepare(book, as_of, ids, options, decide_now=not pool)
     outcomes = run_chunks(book, spec, ids, executor, workers, chunk_size, scheduler, progress)
-    return assemble(outcomes)
+    result = assemble(outcomes)
+    return replace(result, returns=returns_frame(book, result.summary))
 
 
 def _plan_one(
@@ -402,15 +484,19 @@ def _plan_one(
     account_id: str,
     decision: Decision,
     siblings: HouseholdTrades | None = None,
+    tax_year: tax.YearSoFar | None = None,
 ) -> AccountOutcome:
     model_name = book.accounts[account_id].model
     if not decision.fire and not spec.options.include_untriggered:
-        return failed_outcome(account_id, model_name, decision, "no_trigger", "")
+        opportunity = _harvest_trigger(book, spec, account_id, decision, siblings)
+        if opportunity is None:
+            return failed_outcome(account_id, model_name, decision, "no_trigger", "")
+        decision = opportunity
     if not decision.fire or (spec.options.force_full and decision.mode != "full"):
         decision = _full_decision(decision)
     start = time.perf_counter()
     try:
-        return plan_account(book, spec, account_id, decision, siblings)
+        return plan_account(book, spec, account_id, decision, siblings, tax_year)
     except InfeasibleError as exc:
         return failed_outcome(account_id, model_name, decision, "infeasible", str(exc))
     except RuleViolationError as exc:
@@ -422,9 +508,24 @@ def _plan_one(
         return failed_outcome(account_id, model_name, decision, "error", message, solve_ms=elapsed)
 
 
-def _full_decision(decision: Decision) -> Decision:
-    from dataclasses import replace
+def _harvest_trigger(
+    book: Book,
+    spec: RunSpec,
+    account_id: str,
+    decision: Decision,
+    siblings: HouseholdTrades | None,
+) -> Decision | None:
+    """The harvest-only decision of an untriggered account that harvests opportunistically
+    and has a loss worth harvesting (see :mod:`planner.harvest`), else ``None``."""
+    account = book.accounts[account_id]
+    if harvest.rules_of(book, account).mode != "opportunistic":
+        return None
+    reserved = siblings.reserved_for(book, account_id) if siblings else frozenset()
+    universe = spec.universes[account.model]
+    return harvest.harvest_decision(book, account, universe, spec.as_of, decision, reserved)
 
+
+def _full_decision(decision: Decision) -> Decision:
     if decision.fire:
         return replace(
             decision,
@@ -452,21 +553,47 @@ setting up the workers costs more than they save (docs/performance.md)."""
 _FORKED: tuple[Book, RunSpec] | None = None
 
 
-def household_chunks(book: Book, ids: Sequence[str], size: int) -> list[list[str]]:
-    """Chunks of about ``size`` accounts. With the household wash-sale scope a household's
-    accounts stay in one chunk, because they are planned in turn (see
-    :func:`planner.run.plan_chunk`)."""
-    size = max(1, int(size))
-    if book.settings.wash_sale_scope != "household":
-        return [list(ids[i : i + size]) for i in range(0, len(ids), size)]
-    households: dict[str, list[str]] = {}
+def planning_groups(book: Book, ids: Sequence[str]) -> list[list[str]]:
+    """The accounts planned in turn in one chunk: a tax return's and, with the household
+    wash-sale scope, a household's (groups sharing an account are one), in the order of
+    their first account in ``ids``."""
+    household_scope = book.settings.wash_sale_scope == "household"
+    leader = {a: a for a in ids}
+
+    def root(a: str) -> str:
+        while leader[a] != a:
+            leader[a] = leader[leader[a]]
+            a = leader[a]
+        return a
+
+    first: dict[tuple[str, str], str] = {}
     for a in ids:
-        households.setdefault(book.accounts[a].household_id, []).append(a)
+        account = book.accounts[a]
+        keys = [("return", account.return_id)] if account.return_id is not None else []
+        if household_scope:
+            keys.append(("household", account.household_id))
+        for key in keys:
+            if key not in first:
+                first[key] = a
+                continue
+            mine, theirs = root(a), root(first[key])
+            if mine != theirs:
+                leader[max(mine, theirs)] = min(mine, theirs)
+    groups: dict[str, list[str]] = {}
+    for a in ids:
+        groups.setdefault(root(a), []).append(a)
+    return list(groups.values())
+
+
+def planning_chunks(book: Book, ids: Sequence[str], size: int) -> list[list[str]]:
+    """Chunks of about ``size`` accounts; a group of :func:`planning_groups` stays in one
+    chunk, because its accounts are planned in turn (see :func:`plan_chunk`)."""
+    size = max(1, int(size))
     chunks: list[list[str]] = [[]]
-    for h in sorted(households):
+    for group in planning_groups(book, ids):
         if len(chunks[-1]) >= size:
             chunks.append([])
-        chunks[-1].extend(households[h])
+        chunks[-1].extend(group)
     return [c for c in chunks if c]
 
 
@@ -508,7 +635,7 @@ def run_chunks(
     elif executor not in EXECUTORS:
         raise ConfigError(f"executor {executor!r}: expected one of {EXECUTORS}")
     workers = workers or os.cpu_count() or 1
-    chunks = household_chunks(book, ids, chunk_size)
+    chunks = planning_chunks(book, ids, chunk_size)
     if executor == "serial":
         return _serial(book, spec, chunks, len(ids), progress)
     if executor == "process":

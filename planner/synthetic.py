@@ -14,7 +14,7 @@ in the household within the wash-sale window would have washed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 import numpy as np
@@ -32,6 +32,7 @@ from planner.domain import (
     Model,
     Security,
     Settings,
+    TaxReturn,
     TriggerSpec,
 )
 
@@ -457,7 +458,44 @@ def generate_book(
     )
     shown = prices.iloc[-int(years_of_prices * 252) :]
     settings = Settings(as_of=as_of, wash_sale_scope="household")
-    return Book(securities, models, accounts, lots, trades, shown, settings)
+    # The tax year, from a generator of its own so that the rest of the book stays as it was.
+    accounts, returns = _tax_returns(accounts, np.random.default_rng([seed, 13]))
+    return Book(securities, models, accounts, lots, trades, shown, settings, returns=returns)
+
+
+def _tax_returns(
+    accounts: dict[str, Account], rng: np.random.Generator
+) -> tuple[dict[str, Account], dict[str, TaxReturn]]:
+    """Married households with a second taxable account (a joint and an individual account
+    on one return: about a third of the households that have a second account), and the
+    year so far of some returns: realised gains to date, losses carried in, a few
+    married-filing-separately returns."""
+    by_household: dict[str, list[str]] = {}
+    for a in sorted(accounts):
+        by_household.setdefault(accounts[a].household_id, []).append(a)
+    out = dict(accounts)
+    returns = {}
+    for household, ids in sorted(by_household.items()):
+        married = len(ids) > 1 and rng.random() < 0.35
+        if married:
+            out[ids[1]] = replace(accounts[ids[1]], registration="taxable")
+        status = (
+            "married_joint"
+            if married
+            else str(
+                rng.choice(["single", "married_joint", "married_separate"], p=[0.7, 0.22, 0.08])
+            )
+        )
+        ytd_st = ytd_lt = carry_st = carry_lt = 0.0
+        if rng.random() < 0.35:
+            ytd_st = float(np.round(rng.uniform(-6_000, 12_000), -1))
+            ytd_lt = float(np.round(rng.uniform(-4_000, 40_000), -1))
+        if rng.random() < 0.15:
+            carry_st = float(np.round(rng.uniform(0, 20_000), -1))
+            carry_lt = float(np.round(rng.uniform(0, 30_000), -1))
+        if status != "single" or ytd_st or ytd_lt or carry_st or carry_lt:
+            returns[household] = TaxReturn(household, status, ytd_st, ytd_lt, carry_st, carry_lt)
+    return out, returns
 
 
 def _lexical_rank(texts) -> np.ndarray:

@@ -43,7 +43,11 @@ Composition (modes rank ``full > partial > cash_only > none``)
   (``target`` > ``midpoint`` > ``band_edge``). ``cash_flow_mode`` comes from a cash-flow part
   that fired, even when a full or partial mode wins (the flow's direction is still reported).
 - A decision that does not fire has mode ``none``, no reasons and no bounds, but keeps every
-  breach its parts saw (a hybrid off its review date sees a breach and waits).
+  breach its parts saw (a hybrid off its review date sees a breach and waits). The model's
+  policy (:func:`policy_for`) then says why it does not fire, in one line named by the
+  trigger kind (:func:`quiet_reasons`): ``hybrid: next quarterly review 2027-01-04 (last
+  reviewed 2026-10-01), no band breached (closest to an edge: US_EQUITY 37.2% in
+  31.0%-41.0%)``.
 
 Model policies (:func:`policy_for`)
 -----------------------------------
@@ -68,12 +72,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date
-from functools import cached_property
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from functools import cached_property, lru_cache
 from typing import Literal
 
-from planner.calendar import FREQUENCY_MONTHS, review_due
+from planner.calendar import FREQUENCY_MONTHS, review_dates, review_due
 from planner.domain import CASH, REBALANCE_TO, Account, Band, FrozenDict, Model, RebalanceTo
 
 Mode = Literal["full", "partial", "cash_only", "none"]
@@ -92,7 +96,7 @@ EDGE_TOL = 1e-9
 CASH_FLOW_MODES: tuple[str, ...] = ("none", "buy_only", "sell_only")
 
 
-def _pct_pair(a: float, b: float) -> tuple[str, str]:
+def pct_pair(a: float, b: float) -> tuple[str, str]:
     """Both fractions as percentages with one decimal, or more if one would read equal."""
     for digits in (1, 2, 3, 4):
         sa, sb = f"{a:.{digits}%}", f"{b:.{digits}%}"
@@ -128,7 +132,7 @@ class Breach:
 
     def describe(self) -> str:
         """E.g. ``US_EQUITY 66.2% > 65.0% upper band (abs 5 pp)``."""
-        weight, edge = _pct_pair(self.weight, self.edge)
+        weight, edge = pct_pair(self.weight, self.edge)
         op = ">" if self.side == "upper" else "<"
         tier = "outer " if self.tier == "outer" else ""
         return f"{self.asset_class} {weight} {op} {edge} {tier}{self.side} band ({self.band_text})"
@@ -576,6 +580,88 @@ class CashFlow(Policy):
         return f"CashFlow({self.min_dollars:g})"
 
 
+class Explained(Policy):
+    """A model's policy whose decisions that do not fire say why not (:func:`quiet_reasons`);
+    it reads and composes as the policy it wraps."""
+
+    def __init__(self, policy: Policy, model: Model):
+        self.policy = policy
+        self.model = model
+        self.threshold = Threshold.from_model(model)
+
+    def evaluate(self, state: AccountState) -> Decision:
+        d = self.policy.evaluate(state)
+        if d.fire:
+            return d
+        return replace(d, reasons=quiet_reasons(self.model, self.threshold, state, d))
+
+    def __repr__(self) -> str:
+        return repr(self.policy)
+
+
+def quiet_reasons(
+    model: Model, threshold: Threshold, state: AccountState, decision: Decision
+) -> tuple[str, ...]:
+    """Why the model's trigger does not fire for ``state`` (``decision``: the quiet decision,
+    with the breaches seen): one line named by the trigger kind, and one for a pending cash
+    flow below its trigger."""
+    spec = model.trigger
+    calm = f"no band breached ({_closest_edge(threshold, state)})"
+    if spec.kind == "threshold":
+        head = f"threshold: {calm}"
+    else:
+        due = review_due(spec.calendar, state.reviewed_through, state.as_of)
+        if due is not None:  # a hybrid's quiet review
+            review = f"{spec.calendar} review due {due.isoformat()}"
+        else:
+            review = f"next {spec.calendar} review {_next_review(spec.calendar, state.as_of)}"
+        review += f" ({state.history_text()})"
+        if spec.kind == "calendar":
+            head = f"calendar: {review}"
+        elif decision.breaches:
+            breaches = "; ".join(b.describe() for b in decision.breaches)
+            head = f"hybrid: {breaches}: waits for the {review}"
+        else:
+            head = f"hybrid: {review}, {calm}"
+    flow = state.cash_flow
+    if not flow:
+        return (head,)
+    kind = "contribution" if flow > 0 else "withdrawal"
+    if spec.cash_flow_min is None:
+        return (head, f"{kind} ${abs(flow):,.0f} pending: no cash-flow trigger")
+    return (head, f"{kind} ${abs(flow):,.0f} < ${spec.cash_flow_min:,.0f} cash-flow trigger")
+
+
+def _closest_edge(threshold: Threshold, state: AccountState) -> str:
+    """The class nearest an edge of its inner band (largest drift per band half-width), e.g.
+    ``closest to an edge: US_EQUITY 37.2% in 31.0%-41.0%``."""
+    best, text = -1.0, "no class has a band"
+    for c in state.classes:
+        t = state.target(c)
+        band = threshold.band(c, c in state.targets)
+        half = band.half_width(t)
+        if not 0 < half < math.inf:
+            continue
+        closeness = abs(state.weight(c) - t) / half
+        if closeness > best:
+            lo, hi = band.bounds(t)
+            w = state.weight(c)
+            # As many decimals as keep the weight apart from its nearer edge.
+            digits = next(
+                (d for d in (1, 2, 3) if f"{w:.{d}%}" not in (f"{lo:.{d}%}", f"{hi:.{d}%}")), 4
+            )
+            best = closeness
+            text = f"closest to an edge: {c} {w:.{digits}%} in {lo:.{digits}%}-{hi:.{digits}%}"
+    return text
+
+
+@lru_cache(maxsize=64)
+def _next_review(frequency: str, after: date) -> str:
+    """The first review date after ``after``, ISO (a review comes at least once a year)."""
+    start = after + timedelta(days=1)
+    return review_dates(frequency, start, start + timedelta(days=400))[0].isoformat()
+
+
 _POLICIES: dict[int, tuple[Model, Policy]] = {}
 """Policies built per model object (a model is frozen; its policy is kept with it)."""
 
@@ -611,7 +697,7 @@ def _build_policy(model: Model) -> Policy:
         raise ValueError(f"model {model.name}: unknown trigger kind {spec.kind!r}")
     if spec.cash_flow_min is not None:
         policy = policy | CashFlow(spec.cash_flow_min)
-    return policy
+    return Explained(policy, model)
 
 
 def evaluate(

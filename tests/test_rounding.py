@@ -307,3 +307,51 @@ def test_whole_share_repair_keeps_cash_and_lots():
     held = np.bincount(inputs.lot_security, weights=inputs.lot_shares, minlength=2)
     whole_or_all = np.isclose(per_security, np.round(per_security)) | np.isclose(per_security, held)
     assert whole_or_all.all()
+
+
+# -- dust: no order below max(dust_value, min_trade_value) but a whole position -------------
+
+
+def dusty(cash=0.0, dust=100.0):
+    """A: 100 shares at $50; B: one share at $50 (a whole position worth $50)."""
+    return make_inputs(
+        ["A", "B", "C"],
+        [50.0, 50.0, 50.0],
+        [(0, 100.0, 40.0, True), (1, 1.0, 40.0, True)],
+        slots=1,
+        cash=cash,
+        goal=[0.5, 0.0, 0.5],
+        dust_value=dust,
+    )
+
+
+def test_a_buy_below_the_dust_size_is_not_made():
+    # $60 of cash buys one $50 share of C: below the $100 dust size.
+    for dust, bought in ((0.0, 1.0), (100.0, 0.0)):
+        inputs = dusty(cash=60.0, dust=dust)
+        sell, buy = continuous(inputs, [0.0, 0.0, 0.0], [0.0, 0.0, 1.2])
+        ex = to_shares(inputs, sell, buy, whole_shares=True)
+        assert ex.buy_shares.tolist() == [0.0, 0.0, bought], dust
+        assert ex.notes == ()
+
+
+def test_a_sale_below_the_dust_size_is_not_made_but_a_whole_position_is():
+    inputs = dusty()
+    sell, buy = continuous(inputs, [1.0, 1.0, 0.0], [0.0, 0.0, 0.0])
+    ex = to_shares(inputs, sell, buy, whole_shares=True)
+    assert ex.sell_shares.tolist() == [0.0, 1.0, 0.0]  # B's $50 closes the position
+    without = dusty(dust=0.0)
+    ex = to_shares(without, *continuous(without, [1.0, 1.0, 0.0], [0.0] * 3), whole_shares=True)
+    assert ex.sell_shares.tolist() == [1.0, 1.0, 0.0]
+
+
+def test_a_sale_below_the_dust_size_that_cash_needs_is_made_at_the_dust_size():
+    # A $40 debit: the optimiser sells one $50 share of A; the repair sells the $100 minimum.
+    inputs = dusty(cash=-40.0)
+    sell, buy = continuous(inputs, [1.0, 0.0, 0.0], [0.0, 0.0, 0.0])
+    ex = to_shares(inputs, sell, buy, whole_shares=True)
+    assert ex.sell_shares.tolist() == [2.0, 0.0, 0.0]
+    assert ex.cash_after == pytest.approx(60.0) and ex.cash_shortfall == 0.0
+    assert ex.notes == (
+        "sale of A $50.00 is below the $100 dust size: sold $100.00 to keep cash at its floor",
+    )

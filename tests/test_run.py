@@ -50,23 +50,25 @@ def test_no_lot_oversold(book, result):
 ORDINARY_OFFSET_LIMIT = 3000.0
 
 
-def us_netting_tax(st: float, lt: float, st_rate: float, lt_rate: float) -> float:
+def us_netting_tax(
+    st: float, lt: float, st_rate: float, lt_rate: float, limit: float = ORDINARY_OFFSET_LIMIT
+) -> float:
     """One year's tax on net short-term ``st`` and long-term ``lt`` results (dollars, a loss
-    negative) with no carryover in, written out case by case, independently of
-    ``planner.tax``:
+    negative; a loss carried in enters as a loss of its term), written out case by case,
+    independently of ``planner.tax``:
 
     - both terms gains: each is taxed at its own rate;
     - one a gain, the other a loss: they offset; a gain left over keeps the character (and
       rate) of the term that had the gain;
-    - a net loss overall: up to $3,000 of it is deducted from ordinary income, which saves
-      tax at the ordinary (short-term) rate; the rest carries forward and is worth nothing
-      this year. The estimate is negative then.
+    - a net loss overall: up to ``limit`` ($3,000) of it is deducted from ordinary income,
+      which saves tax at the ordinary (short-term) rate; the rest carries forward and is
+      worth nothing this year. The estimate is negative then.
     """
     if st >= 0 and lt >= 0:
         return st * st_rate + lt * lt_rate
     total = st + lt
     if total < 0:
-        return -min(-total, ORDINARY_OFFSET_LIMIT) * st_rate
+        return -min(-total, limit) * st_rate
     # A gain remains: it has the character of the term that had the gain.
     return total * (st_rate if st > 0 else lt_rate)
 
@@ -96,13 +98,16 @@ def _netting_case(st: float, lt: float) -> str:
 
 
 def _check_summary_tax(book, result) -> set[str]:
-    """Every planned account's realised gains and est_tax recomputed from its lot_sales rows
-    (gains from the book's price and unit cost, then :func:`us_netting_tax`), to the cent;
-    returns the netting cases met among taxable accounts."""
+    """Every planned account's realised gains recomputed from its lot_sales rows (gains
+    from the book's price and unit cost), to the cent; and each tax return's est_tax, the
+    sum over its accounts, recomputed as the year's :func:`us_netting_tax` after the plan
+    less before it (year to date and carried-in losses from returns.csv); returns the
+    netting cases met among the returns."""
     lots = book.lots.set_index(["account_id", "lot_id"])
     cases = set()
     ok = result.summary[result.summary["status"] == "optimal"]
     assert len(ok) > 0
+    by_return: dict[str, list[float]] = {}
     for row in ok.itertuples():
         account = book.accounts[row.account_id]
         sales = result.lot_sales[result.lot_sales["account_id"] == row.account_id]
@@ -119,11 +124,27 @@ def _check_summary_tax(book, result) -> set[str]:
                 lt += gain
         assert row.realized_st == pytest.approx(st, abs=0.005)
         assert row.realized_lt == pytest.approx(lt, abs=0.005)
-        expected = 0.0
-        if account.taxable:
-            expected = us_netting_tax(st, lt, account.st_rate, account.lt_rate)
-            cases.add(_netting_case(st, lt))
-        assert row.est_tax == pytest.approx(expected, abs=0.005), row.account_id
+        if not account.taxable:
+            assert row.est_tax == 0.0
+            continue
+        totals = by_return.setdefault(account.return_id, [0.0, 0.0, 0.0])
+        totals[0] += st
+        totals[1] += lt
+        totals[2] += row.est_tax
+    for return_id, (st, lt, est_tax) in by_return.items():
+        first = book.accounts[
+            min(a for a in ok["account_id"] if book.accounts[a].return_id == return_id)
+        ]
+        year = book.returns.get(return_id)
+        base_st = year.ytd_st_gain - year.carryforward_st if year else 0.0
+        base_lt = year.ytd_lt_gain - year.carryforward_lt if year else 0.0
+        limit = 1500.0 if year and year.filing_status == "married_separate" else 3000.0
+        rates = (first.st_rate, first.lt_rate)
+        expected = us_netting_tax(base_st + st, base_lt + lt, *rates, limit) - us_netting_tax(
+            base_st, base_lt, *rates, limit
+        )
+        assert est_tax == pytest.approx(expected, abs=0.01), return_id
+        cases.add(_netting_case(base_st + st, base_lt + lt))
     return cases
 
 
@@ -203,7 +224,7 @@ def test_outputs_are_byte_identical_on_rerun(book, result, tmp_path):
             continue
         assert x.read_bytes() == y.read_bytes(), x.name
         compared += 1
-    assert compared == 3
+    assert compared == 4
     assert "solve_ms" not in (tmp_path / "a" / "summary.csv").read_text().splitlines()[0]
 
 
@@ -318,13 +339,16 @@ def test_fixed_relief_method_uses_fifo_lots(book, result):
     lots the account may sell, all sold whole except possibly the newest of them. A lot is
     passed over only if it may not be sold: a loss lot of a wash group that the history
     blocks, or that this plan buys."""
+    from dataclasses import replace
+
     from planner.program.inputs import wash_blocks
 
+    # No lot is held back for long-term treatment.
+    book = replace(book, settings=replace(book.settings, hold_lt_days=0))
     ids = sorted(result.lot_sales["account_id"].unique())[:8]
     fifo = plan(
         book, as_of=AS_OF, accounts=ids, options=PlanOptions(relief="fifo"), executor="serial"
     )
-    assert book.settings.hold_lt_days == 0  # no lot is held back for long-term treatment
     checked = 0
     for (account_id, symbol), sold in fifo.lot_sales.groupby(["account_id", "symbol"]):
         account = book.accounts[account_id]
@@ -371,20 +395,20 @@ def _regrouped(book, scope: str):
     return replace(book, accounts=accounts, lots=lots, trades=trades, settings=settings), ids
 
 
-def test_household_chunks_keep_households_together(book):
+def test_planning_chunks_keep_households_together(book):
     """With the household scope a chunk is closed once it holds ``size`` accounts or more,
     and only between households: with size 2, H1's three accounts fill the first chunk, H2
     and H3 the second, H4 the third; with size 4, H1 and H2 the first, H3 and H4 the
     second."""
-    from planner.run import household_chunks
+    from planner.run import planning_chunks
 
     regrouped, a = _regrouped(book, "household")
-    assert household_chunks(regrouped, a, 2) == [a[0:3], a[3:6], a[6:7]]
-    assert household_chunks(regrouped, a, 4) == [a[0:4], a[4:7]]
-    assert household_chunks(regrouped, a, 100) == [a]
+    assert planning_chunks(regrouped, a, 2) == [a[0:3], a[3:6], a[6:7]]
+    assert planning_chunks(regrouped, a, 4) == [a[0:4], a[4:7]]
+    assert planning_chunks(regrouped, a, 100) == [a]
     # A household never straddles two chunks, whatever the size.
     for size in range(1, 8):
-        chunks = household_chunks(regrouped, a, size)
+        chunks = planning_chunks(regrouped, a, size)
         assert [x for c in chunks for x in c] == a
         where = {x: k for k, c in enumerate(chunks) for x in c}
         for h in ("H1", "H2", "H3", "H4"):
@@ -392,13 +416,25 @@ def test_household_chunks_keep_households_together(book):
             assert len({where[x] for x in members}) == 1, (size, h)
 
 
-def test_household_chunks_cut_plain_chunks_with_the_account_scope(book):
-    from planner.run import household_chunks
+def test_planning_chunks_keep_tax_returns_together_with_the_account_scope(book):
+    """With the account scope only a tax return's accounts stay together: H1's accounts
+    a0-a2 are one return when taxable; an IRA is a group of its own."""
+    from dataclasses import replace
+
+    from planner.run import planning_chunks, planning_groups
 
     regrouped, a = _regrouped(book, "account")
-    assert household_chunks(regrouped, a, 2) == [a[0:2], a[2:4], a[4:6], a[6:7]]
-    assert household_chunks(regrouped, a, 3) == [a[0:3], a[3:6], a[6:7]]
-    assert household_chunks(regrouped, a, 0) == [[x] for x in a]  # at least one per chunk
+    registrations = ["taxable", "taxable", "ira", "taxable", "taxable", "roth", "taxable"]
+    accounts = {
+        x: replace(regrouped.accounts[x], registration=r)
+        for x, r in zip(a, registrations, strict=True)
+    }
+    # a6 files with a3 although it is in another household.
+    accounts[a[6]] = replace(accounts[a[6]], tax_return="H2")
+    regrouped = replace(regrouped, accounts=accounts)
+    assert planning_groups(regrouped, a) == [[a[0], a[1]], [a[2]], [a[3], a[6]], [a[4]], [a[5]]]
+    assert planning_chunks(regrouped, a, 2) == [[a[0], a[1]], [a[2], a[3], a[6]], [a[4], a[5]]]
+    assert planning_chunks(regrouped, a, 0) == [[a[0], a[1]], [a[2]], [a[3], a[6]], [a[4]], [a[5]]]
 
 
 def test_pooled_decisions():

@@ -104,7 +104,10 @@ def state(
 
 def test_on_target_does_not_fire():
     d = evaluate(make_model(), W(), AS_OF)
-    assert not d.fire and d.mode == "none" and d.reasons == () and d.breaches == ()
+    assert not d.fire and d.mode == "none" and d.breaches == ()
+    assert d.reasons == (
+        "threshold: no band breached (closest to an edge: US_EQUITY 50.0% in 45.0%-55.0%)",
+    )
     assert dict(d.class_bounds) == {}
 
 
@@ -442,7 +445,11 @@ def test_evaluate_account_reads_the_accounts_dates_and_flow():
 
 def test_hybrid_off_calendar_waits_but_records_the_breach():
     d = evaluate(make_model(trigger=HYBRID), BREACH, AS_OF, last_rebalanced=AFTER_REVIEW)
-    assert not d.fire and d.reasons == ()
+    assert not d.fire
+    assert d.reasons == (
+        "hybrid: US_EQUITY 56.0% > 55.0% upper band (abs 5 pp): waits for the next quarterly "
+        "review 2027-01-04 (last rebalanced 2026-10-05)",
+    )
     assert [b.asset_class for b in d.breaches] == ["US_EQUITY"]
 
 
@@ -688,6 +695,67 @@ def test_evaluate_equals_policy_on_state():
     assert evaluate(m, BREACH, REVIEW, BEFORE_REVIEW, 0.0, 1e6) == policy_for(m).evaluate(s)
     s = AccountState(AS_OF, BREACH, m, BEFORE_REVIEW, 0.0, 1e6, REVIEW)
     assert evaluate(m, BREACH, AS_OF, BEFORE_REVIEW, 0.0, 1e6, REVIEW) == policy_for(m).evaluate(s)
+
+
+# -- why a trigger does not fire -----------------------------------------------------------
+
+
+def test_quiet_threshold_names_the_class_closest_to_its_band_edge():
+    # INTL_EQUITY is 2 pp under a 5 pp band (0.4 of it), US_EQUITY 3 pp over (0.6 of it).
+    d = evaluate(make_model(), W(us=0.53, intl=0.08, bonds=0.37), AS_OF)
+    assert d.reasons == (
+        "threshold: no band breached (closest to an edge: US_EQUITY 53.0% in 45.0%-55.0%)",
+    )
+    # A relative band: 2 pp of INTL_EQUITY's 10% target is further out of a 2.5 pp band.
+    rel = make_model(bands={"INTL_EQUITY": Band(rel=0.25)})
+    assert evaluate(rel, W(us=0.53, intl=0.08, bonds=0.37), AS_OF).reasons == (
+        "threshold: no band breached (closest to an edge: INTL_EQUITY 8.0% in 7.5%-12.5%)",
+    )
+
+
+def test_quiet_calendar_names_the_next_review():
+    m = make_model(trigger=TriggerSpec("calendar", "quarterly"))
+    d = evaluate(m, BREACH, AS_OF, last_reviewed=REVIEW)
+    assert not d.fire
+    assert d.reasons == ("calendar: next quarterly review 2027-01-04 (last reviewed 2026-10-01)",)
+    d = evaluate(m, BREACH, AS_OF)  # no history: the next review date
+    assert d.reasons == (
+        "calendar: next quarterly review 2027-01-04 (no earlier review on record)",
+    )
+
+
+def test_quiet_hybrid_between_reviews_without_a_breach():
+    d = evaluate(make_model(trigger=HYBRID), QUIET, AS_OF, AFTER_REVIEW)
+    assert d.reasons == (
+        "hybrid: next quarterly review 2027-01-04 (last rebalanced 2026-10-05), no band "
+        "breached (closest to an edge: US_EQUITY 53.0% in 45.0%-55.0%)",
+    )
+
+
+def test_quiet_hybrid_review_without_a_breach():
+    d = evaluate(make_model(trigger=HYBRID), QUIET, REVIEW, BEFORE_REVIEW)
+    assert not d.fire
+    assert d.reasons == (
+        "hybrid: quarterly review due 2026-10-01 (last rebalanced 2026-09-01), no band "
+        "breached (closest to an edge: US_EQUITY 53.0% in 45.0%-55.0%)",
+    )
+
+
+def test_quiet_reasons_name_a_cash_flow_below_its_trigger():
+    m = make_model(trigger=FLOW)
+    d = evaluate(m, QUIET, AS_OF, cash_flow=-2_000.0)
+    assert d.reasons == (
+        "threshold: no band breached (closest to an edge: US_EQUITY 53.0% in 45.0%-55.0%)",
+        "withdrawal $2,000 < $5,000 cash-flow trigger",
+    )
+    d = evaluate(make_model(), QUIET, AS_OF, cash_flow=2_500.0)
+    assert d.reasons[1] == "contribution $2,500 pending: no cash-flow trigger"
+
+
+def test_composed_policies_keep_quiet_decisions_without_reasons():
+    # Only the model's policy (policy_for) explains itself; its parts stay terse.
+    assert Threshold(abs=0.05).evaluate(state(QUIET)).reasons == ()
+    assert repr(policy_for(make_model())) == "Threshold.from_model('m')"
 
 
 # -- the decision object -------------------------------------------------------------------

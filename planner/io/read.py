@@ -21,6 +21,8 @@ import pyarrow.compute as pc
 from planner.domain import (
     AS_OF_RANGE,
     CASH,
+    DEDUCTION_LIMITS,
+    HARVEST_MODES,
     LOT_COLUMNS,
     LOT_OPTIONAL,
     REGISTRATIONS,
@@ -29,6 +31,7 @@ from planner.domain import (
     Book,
     Model,
     Security,
+    TaxReturn,
     runs,
 )
 from planner.errors import BookError, BookIssue
@@ -66,6 +69,16 @@ ACCOUNT_OPTIONAL = (
     "last_rebalanced",
     "last_reviewed",
     "do_not_trade",
+    "tax_return",
+    "harvest",
+)
+RETURN_REQUIRED = ("tax_return",)
+RETURN_OPTIONAL = (
+    "filing_status",
+    "ytd_st_gain",
+    "ytd_lt_gain",
+    "carryforward_st",
+    "carryforward_lt",
 )
 TRADE_REQUIRED = ("account_id", "trade_date", "symbol", "side", "shares", "price")
 TRADE_OPTIONAL = ("realized_gain",)
@@ -102,10 +115,11 @@ def _load(folder: Path, as_of: date | None) -> tuple[Book | None, list[BookIssue
     lots = _lots(folder, issues, account_ids, symbols, as_of)
     trades = _trades(folder, issues, account_ids, symbols, as_of)
     prices = _prices(folder, issues, symbols)
+    returns = _returns(folder, issues, accounts)
     problems = issues.finish()
     if problems:
         return None, problems
-    book = Book(securities, models, accounts, lots, trades, prices, settings, folder)
+    book = Book(securities, models, accounts, lots, trades, prices, settings, folder, returns)
     return book, []
 
 
@@ -196,6 +210,15 @@ def _accounts(
     }
     household = cells.ids(table, "household_id", issues, "a household id", optional=True)
     household = household.to_pylist()
+    tax_return = cells.ids(table, "tax_return", issues, "a tax return id", optional=True)
+    tax_return = tax_return.to_pylist()
+    harvest = cells.texts(table, "harvest").to_pylist()
+    issues.rows(
+        table,
+        "harvest",
+        [h not in ("", *HARVEST_MODES) for h in harvest],
+        lambda raw: f"expected one of {', '.join(HARVEST_MODES)} (or empty), got {raw}",
+    )
     # Plain Python values, converted a column at a time (not a cell at a time).
     cash, st, lt, flow = (np.nan_to_num(v).tolist() for v in (cash, st, lt, flow))
     budget, st_cap = ([None if math.isnan(x) else x for x in v.tolist()] for v in (budget, st_cap))
@@ -218,8 +241,72 @@ def _accounts(
             last_rebalanced=_day(last[k]),
             last_reviewed=_day(reviewed[k]),
             **{f: values[k] for f, values in lists.items()},
+            tax_return=tax_return[k] or None,
+            harvest=harvest[k] or None,
         )
+    _one_rate_per_return(table, ids, out, issues)
     return out, {*out, *_named_by_skipped(table, "account_id")}
+
+
+def _one_rate_per_return(table: Table, ids: list[str], accounts: dict, issues: Issues) -> None:
+    """Report a taxable account whose rates differ from its return's first account's: one
+    return has one marginal rate for each term."""
+    first: dict[str, Account] = {}
+    for field in ("st_rate", "lt_rate"):
+        differs = []
+        for a in ids:
+            account = accounts.get(a)
+            return_id = account.return_id if account else None
+            if return_id is None:
+                differs.append(False)
+                continue
+            leader = first.setdefault(return_id, account)
+            differs.append(getattr(account, field) != getattr(leader, field))
+        issues.rows(
+            table,
+            field,
+            differs,
+            lambda raw, field=field: (
+                f"expected the {field} of the other accounts of its tax return (one return "
+                f"has one rate; give the account its own tax_return), got {raw}"
+            ),
+        )
+
+
+def _returns(folder: Path, issues: Issues, accounts: dict | None) -> dict[str, TaxReturn]:
+    """The tax returns of returns.csv (optional): each return's year so far."""
+    table = read(folder, "returns", RETURN_REQUIRED, RETURN_OPTIONAL, issues, must_exist=False)
+    if table is None:
+        return {}
+    return_id = cells.ids(table, "tax_return", issues, "a tax return id").to_pylist()
+    _repeats(table, "tax_return", return_id, issues)
+    if accounts is not None:
+        used = {a.return_id for a in accounts.values()}
+        issues.rows(
+            table,
+            "tax_return",
+            [r != "" and r not in used for r in return_id],
+            lambda raw: (
+                f"expected the tax return of a taxable account (its tax_return, else its "
+                f"household_id, else its account_id), got {raw}"
+            ),
+        )
+    status = cells.choices(table, "filing_status", issues, DEDUCTION_LIMITS, default="single")
+    ytd_st, ytd_lt = (
+        np.nan_to_num(cells.numbers(table, f, issues, optional=True)).tolist()
+        for f in ("ytd_st_gain", "ytd_lt_gain")
+    )
+    carry_st, carry_lt = (
+        np.nan_to_num(
+            cells.numbers(table, f, issues, "a loss >= 0", lambda v: v >= 0, optional=True)
+        ).tolist()
+        for f in ("carryforward_st", "carryforward_lt")
+    )
+    out = {}
+    for k, r in enumerate(return_id):
+        if r and r not in out:
+            out[r] = TaxReturn(r, status[k], ytd_st[k], ytd_lt[k], carry_st[k], carry_lt[k])
+    return out
 
 
 def _named_by_skipped(table: Table, field: str) -> set[str]:

@@ -17,6 +17,7 @@ from planner.domain import (
     AS_OF_RANGE,
     CALENDAR_FREQUENCIES,
     CASH,
+    HARVEST_MODES,
     REBALANCE_TO,
     TRIGGER_KINDS,
     Band,
@@ -53,6 +54,10 @@ SETTINGS_KEYS = (
     "tracking_error_value",
     "hold_lt_days",
     "wash_window_days",
+    "dust_value",
+    "harvest",
+    "harvest_min_loss",
+    "harvest_min_loss_fraction",
 )
 _HEADER = re.compile(r"^\s*\[(?!\[)\s*([^\]]+?)\s*\]")
 
@@ -507,6 +512,12 @@ def read_settings(path: Path, issues: Issues) -> Settings:
             and not (_is_number(v) and 0 <= v <= 1)
         ):
             bad("a number in [0, 1]")
+        elif k in ("dust_value", "harvest_min_loss") and not (_is_number(v) and 0 <= v <= 1e9):
+            bad("a number of dollars from 0 to 1e9")
+        elif k == "harvest_min_loss_fraction" and not (_is_number(v) and 0 <= v <= 1):
+            bad("a number in [0, 1]")
+        elif k == "harvest" and v not in HARVEST_MODES:
+            bad(" or ".join(HARVEST_MODES))
         elif k in DAY_SETTINGS and not (
             isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= DAY_SETTINGS[k]
         ):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable, Mapping
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from planner.domain import (
     Band,
     Book,
     Model,
+    Settings,
     purchase_dates,
 )
 
@@ -59,12 +61,21 @@ COLUMN_FORMATS: dict[str, int] = {
     "drift": WEIGHT,
     "max_drift": WEIGHT,
 }
-"""Decimals of each numeric output column; any other float column (class weights
-``pre_*``/``post_*`` among them) is a weight."""
+"""Decimals of each numeric output column; any other float column is dollars when its name
+says so (:data:`MONEY_WORDS`), else a weight (class weights ``pre_*``/``post_*`` among
+them)."""
+
+
+MONEY_WORDS = ("gain", "tax", "carryforward", "deduction", "harvest")
+"""A column named with one of these (the tax year's and the harvest's figures) is dollars."""
 
 
 def decimals_of(column: str) -> int:
-    return COLUMN_FORMATS.get(column, WEIGHT)
+    if column in COLUMN_FORMATS:
+        return COLUMN_FORMATS[column]
+    if not column.startswith(("pre_", "post_")) and any(w in column for w in MONEY_WORDS):
+        return MONEY
+    return WEIGHT
 
 
 def fixed(values, decimals: int, strip: bool = False) -> pa.Array:
@@ -317,18 +328,19 @@ def models_toml(models: Mapping[str, Model]) -> str:
 
 
 def settings_toml(book: Book) -> str:
-    """The text of ``book.toml`` for the book's settings."""
+    """The text of ``book.toml`` for the book's settings: the as-of date and every setting
+    that differs from its default, so that a book takes later defaults."""
     s = book.settings
     lines = ["[settings]"]
     if s.as_of:
         lines.append(f"as_of = {s.as_of.isoformat()}")
-    lines += [
-        f'wash_sale_scope = "{s.wash_sale_scope}"',
-        f"loss_benefit = {s.loss_benefit!r}",
-        f"tracking_error_value = {s.tracking_error_value!r}",
-        f"hold_lt_days = {s.hold_lt_days}",
-        f"wash_window_days = {s.wash_window_days}",
-    ]
+    default = Settings()
+    for f in fields(Settings):
+        value = getattr(s, f.name)
+        if f.name == "as_of" or value == getattr(default, f.name):
+            continue
+        text = f'"{value}"' if isinstance(value, str) else repr(value)
+        lines.append(f"{f.name} = {text}")
     return "\n".join(lines) + "\n"
 
 
@@ -373,12 +385,23 @@ def book_tables(book: Book) -> dict[str, pd.DataFrame]:
             "last_rebalanced": pd.to_datetime([day(a.last_rebalanced) for a in accs]),
             "last_reviewed": pd.to_datetime([day(a.last_reviewed) for a in accs]),
             "do_not_trade": [sorted(a.do_not_trade) for a in accs],
+            "tax_return": [a.tax_return or "" for a in accs],
+            "harvest": [a.harvest or "" for a in accs],
         }
     )
-    # do_not_trade is written only when some account has one, so books without it (the
-    # demo among them) keep their files byte for byte.
-    if not any(a.do_not_trade for a in accs):
-        accounts = accounts.drop(columns=["do_not_trade"])
+    # Optional columns are written only when some account has one, so books without them
+    # keep their files byte for byte.
+    accounts = accounts.drop(
+        columns=[
+            c
+            for c, given in (
+                ("do_not_trade", any(a.do_not_trade for a in accs)),
+                ("tax_return", any(a.tax_return for a in accs)),
+                ("harvest", any(a.harvest for a in accs)),
+            )
+            if not given
+        ]
+    )
     lots = book.lots[list(LOT_COLUMNS)]
     # purchased is written only where some lot has one of its own (a wash-sale
     # replacement), so books without them keep their files byte for byte.
@@ -392,6 +415,18 @@ def book_tables(book: Book) -> dict[str, pd.DataFrame]:
     }
     if len(book.trades):
         tables["trades"] = book.trades[list(TRADE_COLUMNS)]
+    if book.returns:
+        rets = [book.returns[r] for r in sorted(book.returns)]
+        tables["returns"] = pd.DataFrame(
+            {
+                "tax_return": [r.return_id for r in rets],
+                "filing_status": [r.filing_status for r in rets],
+                "ytd_st_gain": [r.ytd_st_gain for r in rets],
+                "ytd_lt_gain": [r.ytd_lt_gain for r in rets],
+                "carryforward_st": [r.carryforward_st for r in rets],
+                "carryforward_lt": [r.carryforward_lt for r in rets],
+            }
+        )
     if book.prices is not None:
         tables["prices"] = book.prices.reset_index(names="date")
     return tables
@@ -413,6 +448,10 @@ BOOK_DECIMALS = {
     "shares": 6,
     "unit_cost": 4,
     "realized_gain": 2,
+    "ytd_st_gain": 2,
+    "ytd_lt_gain": 2,
+    "carryforward_st": 2,
+    "carryforward_lt": 2,
 }
 """Decimals of a book's numbers as written to CSV (trailing zeros dropped); prices.csv
 has 4 in every column."""

@@ -173,8 +173,11 @@ def build_inputs(
     weight_upper: float | None = None,
     household_buys: Iterable[str] = (),
     household_loss_sales: Iterable[str] = (),
+    tax_year: tax.YearSoFar | None = None,
 ) -> AccountInputs:
-    """Arrays of one account over the universe's securities and ``slots`` lots each."""
+    """Arrays of one account over the universe's securities and ``slots`` lots each;
+    ``tax_year`` is its return's year before its plan (default: the return's year to date
+    from the book)."""
     model = book.models[account.model]
     n = len(universe.symbols)
     prices = universe.prices
@@ -302,7 +305,16 @@ def build_inputs(
         turnover_cap=turnover_cap,
         weight_lower=weight_lower,
         weight_upper=weight_upper,
+        dust_value=book.settings.dust_value,
+        tax_year=tax_year or year_to_date(book, account.account_id),
     )
+
+
+def year_to_date(book: Book, account_id: str) -> tax.YearSoFar | None:
+    """The year so far of the account's tax return, from returns.csv (``None`` for IRA and
+    Roth accounts)."""
+    tax_return = book.tax_return(account_id)
+    return None if tax_return is None else tax.YearSoFar.of(tax_return)
 
 
 @functools.lru_cache(maxsize=64)

@@ -16,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from constraints.base import AccountInputs, Context
+from planner import tax
 from planner.program.risk import RiskModel
 
 PP2 = 1e-4
@@ -164,11 +165,13 @@ class Tax(Term):
 
     Each lot is taxed at its ST or LT rate on its gain; a loss is a benefit at the same
     rate. The net of the plan, ``N``, is what the sales cost in tax. A net loss beyond what
-    the account can use this year (the $3,000 deduction from ordinary income, at the ST
-    rate) only carries forward, so that part is valued at ``loss_benefit`` (0..1) of its
-    face value: the term is ``N + (1 - loss_benefit) * max(0, -N - offset)``, convex in the
-    sales. Losses that offset the plan's own gains count in full. IRA and Roth accounts pay
-    no tax. The plan's report computes the exact netted liability afterwards.
+    the return can use this year (its net gains so far and then the deduction from ordinary
+    income, at the ST rate: see :func:`ordinary_offset`) only carries forward, so that part
+    is valued at ``loss_benefit`` (0..1) of its face value: the term is ``N + (1 -
+    loss_benefit) * max(0, -N - offset)``, convex in the sales. When the return's carried
+    losses already exceed what the year uses, ``offset`` is negative and a gain of the plan
+    first uses up such a loss, at ``loss_benefit`` of its tax. IRA and Roth accounts pay no
+    tax. The plan's report computes the exact netted liability afterwards.
     """
 
     def expr(self, ctx: Context, risk: RiskModel) -> cp.Expression:
@@ -188,26 +191,28 @@ class Tax(Term):
         values["carry_keep_offset"] = np.asarray(keep * ordinary_offset(inputs))
 
     def value(self, inputs, risk, sell, buy, weights) -> float:
+        """The term's value net of its value without trades (a carried-in loss beyond what
+        the year uses makes that nonzero), so that no trade is worth 0."""
         net = float(tax_per_dollar(inputs) @ sell)
         if not inputs.taxable:
             return net
-        excess = max(0.0, -net - ordinary_offset(inputs))
+        offset = ordinary_offset(inputs)
+        excess = max(0.0, -net - offset) - max(0.0, -offset)
         return net + (1.0 - inputs.loss_benefit) * excess
 
     def __repr__(self) -> str:
         return "Tax()"
 
 
-ORDINARY_OFFSET_LIMIT = 3000.0
-"""Dollars of net capital loss deductible from ordinary income per year (IRC 1211(b))."""
-
-
 def ordinary_offset(inputs: AccountInputs) -> float:
-    """Tax a $3,000 deduction from ordinary income saves, at the ST (ordinary) rate, as a
-    fraction of account value; 0 for IRA and Roth accounts."""
+    """Tax at the ST (ordinary) rate on the net loss the return can still use this year
+    (:attr:`planner.tax.YearSoFar.usable_loss`: its net gains so far, then the $3,000 or
+    $1,500 deduction), as a fraction of account value; negative when carried losses
+    already exceed that; 0 for IRA and Roth accounts."""
     if not inputs.taxable:
         return 0.0
-    return inputs.st_rate * ORDINARY_OFFSET_LIMIT / inputs.value
+    year = inputs.tax_year or tax.YearSoFar()
+    return inputs.st_rate * year.usable_loss / inputs.value
 
 
 class MarketImpact(Term):

@@ -178,6 +178,7 @@ def constraints_for(
     out: list[Constraint] = [
         C.NoShorting(),
         C.LotBounds(),
+        C.HarvestLimit(),
         C.CashFloor(),
         C.ClassBands(),
         C.Restricted(),

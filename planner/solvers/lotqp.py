@@ -60,6 +60,7 @@ KNOWN_CONSTRAINTS = (
     C.GainBudget,
     C.ShortTermGainCap,
     C.HoldNearLongTerm,
+    C.HarvestLimit,
     C.TurnoverCap,
     C.WeightLimits,
     C.MinimumTrade,

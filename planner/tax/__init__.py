@@ -25,7 +25,7 @@ from planner.tax.holding import (
     realized_by_term,
     unrealized_gain,
 )
-from planner.tax.netting import NettingResult, capital_gains_tax, net_capital_gains
+from planner.tax.netting import NettingResult, YearSoFar, capital_gains_tax, net_capital_gains
 from planner.tax.wash import (
     NON_TAXABLE,
     Replacement,
@@ -46,6 +46,7 @@ __all__ = [
     "WashSaleBlocks",
     "WashSaleOutcome",
     "WashSaleResult",
+    "YearSoFar",
     "apply_wash_sales",
     "capital_gains_tax",
     "days_until_long_term",

@@ -5,7 +5,7 @@ All amounts in dollars; rates are fractions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 # --------------------------------------------------------------------------------------
 # Netting of capital gains and losses
@@ -120,3 +120,66 @@ def capital_gains_tax(
     """
     n = net_capital_gains(st_gain, lt_gain, carryforward_st, carryforward_lt, ordinary_offset_limit)
     return n.taxable_st * st_rate + n.taxable_lt * lt_rate - n.ordinary_offset * st_rate
+
+
+# --------------------------------------------------------------------------------------
+# One return's year so far
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class YearSoFar:
+    """One tax return's year before a plan, in dollars: realised short- and long-term
+    gains (year to date, plus the return's accounts planned earlier in the run; negative
+    for a loss), losses carried in from earlier years (positive) and the deduction limit
+    ($3,000; $1,500 married filing separately)."""
+
+    st_gain: float = 0.0
+    lt_gain: float = 0.0
+    carryforward_st: float = 0.0
+    carryforward_lt: float = 0.0
+    deduction_limit: float = 3000.0
+
+    @classmethod
+    def of(cls, tax_return) -> YearSoFar:
+        """The year to date of a :class:`planner.domain.TaxReturn`."""
+        return cls(
+            tax_return.ytd_st_gain,
+            tax_return.ytd_lt_gain,
+            tax_return.carryforward_st,
+            tax_return.carryforward_lt,
+            tax_return.deduction_limit,
+        )
+
+    def netting(self, st_gain: float = 0.0, lt_gain: float = 0.0) -> NettingResult:
+        """The year's netting with ``st_gain`` and ``lt_gain`` more realised."""
+        return net_capital_gains(
+            self.st_gain + st_gain,
+            self.lt_gain + lt_gain,
+            self.carryforward_st,
+            self.carryforward_lt,
+            self.deduction_limit,
+        )
+
+    def tax(self, st_rate: float, lt_rate: float, st_gain: float = 0.0, lt_gain: float = 0.0):
+        """The year's capital-gains tax (negative: the deduction's saving) with ``st_gain``
+        and ``lt_gain`` more realised."""
+        n = self.netting(st_gain, lt_gain)
+        return n.taxable_st * st_rate + n.taxable_lt * lt_rate - n.ordinary_offset * st_rate
+
+    def increment(self, st_gain: float, lt_gain: float, st_rate: float, lt_rate: float) -> float:
+        """Tax that realising ``st_gain`` and ``lt_gain`` adds to the year (exact netting)."""
+        return self.tax(st_rate, lt_rate, st_gain, lt_gain) - self.tax(st_rate, lt_rate)
+
+    def plus(self, st_gain: float, lt_gain: float) -> YearSoFar:
+        """The year after realising ``st_gain`` and ``lt_gain`` more."""
+        return replace(self, st_gain=self.st_gain + st_gain, lt_gain=self.lt_gain + lt_gain)
+
+    @property
+    def usable_loss(self) -> float:
+        """Dollars of further net loss the year still uses this year, against its net gains
+        and then the deduction; negative when the carried-in and realised losses already
+        exceed both, so that a further gain is first sheltered by a loss that would
+        otherwise carry forward."""
+        net = self.st_gain + self.lt_gain - self.carryforward_st - self.carryforward_lt
+        return net + self.deduction_limit
