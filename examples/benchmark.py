@@ -199,7 +199,7 @@ DESIGN_NOTES = """\
 These figures were measured once, when each choice was made; they explain the code and do
 not come from the table above.
 
-- **One BLAS thread per process** (`planner.run.single_threaded_blas`, called by the CLI and
+- **One BLAS thread per process** (`planner.pool.single_threaded_blas`, called by the CLI and
   every worker): on 500-security accounts a BLAS thread pool doubled the CPU time of a
   solve without changing its wall time, and two such workers on two cores slowed each other
   down.

@@ -166,7 +166,7 @@ def _prepare_process(load_kernels) -> None:
     """One BLAS thread, and the numba kernels compiled or loaded from numba's cache by
     ``load_kernels``. A first run after installing compiles them, which takes a while: the
     command says so rather than sit silent."""
-    from planner.run import single_threaded_blas
+    from planner.pool import single_threaded_blas
 
     single_threaded_blas()
     failure: list[BaseException] = []
@@ -388,7 +388,8 @@ def plan(
     Exit codes: 0 success, 1 a book or file problem, 2 a usage error, 3 accounts that
     failed (see --fail-on), 128 + N when stopped by signal N."""
     from planner.io.outputs import write_frames
-    from planner.run import PlanOptions, start_loading_kernels
+    from planner.pool import start_loading_kernels
+    from planner.run import PlanOptions
 
     if min_weight is not None and max_weight is not None and min_weight > max_weight:
         err.print(f"[red]--min-weight {min_weight:g} is above --max-weight {max_weight:g}[/]")

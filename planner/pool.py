@@ -6,6 +6,9 @@ in compiled code) costs only its own task, which is tried once more on a fresh w
 then reported as lost; the other tasks go on. Workers are forked, so they inherit the
 parent's memory (the book) copy-on-write.
 
+A planning process first limits BLAS to one thread and loads the numba kernels
+(:func:`single_threaded_blas`, :func:`load_kernels`), so that forked workers inherit them.
+
 A worker exits when its parent dies (``PR_SET_PDEATHSIG`` on Linux, and a watch on its
 parent's pid elsewhere): a killed ``rebalance plan`` leaves no worker behind. When the
 parent stops on an exception (Ctrl-C among them), the workers are terminated before it
@@ -167,3 +170,57 @@ def _watch(parent: int) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+# -- what a planning process sets up first ---------------------------------------------------
+
+
+def single_threaded_blas() -> None:
+    """One BLAS/OpenMP thread in this process. Each solve is small and a BLAS thread pool
+    only spins on it, and the planner's own parallelism is one worker process per core
+    (see docs/performance.md). Called where processes start: the command line, each pool
+    worker, each Dask chunk."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
+def load_kernels() -> None:
+    """Compile the solver's and the rounding's numba kernels, or load them from numba's
+    cache: a fresh install compiles them once, which takes a while. Done before a pool
+    starts, so that forked workers inherit them rather than each compiling its own."""
+    from planner import rounding_kernel
+    from planner.solvers import lotqp
+
+    lotqp.load_kernel()
+    rounding_kernel.load_kernel()
+
+
+def start_loading_kernels() -> Callable[[], None]:
+    """Start :func:`load_kernels` with the rounding kernel in a forked child, which puts it
+    in numba's cache while this process compiles (or loads) the solver's: on a fresh
+    install the two compiles overlap on two cores (numba compiles one function at a time
+    per process). Returns the call that finishes the job here. Only for a process without
+    other threads (a fork copies the calling thread alone): the command line, at its
+    start."""
+    from planner import rounding_kernel
+
+    parent = os.getpid()
+    child = os.fork()
+    if child == 0:
+        code = 1
+        try:
+            exit_with_parent(parent)
+            rounding_kernel.load_kernel()
+            code = 0
+        finally:
+            os._exit(code)
+
+    def finish() -> None:
+        from planner.solvers import lotqp
+
+        lotqp.load_kernel()
+        os.waitpid(child, 0)
+        load_kernels()  # the rounding kernel from the cache the child wrote
+
+    return finish

@@ -12,8 +12,8 @@ import gc
 import os
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import date
 
 import numpy as np
@@ -22,6 +22,12 @@ import pandas as pd
 from planner import harvest, tax
 from planner.domain import Account, Book
 from planner.errors import ConfigError, InfeasibleError, MissingExtraError, RuleViolationError
+from planner.households import (
+    HouseholdTrades,
+    household_harvests,
+    household_order,
+    planning_chunks,
+)
 from planner.orders import (
     AccountOutcome,
     ChunkResult,
@@ -31,7 +37,7 @@ from planner.orders import (
     failed_outcome,
     pack,
 )
-from planner.pool import Failed, Lost, exit_with_parent, run_tasks
+from planner.pool import Failed, Lost, load_kernels, run_tasks, single_threaded_blas
 from planner.positions import weights_and_values
 from planner.program.inputs import (
     Universe,
@@ -201,14 +207,16 @@ def plan_chunk(book: Book, spec: RunSpec, account_ids: Sequence[str]) -> ChunkRe
     """
     decisions = chunk_decisions(book, spec, account_ids)
     household_scope = book.settings.wash_sale_scope == "household"
-    order = (lambda a: _household_order(book, a)) if household_scope else None
+    order = (lambda a: household_order(book, a)) if household_scope else None
     out = []
     planned: dict[str, HouseholdTrades] = {}
     years: dict[str, tax.YearSoFar] = {}
     for account_id in sorted(account_ids, key=order):
         account = book.accounts[account_id]
         if household_scope and account.household_id not in planned:
-            planned[account.household_id] = _household_harvests(book, spec, account_id, decisions)
+            planned[account.household_id] = household_harvests(
+                book, account_id, decisions, spec.universes, spec.as_of
+            )
         siblings = planned.setdefault(account.household_id, HouseholdTrades())
         return_id = account.return_id
         year = years.get(return_id) if return_id else None
@@ -231,70 +239,11 @@ def plan_chunk(book: Book, spec: RunSpec, account_ids: Sequence[str]) -> ChunkRe
     return pack(out)
 
 
-def _household_harvests(
-    book: Book, spec: RunSpec, member: str, decisions: Mapping[str, Decision]
-) -> HouseholdTrades:
-    """The household of account ``member`` before any of its accounts is planned: the wash
-    groups each taxable account that will be planned (triggered, or harvesting
-    opportunistically) could harvest."""
-    out = HouseholdTrades()
-    for account_id in book.household(member):
-        account = book.accounts[account_id]
-        decision = decisions.get(account_id)
-        if decision is None or not account.taxable:
-            continue
-        rules = harvest.rules_of(book, account)
-        if not (decision.fire or rules.mode == "opportunistic"):
-            continue
-        universe = spec.universes.get(account.model)
-        if universe is None:
-            continue
-        found = harvest.harvest_candidates(book, account, universe, spec.as_of)
-        if found:
-            out.harvests[account_id] = {book.securities[s].wash_group for s, _, _ in found}
-    return out
-
-
 def chunk_decisions(book: Book, spec: RunSpec, account_ids: Sequence[str]) -> dict[str, Decision]:
     """The trigger decisions of a chunk's accounts: the run's, or decided here."""
     if spec.decisions is not None:
         return spec.decisions
     return decide(book, spec.as_of, account_ids)
-
-
-def _household_order(book: Book, account_id: str) -> tuple:
-    account = book.accounts[account_id]
-    return (account.household_id, not account.taxable, account_id)
-
-
-@dataclass
-class HouseholdTrades:
-    """Wash groups the accounts already planned in a household buy, and sell at a loss in
-    a taxable account: what the household's later accounts must not wash. ``harvests``
-    holds, per taxable account still to plan, the wash groups it could harvest: a sibling
-    with a substitute buys that instead (:meth:`reserved_for`), so that its buy does not
-    block the harvest."""
-
-    bought: set[str] = field(default_factory=set)
-    sold_at_loss: set[str] = field(default_factory=set)
-    harvests: dict[str, set[str]] = field(default_factory=dict)
-
-    def reserved_for(self, book: Book, account_id: str) -> frozenset[str]:
-        """Wash groups another account of the household could harvest and this one can
-        replace with a substitute: it must not buy them."""
-        others = {g for a, groups in self.harvests.items() if a != account_id for g in groups}
-        if not others:
-            return frozenset()
-        account = book.accounts[account_id]
-        model = book.models[account.model]
-        return frozenset(g for g in others if harvest.substitute_outside(book, account, model, g))
-
-    def record(self, book: Book, account_id: str, outcome: AccountOutcome) -> None:
-        self.harvests.pop(account_id, None)
-        securities = book.securities
-        self.bought.update(securities[s].wash_group for s in outcome.bought())
-        if book.accounts[account_id].taxable:
-            self.sold_at_loss.update(securities[s].wash_group for s in outcome.sold_at_loss())
 
 
 def plan_account(
@@ -395,57 +344,6 @@ def _weights_and_values(book: Book) -> tuple[dict, pd.Series]:
         weights, values = weights_and_values(book)
         _WEIGHTS[book] = (weights.to_dict("index"), values)
     return _WEIGHTS[book]
-
-
-def single_threaded_blas() -> None:
-    """One BLAS/OpenMP thread in this process. Each solve is small and a BLAS thread pool
-    only spins on it, and the planner's own parallelism is one worker process per core
-    (see docs/performance.md). Called where processes start: the command line, each pool
-    worker, each Dask chunk."""
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)
-
-
-def load_kernels() -> None:
-    """Compile the solver's and the rounding's numba kernels, or load them from numba's
-    cache: a fresh install compiles them once, which takes a while. Done before a pool
-    starts, so that forked workers inherit them rather than each compiling its own."""
-    from planner import rounding_kernel
-    from planner.solvers import lotqp
-
-    lotqp.load_kernel()
-    rounding_kernel.load_kernel()
-
-
-def start_loading_kernels() -> Callable[[], None]:
-    """Start :func:`load_kernels` with the rounding kernel in a forked child, which puts it
-    in numba's cache while this process compiles (or loads) the solver's: on a fresh
-    install the two compiles overlap on two cores (numba compiles one function at a time
-    per process). Returns the call that finishes the job here. Only for a process without
-    other threads (a fork copies the calling thread alone): the command line, at its
-    start."""
-    from planner import rounding_kernel
-
-    parent = os.getpid()
-    child = os.fork()
-    if child == 0:
-        code = 1
-        try:
-            exit_with_parent(parent)
-            rounding_kernel.load_kernel()
-            code = 0
-        finally:
-            os._exit(code)
-
-    def finish() -> None:
-        from planner.solvers import lotqp
-
-        lotqp.load_kernel()
-        os.waitpid(child, 0)
-        load_kernels()  # the rounding kernel from the cache the child wrote
-
-    return finish
 
 
 def plan(
@@ -551,50 +449,6 @@ AUTO_PROCESS_MIN_ACCOUNTS = 300
 setting up the workers costs more than they save (docs/performance.md)."""
 
 _FORKED: tuple[Book, RunSpec] | None = None
-
-
-def planning_groups(book: Book, ids: Sequence[str]) -> list[list[str]]:
-    """The accounts planned in turn in one chunk: a tax return's and, with the household
-    wash-sale scope, a household's (groups sharing an account are one), in the order of
-    their first account in ``ids``."""
-    household_scope = book.settings.wash_sale_scope == "household"
-    leader = {a: a for a in ids}
-
-    def root(a: str) -> str:
-        while leader[a] != a:
-            leader[a] = leader[leader[a]]
-            a = leader[a]
-        return a
-
-    first: dict[tuple[str, str], str] = {}
-    for a in ids:
-        account = book.accounts[a]
-        keys = [("return", account.return_id)] if account.return_id is not None else []
-        if household_scope:
-            keys.append(("household", account.household_id))
-        for key in keys:
-            if key not in first:
-                first[key] = a
-                continue
-            mine, theirs = root(a), root(first[key])
-            if mine != theirs:
-                leader[max(mine, theirs)] = min(mine, theirs)
-    groups: dict[str, list[str]] = {}
-    for a in ids:
-        groups.setdefault(root(a), []).append(a)
-    return list(groups.values())
-
-
-def planning_chunks(book: Book, ids: Sequence[str], size: int) -> list[list[str]]:
-    """Chunks of about ``size`` accounts; a group of :func:`planning_groups` stays in one
-    chunk, because its accounts are planned in turn (see :func:`plan_chunk`)."""
-    size = max(1, int(size))
-    chunks: list[list[str]] = [[]]
-    for group in planning_groups(book, ids):
-        if len(chunks[-1]) >= size:
-            chunks.append([])
-        chunks[-1].extend(group)
-    return [c for c in chunks if c]
 
 
 def _crashed(book: Book, spec: RunSpec, chunk: Sequence[str], why: str):
