@@ -9,9 +9,9 @@ The ``harvest`` setting (book, or an account's column) is ``off`` (no harvests: 
 security's loss lots sell at most its excess), ``with_rebalance`` (a triggered plan may
 harvest) or ``opportunistic`` (a harvestable loss also fires a harvest-only plan of its
 own). A harvest must realise at least ``harvest_min_loss`` dollars and
-``harvest_min_loss_fraction`` of the position's value: a security whose loss lots cannot
-reach both is not harvested, and one the optimiser harvests below them is planned again
-without that harvest.
+``harvest_min_loss_fraction`` of the position's value: a harvest the optimiser plans below
+them is not made (:func:`undo_small`), and the opportunistic trigger fires only for a loss
+that reaches both.
 """
 
 from __future__ import annotations
@@ -90,23 +90,12 @@ def harvested(
     return per_security, st, lt
 
 
-def harvestable(inputs: AccountInputs, rules: HarvestRules) -> np.ndarray:
-    """Securities the account may harvest: taxable, harvesting on, and loss lots worth at
-    least both minimums beyond what a rebalancing sale of the security would take."""
-    n = len(inputs.symbols)
-    if not inputs.taxable or rules.mode == "off":
-        return np.zeros(n, dtype=bool)
-    available = loss_by_security(inputs, np.where(inputs.lot_real, inputs.lot_value_weight, 0.0))
-    position = inputs.hold_weight * inputs.value
-    return rules.enough(available, position)
-
-
-def loss_sale_caps(inputs: AccountInputs, allowed: np.ndarray) -> np.ndarray:
-    """Per lot slot, the most (fraction of V) a plan may sell: unlimited but for the loss
-    lots of securities not ``allowed`` to be harvested, which share the security's excess
-    over goal, the largest loss per dollar first (the lots a rebalancing sale would pick)."""
+def loss_sale_caps(inputs: AccountInputs) -> np.ndarray:
+    """Per lot slot, the most (fraction of V) a plan that harvests nothing may sell:
+    unlimited but for loss lots, which share their security's excess over goal, the
+    largest loss per dollar first (the lots a rebalancing sale would pick)."""
     caps = np.full(len(inputs.lot_real), BIG)
-    limited = inputs.lot_loss & ~allowed[inputs.lot_security]
+    limited = inputs.lot_loss
     if not limited.any():
         return caps
     room = excess_weight(inputs).copy()
@@ -121,29 +110,65 @@ def loss_sale_caps(inputs: AccountInputs, allowed: np.ndarray) -> np.ndarray:
 
 
 def with_rules(inputs: AccountInputs, rules: HarvestRules) -> AccountInputs:
-    """The account's inputs with its loss sales capped where it may not harvest. A plan that
-    raises cash for a withdrawal (``cash_only``) sells what it must, losses included."""
-    if not inputs.taxable or inputs.cash_flow_mode != "none":
+    """The account's inputs with its loss sales capped where harvesting is off. A plan that
+    raises cash for a withdrawal (``cash_only``) sells what it must, losses included.
+
+    With harvesting on, nothing is capped before the search: a cap on a security it may
+    not harvest would only bind where the plan harvests it, and :func:`too_small` finds
+    those after the search (capping up front cost the search a third more solves, some of
+    them infeasible candidates)."""
+    if not inputs.taxable or inputs.cash_flow_mode != "none" or rules.mode != "off":
         return inputs
-    allowed = harvestable(inputs, rules)
-    return replace(inputs, loss_sale_cap=loss_sale_caps(inputs, allowed))
+    return replace(inputs, loss_sale_cap=loss_sale_caps(inputs))
 
 
 def too_small(inputs: AccountInputs, rules: HarvestRules, sold: np.ndarray) -> np.ndarray:
-    """Securities a plan harvests below the minimums (to be planned again without)."""
+    """Securities a plan harvests below the minimums."""
     per_security, _, _ = harvested(inputs, sold)
     position = inputs.hold_weight * inputs.value
     return (per_security > 0.005) & ~rules.enough(per_security, position)
 
 
-def without(inputs: AccountInputs, securities: np.ndarray) -> AccountInputs:
-    """The inputs with ``securities`` no longer harvested."""
-    allowed = np.ones(len(inputs.symbols), dtype=bool)
-    if inputs.loss_sale_cap is not None:
-        capped = inputs.lot_loss & (inputs.loss_sale_cap < BIG)
-        allowed[np.unique(inputs.lot_security[capped])] = False
-    allowed[securities] = False
-    return replace(inputs, loss_sale_cap=loss_sale_caps(inputs, allowed))
+def undo_small(
+    inputs: AccountInputs, rules: HarvestRules, sell: np.ndarray, buy: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """A plan (``sell`` per lot slot, ``buy`` per security; fractions of V) without its
+    harvests below the minimums, and a note naming them.
+
+    For each such security the loss-lot sales beyond its excess over goal are not made
+    (the smallest losses per dollar first, so the plan keeps the lots a rebalancing sale
+    picks) and the buys of other securities in its class shrink by as much, pro rata:
+    the class weight stays as planned (what the harvest did not reinvest comes back out
+    of cash). A re-solve would find nearly this plan and cost a search per account; the
+    rounding that follows keeps the minimum trade and the cash floor."""
+    small = too_small(inputs, rules, sell)
+    if not small.any():
+        return sell, buy, []
+    sell, buy = sell.copy(), buy.copy()
+    n = len(inputs.symbols)
+    loss_sold = np.where(inputs.lot_loss, sell, 0.0)
+    by_security = np.bincount(inputs.lot_security, weights=loss_sold, minlength=n)
+    beyond = np.maximum(by_security - excess_weight(inputs), 0.0)
+    harvested_loss, _, _ = harvested(inputs, sell)
+    classes = np.asarray(inputs.asset_classes, dtype=object)
+    names = []
+    for i in np.flatnonzero(small).tolist():
+        names.append(f"{inputs.symbols[i]} (${harvested_loss[i]:,.0f})")
+        undo = beyond[i]
+        slots = np.flatnonzero((inputs.lot_security == i) & (loss_sold > 0))
+        # Smallest loss per dollar first (the gain fraction nearest zero).
+        for slot in slots[np.argsort(-inputs.lot_gain_frac[slots], kind="stable")].tolist():
+            take = min(sell[slot], undo)
+            sell[slot] -= take
+            undo -= take
+            if undo <= 0:
+                break
+        in_class = (classes == classes[i]) & (np.arange(n) != i) & (buy > 0)
+        bought = buy[in_class].sum()
+        if bought > 0:
+            buy[in_class] -= buy[in_class] * min(1.0, beyond[i] / bought)
+    note = "harvests below the minimums (${:,.0f} and {:.0%} of the position) not made: {}"
+    return sell, buy, [note.format(rules.min_loss, rules.min_fraction, ", ".join(names))]
 
 
 # -- the opportunistic trigger ------------------------------------------------------------------

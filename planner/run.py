@@ -282,13 +282,15 @@ def plan_account(
     rules = harvest.rules_of(book, account)
     inputs = harvest.with_rules(inputs, rules)
     report = _solve(template, inputs, options)
-    small = harvest.too_small(report.inputs, rules, report.solution.sell)
-    if small.any():  # a harvest below the minimums: plan again without it
-        report = _solve(template, harvest.without(inputs, small), options)
+    sell, buy, notes = harvest.undo_small(
+        report.inputs, rules, report.solution.sell, report.solution.buy
+    )
+    if notes:
+        report = replace(report, notes=(*report.notes, *notes))
     executable = to_shares(
         report.inputs,
-        report.solution.sell,
-        report.solution.buy,
+        sell,
+        buy,
         whole_shares=not account.fractional_shares,
         method=options.relief,
         sellable=template.sellable(report.inputs),

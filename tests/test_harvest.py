@@ -86,8 +86,13 @@ def test_a_harvest_below_the_minimum_loss_is_not_made(tmp_path):
     settings = "harvest_min_loss = 40000.0\n"  # more than the $30,000 VTI could give
     result = plan(_book(tmp_path, _TRIGGERED, _TRIGGERED_LOTS, settings), executor="serial")
     row = _row(result)
+    # The optimiser harvests part of VTI; the plan sells only the rebalance's 50 shares.
     assert row.realized_lt == pytest.approx(-5_000.0)
     assert row.harvested_loss == 0.0
+    assert "harvests below the minimums ($40,000 and 5% of the position) not made: VTI ($" in (
+        row.message
+    )
+    assert "ITOT" not in set(result.orders["symbol"])  # nor is its replacement bought
 
 
 def test_an_account_may_turn_harvesting_off_for_itself(tmp_path):

@@ -122,7 +122,9 @@ class Template:
         re-applies the search-state constraints.
         """
         skip = frozenset(skip)
-        key = (inputs.account_id, id(inputs.lot_shares), id(inputs.hold_weight), skip)
+        # The harvest caps are a per-account input that a re-plan tightens (planner.harvest).
+        caps = inputs.loss_sale_cap
+        key = (inputs.account_id, id(inputs.lot_shares), id(inputs.hold_weight), id(caps), skip)
         if self._base_key != key:
             base = {k: v.copy() for k, v in self.ctx.defaults.items()}
             # A padding slot holds nothing: no relaxation may sell it.
@@ -138,7 +140,7 @@ class Template:
             self._base_key, self._base, self._base_arrays = (
                 key,
                 base,
-                (inputs.lot_shares, inputs.hold_weight),
+                (inputs.lot_shares, inputs.hold_weight, caps),
             )
             self._base_version += 1
         values = Values(self._base)
