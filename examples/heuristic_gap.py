@@ -23,44 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from planner.errors import InfeasibleError  # noqa: E402
 from planner.exact import solve_exact  # noqa: E402
 from planner.search import solve_account  # noqa: E402
-from tests.optimiser_helpers import covariance_risk, make_inputs, make_template  # noqa: E402
-
-
-def random_account(seed: int, n: int = 5, slots: int = 3):
-    """A small taxable account: gains and losses, substitutes sharing classes, minimum
-    trades of 1-8 % of the account, a drifted portfolio."""
-    r = np.random.default_rng(seed)
-    symbols = [f"S{i}" for i in range(n)]
-    prices = r.uniform(20, 200, n)
-    lots = [
-        (i, float(r.integers(5, 60)), prices[i] * r.uniform(0.6, 1.4), bool(r.random() < 0.5))
-        for i in range(n)
-        for _ in range(int(r.integers(0, slots + 1)))
-    ]
-    goal = r.dirichlet(np.ones(n)) * 0.97
-    classes = [f"C{i % 3}" for i in range(n)]
-    # Securities of one class are close substitutes (correlation ~0.97), in different groups.
-    base = r.normal(size=(3, 3))
-    class_cov = base @ base.T / 3 * 0.03 + np.eye(3) * 0.01
-    cls = np.array([i % 3 for i in range(n)])
-    cov = class_cov[np.ix_(cls, cls)] * 0.97 + np.diag(np.diag(class_cov[np.ix_(cls, cls)])) * 0.03
-    held_value = sum(q * prices[i] for i, q, _, _ in lots) + 2000.0
-    inputs = make_inputs(
-        symbols,
-        prices,
-        lots,
-        slots=slots,
-        cash=float(r.uniform(0, 3000)),
-        goal=goal,
-        cost_per_dollar=r.uniform(1e-4, 1e-3, n),
-        min_trade_value=np.full(n, float(held_value * r.uniform(0.01, 0.08))),
-        classes=classes,
-        groups=[f"G{i}" if r.random() < 0.7 else "GX" for i in range(n)],
-        loss_benefit=0.5,
-        st_rate=0.408,
-        lt_rate=0.238,
-    )
-    return inputs, covariance_risk(symbols, cov)
+from tests.optimiser_helpers import make_template, random_account  # noqa: E402
 
 
 def main() -> None:

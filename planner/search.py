@@ -21,10 +21,14 @@ Two efforts. ``standard`` (the default) makes its first re-solve carry every rul
 relaxation breaks (the wash candidates, each with the directions of the other securities
 traded both ways, the groups already on one side kept there, and the minimum-trade choice of
 small trades in classes without a conflict) and enumerates up to three conflicting groups.
-``thorough`` goes step by step, enumerates up to four groups, searches minimum trades wider
-and finally releases restrictions the plan no longer uses; its cost and gaps are in
-docs/performance.md and ``examples/heuristic_gap.py``. The best solution that obeys every
-rule is kept. All passes reuse one compiled template, so each is a parameter update and a
+``thorough`` first runs everything ``standard`` does (so it never ends worse), then goes
+step by step, enumerates up to four groups, searches minimum trades wider, releases
+restrictions the plan no longer uses, and last improves the best plan locally: one
+security's trade state changed at a time (buy, sell, no trade), every other state fixed,
+while that improves, within ``LOCAL_SOLVES`` solves. Its cost and gaps are in
+docs/performance.md, ``tests/test_search_gap.py`` and ``examples/heuristic_gap.py``. The
+best solution that obeys every rule is kept; both efforts rank candidates by the same
+objective. All passes reuse one compiled template, so each is a parameter update and a
 solver call; an account whose relaxation already obeys every rule costs one solve.
 """
 
@@ -47,6 +51,9 @@ DIRECTION, WASH = C.TradeDirection(), C.WashSaleOneDirection()
 """The non-convex rules whose choices the search makes; each says where a solution breaks
 it (``violations``), and the search fixes exactly that."""
 MAX_ROUNDS = 4
+LOCAL_SOLVES = 24
+"""Solves the thorough effort's local improvement may spend on one account (a full round
+of one-security moves on an 8-security account is at most 16)."""
 EFFORTS = ("standard", "thorough")
 
 
@@ -380,7 +387,8 @@ def solve_account(
     """Run the passes for one account; raises :class:`InfeasibleError` when even the
     relaxation is infeasible (naming the constraints whose relaxation would fix it).
 
-    ``effort`` is ``standard`` or ``thorough`` (see the module doc).
+    ``effort`` is ``standard`` or ``thorough`` (see the module doc). ``thorough`` runs
+    everything ``standard`` does first, so it never ends worse.
     """
     search = _Search(template)
     notes: list[str] = []
@@ -394,12 +402,28 @@ def solve_account(
         )
     if search.obeyed(inputs, best):
         return SolveReport(inputs, best, search.passes, search.ms, tuple(notes))
-    thorough = effort == "thorough"
+    start = (inputs, best)
+    _search_rules(search, inputs, best, notes, max_min_trade_passes, thorough=False)
+    if effort == "thorough":
+        _search_rules(search, *start, notes, max_min_trade_passes, thorough=True)
+        if search.valid is not None:
+            _improve(search, *start)
+    if search.valid is None:
+        _fall_back(search, *start, notes)
+    if search.valid is None:
+        raise RuleViolationError(inputs.account_id, "; ".join(dict.fromkeys(notes)) or "none")
+    inputs, best = search.valid
+    return SolveReport(inputs, best, search.passes, search.ms, tuple(dict.fromkeys(notes)))
+
+
+def _search_rules(search: _Search, inputs, best, notes, max_min_trade_passes, thorough):
+    """The re-solves that make a relaxed solution obey the rules (module doc, steps 2-4);
+    the best valid solution is left in ``search.valid``."""
     min_passes = 0
     if not thorough:
         inputs, best = _first_step(search, inputs, best, notes)
         if search.obeyed(inputs, best):
-            return SolveReport(inputs, best, search.passes, search.ms, tuple(notes))
+            return
     for _ in range(MAX_ROUNDS):
         inputs, best = _resolve_wash(search, inputs, best, notes, thorough)
         inputs, best = _fix_directions(search, inputs, best)
@@ -415,12 +439,53 @@ def solve_account(
         released = _release_unused(kept_inputs, kept)
         if not _same_restrictions(released, kept_inputs):
             search.run(released)
-    if search.valid is None:
-        _fall_back(search, inputs, best, notes)
-    if search.valid is None:
-        raise RuleViolationError(inputs.account_id, "; ".join(dict.fromkeys(notes)) or "none")
-    inputs, best = search.valid
-    return SolveReport(inputs, best, search.passes, search.ms, tuple(dict.fromkeys(notes)))
+
+
+def trade_states(inputs: AccountInputs, sol: Solution) -> np.ndarray:
+    """Each security's trade in ``sol`` as a state: 1 buys, -1 sells, 2 does not trade."""
+    done = trades(inputs, sol)
+    eps = TRADE_EPS
+    return np.where(sol.buy > eps, 1, np.where(done.sales > eps, -1, 2))
+
+
+def fixed_states(inputs: AccountInputs, state: np.ndarray) -> AccountInputs:
+    """A candidate with every security's trade fixed to ``state`` (1 buy at least the
+    minimum, -1 sell at least the minimum, 2 no trade): a wash group with a buy sells no
+    loss lot, one with a sale buys nothing. One convex program."""
+    groups = inputs.group_codes
+    count = int(groups.max()) + 1 if len(groups) else 0
+    buys = np.bincount(groups, weights=state == 1, minlength=count) > 0
+    sells = np.bincount(groups, weights=state == -1, minlength=count) > 0
+    wash = np.where(buys[groups], 1, np.where(sells[groups], -1, 0))
+    return inputs.with_state(
+        direction=np.where(state == 2, 0, state), wash_direction=wash, min_trade=state
+    )
+
+
+def _improve(search: _Search, relaxed_inputs: AccountInputs, relaxed: Solution) -> None:
+    """Local improvement of the best valid plan (thorough): change one security's trade
+    state (to buying, to selling if it holds any, or to not trading), solve with every
+    state fixed, and move to the best improvement; repeat while that improves, within
+    :data:`LOCAL_SOLVES` solves. Securities whose net trade the rules moved furthest from
+    the relaxation's come first: a large account's neighbourhood does not fit the budget."""
+    budget = LOCAL_SOLVES
+    while budget > 0:
+        inputs, sol = search.valid
+        state = trade_states(inputs, sol)
+        held = np.bincount(inputs.lot_security, weights=inputs.lot_real, minlength=len(state)) > 0
+        net = sol.buy - trades(inputs, sol).sales
+        wanted = relaxed.buy - trades(relaxed_inputs, relaxed).sales
+        before = sol.objective
+        for i in np.argsort(-np.abs(net - wanted), kind="stable").tolist():
+            for other in (2, 1, -1):
+                if other == state[i] or (other == -1 and not held[i]) or budget <= 0:
+                    continue
+                trial = state.copy()
+                trial[i] = other
+                search.run(fixed_states(inputs, trial))
+                budget -= 1
+        if search.valid[1].objective >= before - 1e-12:
+            return
 
 
 def _without_unreachable_band(search: _Search, inputs, notes) -> Solution:

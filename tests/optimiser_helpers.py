@@ -138,3 +138,72 @@ def make_template(
         constraints if constraints is not None else all_constraints(),
         solvers,
     )
+
+
+def brute_force(template: Template, inputs: AccountInputs):
+    """The best plan over every per-security trade state, for small accounts (3^n
+    solves): each security trades not at all, buys at least its minimum, or (if held)
+    sells at least its minimum; a wash group with a buy sells no loss lot, one without
+    may. Each state is a convex program; the best that obeys every rule wins (the
+    continuous objective, before rounding). ``None`` if no state is feasible."""
+    import itertools
+
+    from planner import solvers
+    from planner.search import obeys_rules
+
+    n = len(inputs.symbols)
+    held = np.bincount(inputs.lot_security, weights=inputs.lot_real, minlength=n) > 0
+    choices = [(2, 1, -1) if held[i] else (2, 1) for i in range(n)]
+    groups = inputs.group_codes
+    rules = [c for c in template.constraints if c.nonconvex]
+    best = None
+    for state in itertools.product(*choices):
+        state = np.array(state)
+        buys = np.bincount(groups, weights=state == 1, minlength=groups.max() + 1) > 0
+        sells = np.bincount(groups, weights=state == -1, minlength=groups.max() + 1) > 0
+        wash = np.where(buys[groups], 1, np.where(sells[groups], -1, 0))
+        direction = np.where(state == 2, 0, state)
+        candidate = inputs.with_state(direction=direction, wash_direction=wash, min_trade=state)
+        sol = solvers.solve(template, candidate, confirm=False)
+        if not sol.ok or not obeys_rules(rules, candidate, sol):
+            continue
+        if best is None or sol.objective < best.objective:
+            best = sol
+    return best
+
+
+def random_account(seed: int, n: int = 5, slots: int = 3):
+    """A small taxable account: gains and losses, substitutes sharing classes, minimum
+    trades of 1-8 % of the account, a drifted portfolio."""
+    r = np.random.default_rng(seed)
+    symbols = [f"S{i}" for i in range(n)]
+    prices = r.uniform(20, 200, n)
+    lots = [
+        (i, float(r.integers(5, 60)), prices[i] * r.uniform(0.6, 1.4), bool(r.random() < 0.5))
+        for i in range(n)
+        for _ in range(int(r.integers(0, slots + 1)))
+    ]
+    goal = r.dirichlet(np.ones(n)) * 0.97
+    classes = [f"C{i % 3}" for i in range(n)]
+    # Securities of one class are close substitutes (correlation ~0.97), in different groups.
+    base = r.normal(size=(3, 3))
+    class_cov = base @ base.T / 3 * 0.03 + np.eye(3) * 0.01
+    cls = np.array([i % 3 for i in range(n)])
+    cov = class_cov[np.ix_(cls, cls)] * 0.97 + np.diag(np.diag(class_cov[np.ix_(cls, cls)])) * 0.03
+    held_value = sum(q * prices[i] for i, q, _, _ in lots) + 2000.0
+    inputs = make_inputs(
+        symbols,
+        prices,
+        lots,
+        slots=slots,
+        cash=float(r.uniform(0, 3000)),
+        goal=goal,
+        cost_per_dollar=r.uniform(1e-4, 1e-3, n),
+        min_trade_value=np.full(n, float(held_value * r.uniform(0.01, 0.08))),
+        classes=classes,
+        groups=[f"G{i}" if r.random() < 0.7 else "GX" for i in range(n)],
+        loss_benefit=0.5,
+        st_rate=0.408,
+        lt_rate=0.238,
+    )
+    return inputs, covariance_risk(symbols, cov)
