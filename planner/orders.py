@@ -17,6 +17,7 @@ from constraints.base import name_codes
 from planner import harvest, returns
 from planner.domain import CASH
 from planner.positions import lot_arrays
+from planner.program.objective import Tax
 from planner.reasons import Reasons
 from planner.triggers import Decision
 
@@ -228,6 +229,9 @@ def account_outcome(book, account_id, model_name, decision, inputs, risk, report
     harvest_by_security, harvest_st, harvest_lt = harvest.harvested(
         inputs, executable.sell_shares * lot_price / value, harvest.rules_of(book, account)
     )
+    # The optimiser's tax term for the rounded plan, dollars, beside the exact est_tax.
+    model_tax = Tax().value(inputs, risk, executable.sell_shares * lot_price / value, None, None)
+    model_tax *= value
     saved = harvest.harvest_value(
         year, realized_st, realized_lt, harvest_st, harvest_lt, account.st_rate, account.lt_rate
     )
@@ -286,6 +290,7 @@ def account_outcome(book, account_id, model_name, decision, inputs, risk, report
             "realized_st": realized_st,
             "realized_lt": realized_lt,
             "est_tax": added.est_tax,
+            "model_tax": model_tax,
             "carryforward_added": added.carryforward_added,
             "harvested_loss": float(harvest_by_security.sum()),
             "harvest_value": saved,
@@ -333,6 +338,7 @@ def failed_outcome(
             "carryforward_added": 0.0,
             "harvested_loss": 0.0,
             "harvest_value": 0.0,
+            "model_tax": 0.0,
             "rounding_residual": 0.0,
             "message": message,
         }
