@@ -515,7 +515,8 @@ def _fall_back(search: _Search, inputs, sol, notes) -> None:
     shrink the last solution's trades. Every security keeps the side it trades on and no
     new trade may start; small trades are dropped (or, next, forced up to the minimum); a
     wash group that both buys and sells at a loss keeps its buys (or, next, its loss
-    sales). Last, no trade at all. The first that obeys every rule and is feasible wins."""
+    sales). Then one of the largest buys alone, at least its minimum. Last, no trade at
+    all. The first that obeys every rule and is feasible wins."""
     done = trades(inputs, sol)
     sales = done.sales
     traded = (sol.buy > TRADE_EPS) | (sales > TRADE_EPS)
@@ -534,6 +535,17 @@ def _fall_back(search: _Search, inputs, sol, notes) -> None:
             if search.valid is not None:
                 notes.append("trade rules met by shrinking the plan (fallback)")
                 return
+    # One buy instead of many small ones: a cash band may need buys that are each under
+    # the minimum trade, and one of them forced up to it (every other trade dropped) can
+    # take them all. The three largest are tried and the best kept.
+    for i in np.argsort(-sol.buy, kind="stable")[:3].tolist():
+        if sol.buy[i] > TRADE_EPS:
+            one = np.full(len(inputs.symbols), 2)
+            one[i] = 1
+            search.run(fixed_states(inputs, one))
+    if search.valid is not None:
+        notes.append("trade rules met by one buy at its minimum in place of small ones (fallback)")
+        return
     nothing = np.full(len(inputs.symbols), 2)
     search.run(inputs.with_state(min_trade=nothing, direction=None, wash_direction=None))
     if search.valid is not None:
