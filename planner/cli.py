@@ -308,6 +308,14 @@ def plan(
     exact: Annotated[
         bool, typer.Option("--exact", help="Mixed-integer exact mode (needs the 'exact' extra).")
     ] = False,
+    exact_time_limit: Annotated[
+        float | None,
+        typer.Option(
+            "--exact-time-limit",
+            help="SCIP's time limit per account in seconds with --exact (default 60); an "
+            "account it does not prove optimal by then keeps the heuristic's plan.",
+        ),
+    ] = None,
     relief: Annotated[
         str, typer.Option("--relief", help="Lot relief: optimal, min_tax, hifo, fifo, lifo.")
     ] = "optimal",
@@ -406,6 +414,7 @@ def plan(
         options = PlanOptions(
             relief=relief,
             exact=exact,
+            exact_time_limit=exact_time_limit,
             include_untriggered=what_if,
             tracking_error_value=te_value,
             effort=effort,
@@ -425,7 +434,7 @@ def plan(
         result = _run_plan(loaded, ids, options, executor, workers, scheduler)
         elapsed = time.perf_counter() - started
         written = write_frames(folder, result.files(), fmt.value, "plan")
-    _print_plan(result, elapsed, written)
+    _print_plan(result, elapsed, written, exact)
     failing = result.summary["status"].isin(FAIL_ON[fail_on.value])
     if failing.any():
         err.print(
@@ -465,7 +474,7 @@ def _run_plan(loaded, ids, options, executor, workers, scheduler):
     return result
 
 
-def _print_plan(result, elapsed: float, written: list[Path]) -> None:
+def _print_plan(result, elapsed: float, written: list[Path], exact: bool = False) -> None:
     from planner.orders import FAILED_STATUSES
 
     s = result.summary
@@ -519,6 +528,15 @@ def _print_plan(result, elapsed: float, written: list[Path]) -> None:
         f"est. cost {_money(t['est_cost'])}, est. tax {_money(t['est_tax'])}; "
         f"{elapsed:.1f} s"
     )
+    if exact:
+        from planner.exact import NOTE
+
+        kept = int(planned["message"].fillna("").str.startswith(NOTE).sum())
+        console.print(
+            f"[bold]Exact mode[/]: {len(planned) - kept} accounts planned to SCIP's optimum; "
+            f"{kept} not, SCIP having failed, stopped at its time limit or done worse than the "
+            "heuristic (each one's message says which)"
+        )
     if result.returns is not None and len(result.returns):
         from planner.returns import return_totals
 

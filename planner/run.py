@@ -67,6 +67,9 @@ class PlanOptions:
     ``turnover_cap`` and ``max_weight``/``min_weight`` are fractions of account value.
     ``include_untriggered`` plans every account (what-if), not only triggered ones;
     ``force_full`` plans a full rebalance to target whatever the trigger asked for.
+    ``exact`` solves each account's mixed-integer program with SCIP, within
+    ``exact_time_limit`` seconds (default :data:`planner.exact.TIME_LIMIT_S`); where SCIP
+    proves no optimum the account keeps the heuristic's plan, noted (:mod:`planner.exact`).
     """
 
     tracking_error_value: float | None = None
@@ -78,6 +81,7 @@ class PlanOptions:
     min_weight: float | None = None
     include_untriggered: bool = False
     exact: bool = False
+    exact_time_limit: float | None = None
     min_trade_passes: int = 3
     effort: str = "standard"
     market_impact: float | None = None
@@ -86,6 +90,10 @@ class PlanOptions:
     def __post_init__(self) -> None:
         if self.effort not in EFFORTS:
             raise ConfigError(f"effort {self.effort!r}: expected one of {', '.join(EFFORTS)}")
+        if self.exact_time_limit is not None and not self.exact_time_limit > 0:
+            raise ConfigError(
+                f"exact_time_limit {self.exact_time_limit!r}: expected a positive number of seconds"
+            )
         if self.relief not in RELIEF_METHODS:
             raise ConfigError(f"relief method {self.relief!r}: expected one of {RELIEF_METHODS}")
         for name in ("turnover_cap", "min_weight", "max_weight"):
@@ -302,9 +310,10 @@ def plan_account(
 
 def _solve(template: Template, inputs, options: PlanOptions):
     if options.exact:
-        from planner.exact import solve_exact
+        from planner.exact import TIME_LIMIT_S, exact_mode
 
-        return solve_exact(template, inputs)
+        limit = options.exact_time_limit or TIME_LIMIT_S
+        return exact_mode(template, inputs, limit, options.min_trade_passes, options.effort)
     return solve_account(template, inputs, options.min_trade_passes, options.effort)
 
 

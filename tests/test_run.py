@@ -325,13 +325,15 @@ def test_taxable_high_bracket_pays_less_than_exempt_twin(book):
 
 
 def test_exact_mode_plans_an_account(book, result):
+    """SCIP's optimum, or where SCIP proves none in time (on this account it stops within
+    cents of the optimum) the heuristic's plan with a note (tests/test_exact.py)."""
     pytest.importorskip("pyscipopt")
     account_id = sorted(result.summary.loc[result.summary["status"] == "optimal", "account_id"])[0]
-    exact = plan(
-        book, as_of=AS_OF, accounts=[account_id], options=PlanOptions(exact=True), executor="serial"
-    )
+    options = PlanOptions(exact=True, exact_time_limit=10.0)
+    exact = plan(book, as_of=AS_OF, accounts=[account_id], options=options, executor="serial")
     row = exact.summary.iloc[0]
-    assert row["status"] == "optimal" and row["solver"] == "SCIP"
+    assert row["status"] == "optimal"
+    assert row["solver"] == "SCIP" or row["message"].startswith("exact solve: SCIP"), row
 
 
 def test_fixed_relief_method_uses_fifo_lots(book, result):
