@@ -43,6 +43,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from planner.solvers.base import NOISE
+
 OPTIMAL = 0
 INFEASIBLE = 1
 NOT_CONVERGED = 2
@@ -60,9 +62,15 @@ B_START = 0.03
 MU_START = 3e-3
 """Starting complementarity of every bound and row."""
 ROUND_OFF = 1e-14
+"""Row residuals (fractions of V) at or below which the Newton step does not chase them."""
 SNAP = 0.1
 """Slack-to-dual ratio below which a converged variable is put on its bound."""
-"""Row residuals (fractions of V) at or below which the Newton step does not chase them."""
+ROW_SLACK = 1e-12
+"""Row violation (fraction of V) the snap may leave before the rows are restored."""
+ROOM = 1e-6
+"""Distance from its bounds (fraction of V) a variable needs to take part in restoring the
+rows: the trades the optimum makes, not those it leaves at (or near) a bound."""
+RESTORE_ROUNDS = 4
 
 _JIT = {"cache": True, "error_model": "numpy"}
 
@@ -280,6 +288,82 @@ def _activities(y, hold, n, slots, a_w, alpha, beta, g, sales, w, out):
             acc += alpha[d, i] * sales[i] + beta[d, i] * y[m + i]
         out[n_w + d] = acc
     _mv(g, y, out[n_w + r_s :])
+
+
+@njit(**_JIT)
+def _row_coefficients(j, n, slots, a_w, alpha, beta, g, out):
+    """Row ``j``'s coefficients on ``y`` (rows in the order of :func:`_activities`): a row
+    on ``w`` reaches the lots (-) and the buy (+) of each security, a security row the lots
+    through ``alpha`` and the buy through ``beta``, a lot row ``y`` directly."""
+    m = n * slots
+    n_w, r_s = a_w.shape[0], alpha.shape[0]
+    if j >= n_w + r_s:
+        for k in range(m + n):
+            out[k] = g[j - n_w - r_s, k]
+        return
+    for i in range(n):
+        if j < n_w:
+            on_lots, on_buy = -a_w[j, i], a_w[j, i]
+        else:
+            on_lots, on_buy = alpha[j - n_w, i], beta[j - n_w, i]
+        for k in range(i * slots, (i + 1) * slots):
+            out[k] = on_lots
+        out[m + i] = on_buy
+
+
+@njit(**_JIT)
+def _restore_rows(y, converged, lo, up, hold, n, slots, a_w, alpha, beta, g, rhs, cr):
+    """Put the snapped solution ``y`` back inside every row, up to ``ROW_SLACK``.
+
+    Each snapped variable moved by its slack at convergence (up to about 1e-6 of V), which
+    can push a row that binds at the optimum past its bound; so would the caller's
+    ``clean``, which sets trades below ``NOISE`` to 0, so that dust goes to its bound here
+    first. The rows so violated are put back on their bounds by the least-norm change of
+    the variables clear of their bounds (the snapped ones stay put); a row that change
+    pushes over joins them, for a few rounds. Should that fail (a violated row no such
+    variable is in), ``y`` goes back to ``converged``, the iterate before the snap, which
+    keeps the rows to the solve's tolerance. The carry row is left out: ``z`` follows
+    ``y``."""
+    big_n = y.shape[0]
+    n_rows = rhs.shape[0]
+    sales = np.empty(n)
+    w = np.empty(n)
+    act = np.empty(n_rows)
+    held = np.zeros(n_rows, np.bool_)
+    for attempt in range(RESTORE_ROUNDS + 1):
+        for k in range(big_n):
+            if y[k] - lo[k] < NOISE:
+                y[k] = lo[k]
+        _activities(y, hold, n, slots, a_w, alpha, beta, g, sales, w, act)
+        violated = False
+        for j in range(n_rows):
+            if j != cr and act[j] - rhs[j] > ROW_SLACK:
+                held[j] = True
+                violated = True
+        if not violated:
+            return
+        if attempt == RESTORE_ROUNDS:
+            break
+        rows = np.flatnonzero(held)
+        a = np.empty((rows.shape[0], big_n))
+        excess = np.empty(rows.shape[0])
+        for r in range(rows.shape[0]):
+            _row_coefficients(rows[r], n, slots, a_w, alpha, beta, g, a[r])
+            for k in range(big_n):
+                if y[k] - lo[k] < ROOM or up[k] - y[k] < ROOM:
+                    a[r, k] = 0.0
+            excess[r] = act[rows[r]] - rhs[rows[r]]
+        gram = a @ a.T
+        if np.min(np.diag(gram)) == 0.0:
+            break
+        # dy = -a' (a a')^{-1} excess puts each held row on its bound.
+        _cholesky(gram, 1e-12)
+        _cho_solve(gram, excess)
+        dy = a.T @ excess
+        for k in range(big_n):
+            y[k] = min(max(y[k] - dy[k], lo[k]), up[k])
+    for k in range(big_n):
+        y[k] = converged[k]
 
 
 @njit(**_JIT)
@@ -761,6 +845,10 @@ def solve(
     # Round-off may stall the very last steps: the best iterate stands if it is within ten
     # times the tolerances.
     status = OPTIMAL if best_merit <= 10.0 else NOT_CONVERGED
+    for k in range(big_n):
+        if not free[k]:
+            best_y[k] = lo[k]
+    converged = best_y.copy()
     if merit <= 1.0:
         # Active-set identification at the converged iterate: a variable whose slack to a
         # bound is far below its dual there sits at that bound, up to the gap; put it on
@@ -772,7 +860,6 @@ def solve(
                     best_y[k] = lo[k]
                 elif tu[k] < SNAP * zu[k]:
                     best_y[k] = up[k]
-    for k in range(big_n):
-        if not free[k]:
-            best_y[k] = lo[k]
+    if status == OPTIMAL:  # the snap may have pushed a binding row past its bound
+        _restore_rows(best_y, converged, lo, up, hold, n, slots, a_w, alpha, beta, g, rhs, cr)
     return status, best_y, best_z, it
