@@ -220,9 +220,12 @@ not come from the table above.
   account and 2.4 per synthetic benchmark account (500 x 10 x 50); the thorough one runs
   the standard one first and adds a local improvement (one security's trade state at a
   time, at most 24 solves): about 20 solves per small account and 31 per benchmark account.
-  Against a brute force over every per-security state on 40 small accounts
-  (`tests/test_search_gap.py`) the standard gap is 0 at the median, p95 31 and max 35 bp;
-  the thorough gap is 0 on all 40 (`examples/heuristic_gap.py` compares with exact mode).
+  On a universe of at most 12 securities the standard effort runs the local improvement
+  too (about 16 solves per 4-6-security account; no benchmark or demo account is that
+  small). Against a brute force over every per-security state on 40 small accounts
+  (`tests/test_search_gap.py`) both gaps are 0 on all 40; without the local improvement the
+  standard gap was p95 31 and max 35 bp (`examples/heuristic_gap.py` compares with exact
+  mode).
 - **Reading books through pyarrow** (`planner/io/`): a 10,000-account, 5M-lot book loads in
   4.8-7.1 s on the 2-core VM against 4.9-6.3 s for the hand-written fast reader it
   replaced (alternating runs, 2026-12-07; the VM was in a slow phase that day).

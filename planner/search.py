@@ -52,8 +52,9 @@ DIRECTION, WASH = C.TradeDirection(), C.WashSaleOneDirection()
 it (``violations``), and the search fixes exactly that."""
 MAX_ROUNDS = 4
 LOCAL_SOLVES = 24
-"""Solves the thorough effort's local improvement may spend on one account (a full round
-of one-security moves on an 8-security account is at most 16)."""
+"""Solves the local improvement may spend on one account: the thorough effort's, and the
+standard effort's on a universe of at most 12 securities, where one full round of
+one-security moves (at most 2 solves each) fits."""
 EFFORTS = ("standard", "thorough")
 
 
@@ -404,6 +405,9 @@ def solve_account(
         return SolveReport(inputs, best, search.passes, search.ms, tuple(notes))
     start = (inputs, best)
     _search_rules(search, inputs, best, notes, max_min_trade_passes, thorough=False)
+    if effort == "standard" and search.valid is not None and 2 * len(best.buy) <= LOCAL_SOLVES:
+        # A small universe affords a full round of one-security moves (2 solves each).
+        _improve(search, *start)
     if effort == "thorough":
         _search_rules(search, *start, notes, max_min_trade_passes, thorough=True)
         if search.valid is not None:

@@ -3,10 +3,9 @@ on 40 seeded small accounts (4-6 securities, several lots each, minimum trades, 
 shared by two securities): the continuous objective, before rounding, in bp of account value.
 
 Issue 14's goals: standard p95 <= 2, p99 <= 5, max <= 20; thorough p99 <= 1, max <= 10, and
-never worse than standard. The thorough effort meets them here. The standard effort does
-not yet (p95 31, max 35 on this set: it enumerates few wash-group directions and has no
-local improvement, whose cost is beyond its 1.5x budget); its bound below is today's
-figure, so that it cannot get worse unnoticed.
+never worse than standard. Both meet them here (0 on all 40 accounts): on universes this
+small the standard effort also runs the local improvement (planner.search.LOCAL_SOLVES).
+Without it, the standard gap was p95 31 and max 35 bp.
 """
 
 from __future__ import annotations
@@ -68,8 +67,8 @@ def test_thorough_is_never_worse_than_standard(gaps):
     assert (thorough <= standard + 1e-6).all()
 
 
-def test_standard_does_not_get_worse(gaps):
+def test_standard_meets_the_goals(gaps):
     standard, _ = gaps
-    assert np.median(standard) <= 0.01
-    assert np.percentile(standard, 95) <= 32.0
-    assert standard.max() <= 36.0
+    assert np.percentile(standard, 95) <= 2.0
+    assert np.percentile(standard, 99) <= 5.0
+    assert standard.max() <= 20.0
