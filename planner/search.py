@@ -20,7 +20,8 @@
 Two efforts. ``standard`` (the default) makes its first re-solve carry every rule the
 relaxation breaks (the wash candidates, each with the directions of the other securities
 traded both ways, the groups already on one side kept there, and the minimum-trade choice of
-small trades in classes without a conflict) and enumerates up to three conflicting groups.
+small trades in classes without a conflict) and enumerates up to three conflicting groups;
+on a universe of at most 12 securities it also runs the local improvement below.
 ``thorough`` first runs everything ``standard`` does (so it never ends worse), then goes
 step by step, enumerates up to four groups, searches minimum trades wider, releases
 restrictions the plan no longer uses, and last improves the best plan locally: one
