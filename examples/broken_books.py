@@ -182,11 +182,17 @@ KINDS = {
     "models: symlink to /dev/zero": _replace_file("models.toml", "devzero"),
     "models: missing file": _replace_file("models.toml", "missing"),
     # book.toml
-    "book: wash window 1e9": _toml(
-        "book.toml", "wash_window_days = 30", "wash_window_days = 1000000000"
-    ),
-    "book: hold days negative": _toml("book.toml", "hold_lt_days = 0", "hold_lt_days = -1"),
-    "book: loss benefit 2": _toml("book.toml", "loss_benefit = 0.5", "loss_benefit = 2"),
+    # (the demo's book.toml holds only settings that differ from their defaults)
+    "book: wash window 1e9": _append("book.toml", "wash_window_days = 1000000000\n"),
+    "book: hold days negative": _append("book.toml", "hold_lt_days = -1\n"),
+    "book: loss benefit 2": _append("book.toml", "loss_benefit = 2\n"),
+    "book: harvest sometimes": _append("book.toml", 'harvest = "sometimes"\n'),
+    "book: dust value negative": _append("book.toml", "dust_value = -5.0\n"),
+    # returns.csv
+    "returns: bad filing status": _append("returns.csv", "H0090,widowed,0,0,0,0\n"),
+    "returns: negative carryforward": _append("returns.csv", "H0089,single,0,0,-10,0\n"),
+    "returns: unknown return": _append("returns.csv", "NOBODY,single,0,0,0,0\n"),
+    "returns: repeated return": _append("returns.csv", "H0002,single,0,0,0,0\n"),
     "book: as-of 9999-12-31": _toml("book.toml", "as_of = 2026-11-20", "as_of = 9999-12-31"),
     "book: as-of not a date": _toml("book.toml", "as_of = 2026-11-20", 'as_of = "soon"'),
     "book: unknown setting": _append("book.toml", "colour = 1\n"),
