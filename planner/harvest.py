@@ -188,7 +188,8 @@ def harvest_decision(
     """A harvest-only plan for an account the rebalancing rules leave alone, if it has a
     loss worth harvesting (see :class:`HarvestRules`) in a security whose loss sales the
     wash-sale rules allow and whose class has a substitute it may buy; ``None`` otherwise.
-    The plan keeps every class weight within :data:`HARVEST_BAND` of where it is."""
+    The plan (mode ``harvest``) keeps every class weight within :data:`HARVEST_BAND` of
+    where it is."""
     found = harvest_candidates(book, account, universe, as_of, reserved)
     if not found:
         return None
@@ -205,7 +206,7 @@ def harvest_decision(
     return replace(
         decision,
         fire=True,
-        mode="partial",
+        mode="harvest",
         rebalance_to="band_edge",
         class_bounds=bounds,
         reasons=reasons,

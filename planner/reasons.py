@@ -354,7 +354,7 @@ class Reasons:
         bands (a legacy class: :func:`planner.triggers.legacy_band`). Cash apart: its floor
         is noted on its own."""
         model, out = self.model, []
-        if self.decision.mode == "partial":
+        if self.decision.mode in ("partial", "harvest"):
             bounds = dict(self.decision.class_bounds)
         else:
             own = {m.asset_class: m for m in model.classes}

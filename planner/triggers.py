@@ -80,11 +80,11 @@ from typing import Literal
 from planner.calendar import FREQUENCY_MONTHS, review_dates, review_due
 from planner.domain import CASH, REBALANCE_TO, Account, Band, FrozenDict, Model, RebalanceTo
 
-Mode = Literal["full", "partial", "cash_only", "none"]
+Mode = Literal["full", "partial", "harvest", "cash_only", "none"]
 CashFlowMode = Literal["none", "buy_only", "sell_only"]
 Tier = Literal["inner", "outer"]
 
-MODE_RANK: dict[str, int] = {"none": 0, "cash_only": 1, "partial": 2, "full": 3}
+MODE_RANK: dict[str, int] = {"none": 0, "cash_only": 1, "harvest": 2, "partial": 3, "full": 4}
 """Strength of a mode: ``|`` keeps the strongest, ``&`` the weakest."""
 
 KEEP_OF_BAND: dict[str, float] = {"band_edge": 1.0, "midpoint": 0.5, "target": 0.0}
@@ -146,10 +146,12 @@ class Decision:
     """Whether and how to rebalance one account now.
 
     - ``mode``: ``full`` (to target), ``partial`` (breaching classes back inside
-      ``class_bounds``), ``cash_only`` (invest a contribution / raise a withdrawal only),
-      ``none`` (exactly when ``fire`` is false).
+      ``class_bounds``), ``harvest`` (a tax-loss harvest only, every class kept within
+      ``class_bounds``: :func:`planner.harvest.harvest_decision`), ``cash_only`` (invest a
+      contribution / raise a withdrawal only), ``none`` (exactly when ``fire`` is false).
     - ``rebalance_to``: how far a partial rebalance goes; ``target`` for other modes.
-    - ``class_bounds``: asset class -> (lower, upper) post-trade weight, partial mode only.
+    - ``class_bounds``: asset class -> (lower, upper) post-trade weight, partial and
+      harvest modes only.
     - ``cash_flow_mode``: set when a cash-flow trigger fired (``buy_only`` / ``sell_only``).
     - ``breaches``: every band breach seen, whether or not it fired.
     - ``max_drift``: the largest ``|weight - target|`` over classes (a fraction, >= 0), of
@@ -175,8 +177,8 @@ class Decision:
             raise ValueError(f"unknown cash_flow_mode {self.cash_flow_mode!r}")
         if self.fire != (self.mode != "none"):
             raise ValueError(f"fire={self.fire} contradicts mode {self.mode!r}")
-        if self.class_bounds and self.mode != "partial":
-            raise ValueError("only a partial decision has class bounds")
+        if self.class_bounds and self.mode not in ("partial", "harvest"):
+            raise ValueError("only a partial or harvest decision has class bounds")
         # FrozenDict, not MappingProxyType: decisions are pickled to worker processes.
         object.__setattr__(self, "class_bounds", FrozenDict(self.class_bounds))
         object.__setattr__(self, "reasons", tuple(self.reasons))
@@ -187,6 +189,8 @@ class Decision:
             if not self.max_drift_class:
                 return "no rebalance"
             return f"no rebalance (largest drift {self.max_drift_class} {self.max_drift:.1%})"
+        if self.mode == "harvest":
+            return "harvest only: " + "; ".join(self.reasons)
         head = f"{self.mode} rebalance"
         if self.mode != "cash_only":
             head += f" to {self.rebalance_to}"

@@ -118,7 +118,7 @@ def test_opportunistic_harvesting_is_a_trigger_of_its_own(tmp_path):
     settings = 'harvest = "opportunistic"\n' + _LOW_TE_VALUE
     result = plan(_book(tmp_path, _TRIGGERED, _BALANCED_LOTS, settings), executor="serial")
     row = _row(result)
-    assert row.status == "optimal"
+    assert (row.status, row.decision) == ("optimal", "harvest")
     assert row.reasons == (
         "harvest: VTI holds $25,000 of loss (50.0% of the position; minimums $500 and 5%)"
     )

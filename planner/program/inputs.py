@@ -231,7 +231,7 @@ def build_inputs(
     cash_floor = max(cash_band_lo, 0.0) if np.isfinite(cash_band_lo) else 0.0
     cash_ceiling = BIG
     goal_weight = target_weight
-    if decision.mode == "partial" and decision.class_bounds:
+    if decision.mode in ("partial", "harvest") and decision.class_bounds:
         hold_weight_sec = shares_held * prices / value
         current = {c: 0.0 for c in class_names}
         for c, w in zip(universe.asset_classes, hold_weight_sec, strict=True):
