@@ -221,11 +221,13 @@ not come from the table above.
   the standard one first and adds a local improvement (one security's trade state at a
   time, at most 24 solves): about 20 solves per small account and 31 per benchmark account.
   On a universe of at most 12 securities the standard effort runs the local improvement
-  too (about 16 solves per 4-6-security account; no benchmark or demo account is that
-  small). Against a brute force over every per-security state on 40 small accounts
-  (`tests/test_search_gap.py`) both gaps are 0 on all 40; without the local improvement the
-  standard gap was p95 31 and max 35 bp (`examples/heuristic_gap.py` compares with exact
-  mode).
+  too, one security's state or two sharing a class or wash group at a time (about 23 solves
+  per 4-6-security account; no benchmark or demo account is that small). Against a brute
+  force over every per-security state: on 40 accounts of 4-6 securities
+  (`tests/test_search_gap.py`) standard p95 0, p99 2.0, max 3.2 bp, thorough 0; on 30 of 6
+  securities both p95 0, p99 3.9, max 5.5 bp (`examples/heuristic_gap.py --reference
+  brute --securities 6`); without the local improvement standard was p95 19.5-31, max
+  35-112 bp.
 - **Reading books through pyarrow** (`planner/io/`): a 10,000-account, 5M-lot book loads in
   4.8-7.1 s on the 2-core VM against 4.9-6.3 s for the hand-written fast reader it
   replaced (alternating runs, 2026-12-07; the VM was in a slow phase that day).

@@ -25,8 +25,8 @@ on a universe of at most 12 securities it also runs the local improvement below.
 ``thorough`` first runs everything ``standard`` does (so it never ends worse), then goes
 step by step, enumerates up to four groups, searches minimum trades wider, releases
 restrictions the plan no longer uses, and last improves the best plan locally: one
-security's trade state changed at a time (buy, sell, no trade), every other state fixed,
-while that improves, within ``LOCAL_SOLVES`` solves. Its cost and gaps are in
+security's trade state changed at a time (buy, sell, no trade), or two sharing a class or a
+wash group, every other state fixed, while that improves, within ``LOCAL_SOLVES`` solves. Its cost and gaps are in
 docs/performance.md, ``tests/test_search_gap.py`` and ``examples/heuristic_gap.py``. The
 best solution that obeys every rule is kept; both efforts rank candidates by the same
 objective. All passes reuse one compiled template, so each is a parameter update and a
@@ -467,28 +467,42 @@ def fixed_states(inputs: AccountInputs, state: np.ndarray) -> AccountInputs:
     )
 
 
-def _improve(search: _Search, relaxed_inputs: AccountInputs, relaxed: Solution) -> None:
-    """Local improvement of the best valid plan (thorough): change one security's trade
-    state (to buying, to selling if it holds any, or to not trading), solve with every
-    state fixed, and move to the best improvement; repeat while that improves, within
-    :data:`LOCAL_SOLVES` solves. Securities whose net trade the rules moved furthest from
-    the relaxation's come first: a large account's neighbourhood does not fit the budget."""
-    budget = LOCAL_SOLVES
+def _improve(
+    search: _Search, relaxed_inputs: AccountInputs, relaxed: Solution, budget: int = 0
+) -> None:
+    """Local improvement of the best valid plan: change one security's trade state (to
+    buying, to selling if it holds any, or to not trading), or two at once where they
+    share an asset class or a wash group (where one takes over the other's trade), solve
+    with every state fixed, and move to the best; repeat while that improves, within
+    ``budget`` solves (:data:`LOCAL_SOLVES` by default). Securities whose net trade the
+    rules moved furthest from the relaxation's come first: a large account's
+    neighbourhood does not fit the budget."""
+    budget = budget or LOCAL_SOLVES
     while budget > 0:
         inputs, sol = search.valid
         state = trade_states(inputs, sol)
         held = np.bincount(inputs.lot_security, weights=inputs.lot_real, minlength=len(state)) > 0
         net = sol.buy - trades(inputs, sol).sales
         wanted = relaxed.buy - trades(relaxed_inputs, relaxed).sales
-        before = sol.objective
-        for i in np.argsort(-np.abs(net - wanted), kind="stable").tolist():
-            for other in (2, 1, -1):
-                if other == state[i] or (other == -1 and not held[i]) or budget <= 0:
+        order = np.argsort(-np.abs(net - wanted), kind="stable").tolist()
+        options = [(2, 1, -1) if held[i] else (2, 1) for i in range(len(state))]
+        moves = [((i,), (o,)) for i in order for o in options[i] if o != state[i]]
+        classes, groups = inputs.class_codes, inputs.group_codes
+        for a, i in enumerate(order):
+            for j in order[a + 1 :]:
+                if classes[i] != classes[j] and groups[i] != groups[j]:
                     continue
-                trial = state.copy()
-                trial[i] = other
-                search.run(fixed_states(inputs, trial))
-                budget -= 1
+                for pair in itertools.product(options[i], options[j]):
+                    if pair[0] != state[i] and pair[1] != state[j]:
+                        moves.append(((i, j), pair))
+        before = sol.objective
+        for where, states in moves:
+            if budget <= 0:
+                break
+            trial = state.copy()
+            trial[list(where)] = states
+            search.run(fixed_states(inputs, trial))
+            budget -= 1
         if search.valid[1].objective >= before - 1e-12:
             return
 
