@@ -16,6 +16,7 @@ that reaches both.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date
 
@@ -63,6 +64,15 @@ def loss_by_security(inputs: AccountInputs, sold: np.ndarray) -> np.ndarray:
     return np.bincount(inputs.lot_security, weights=loss, minlength=len(inputs.symbols))
 
 
+def _beyond_excess(inputs: AccountInputs, sold: np.ndarray):
+    """Loss-lot sales per slot, their sum per security, and the part of that sum beyond
+    the security's excess over goal (fractions of V)."""
+    n = len(inputs.symbols)
+    loss_sold = np.where(inputs.lot_loss, sold, 0.0)
+    by_security = np.bincount(inputs.lot_security, weights=loss_sold, minlength=n)
+    return loss_sold, by_security, np.maximum(by_security - excess_weight(inputs), 0.0)
+
+
 def harvested(
     inputs: AccountInputs, sold: np.ndarray, rules: HarvestRules | None = None
 ) -> tuple[np.ndarray, float, float]:
@@ -76,9 +86,7 @@ def harvested(
     n = len(inputs.symbols)
     if not inputs.taxable or inputs.cash_flow_mode != "none":
         return np.zeros(n), 0.0, 0.0
-    loss_sold = np.where(inputs.lot_loss, sold, 0.0)
-    by_security = np.bincount(inputs.lot_security, weights=loss_sold, minlength=n)
-    beyond = np.maximum(by_security - excess_weight(inputs), 0.0)
+    loss_sold, by_security, beyond = _beyond_excess(inputs, sold)
     share = np.divide(beyond, by_security, out=np.zeros(n), where=by_security > 0)
     if rules is not None:
         loss = loss_by_security(inputs, loss_sold * share[inputs.lot_security])
@@ -114,7 +122,7 @@ def with_rules(inputs: AccountInputs, rules: HarvestRules) -> AccountInputs:
     raises cash for a withdrawal (``cash_only``) sells what it must, losses included.
 
     With harvesting on, nothing is capped before the search: a cap on a security it may
-    not harvest would only bind where the plan harvests it, and :func:`too_small` finds
+    not harvest would only bind where the plan harvests it, and :func:`undo_small` undoes
     those after the search (capping up front cost the search a third more solves, some of
     them infeasible candidates)."""
     if not inputs.taxable or inputs.cash_flow_mode != "none" or rules.mode != "off":
@@ -122,9 +130,9 @@ def with_rules(inputs: AccountInputs, rules: HarvestRules) -> AccountInputs:
     return replace(inputs, loss_sale_cap=loss_sale_caps(inputs))
 
 
-def too_small(inputs: AccountInputs, rules: HarvestRules, sold: np.ndarray) -> np.ndarray:
-    """Securities a plan harvests below the minimums."""
-    per_security, _, _ = harvested(inputs, sold)
+def too_small(inputs: AccountInputs, rules: HarvestRules, per_security: np.ndarray):
+    """Securities whose harvest (``per_security``, dollars, from :func:`harvested`) is
+    below the minimums."""
     position = inputs.hold_weight * inputs.value
     return (per_security > 0.005) & ~rules.enough(per_security, position)
 
@@ -141,15 +149,13 @@ def undo_small(
     the class weight stays as planned (what the harvest did not reinvest comes back out
     of cash). A re-solve would find nearly this plan and cost a search per account; the
     rounding that follows keeps the minimum trade and the cash floor."""
-    small = too_small(inputs, rules, sell)
+    harvested_loss, _, _ = harvested(inputs, sell)
+    small = too_small(inputs, rules, harvested_loss)
     if not small.any():
         return sell, buy, []
-    sell, buy = sell.copy(), buy.copy()
     n = len(inputs.symbols)
-    loss_sold = np.where(inputs.lot_loss, sell, 0.0)
-    by_security = np.bincount(inputs.lot_security, weights=loss_sold, minlength=n)
-    beyond = np.maximum(by_security - excess_weight(inputs), 0.0)
-    harvested_loss, _, _ = harvested(inputs, sell)
+    loss_sold, _, beyond = _beyond_excess(inputs, sell)
+    sell, buy = sell.copy(), buy.copy()
     classes = np.asarray(inputs.asset_classes, dtype=object)
     names = []
     for i in np.flatnonzero(small).tolist():
@@ -183,19 +189,20 @@ def harvest_decision(
     universe: Universe,
     as_of: date,
     decision: Decision,
+    class_weights: Mapping[str, float],
     reserved: frozenset[str] = frozenset(),
 ) -> Decision | None:
     """A harvest-only plan for an account the rebalancing rules leave alone, if it has a
     loss worth harvesting (see :class:`HarvestRules`) in a security whose loss sales the
     wash-sale rules allow and whose class has a substitute it may buy; ``None`` otherwise.
     The plan (mode ``harvest``) keeps every class weight within :data:`HARVEST_BAND` of
-    where it is."""
+    where it is (``class_weights``: the triggers' current weights, cash included)."""
     found = harvest_candidates(book, account, universe, as_of, reserved)
     if not found:
         return None
-    classes = _class_weights(book, account)
+    held = {c: w for c, w in class_weights.items() if w > 0 or c == CASH}
     bounds = FrozenDict(
-        {c: (max(w - HARVEST_BAND, 0.0), w + HARVEST_BAND) for c, w in classes.items()}
+        {c: (max(w - HARVEST_BAND, 0.0), w + HARVEST_BAND) for c, w in held.items()}
     )
     rules = rules_of(book, account)
     reasons = tuple(
@@ -258,6 +265,15 @@ def harvest_candidates(
     return out
 
 
+def _may_buy(book: Book, account: Account, symbol: str) -> bool:
+    """Whether neither the firm nor the account's lists forbid buying ``symbol``."""
+    return (
+        book.securities[symbol].can_buy
+        and symbol not in account.do_not_buy
+        and symbol not in account.do_not_trade
+    )
+
+
 def _substitute(book, account, universe, symbol, blocks, reserved) -> str | None:
     """A security of ``symbol``'s class the account may buy in its place, if any."""
     sold = book.securities[symbol]
@@ -266,9 +282,7 @@ def _substitute(book, account, universe, symbol, blocks, reserved) -> str | None
         if (
             sec.asset_class == sold.asset_class
             and sec.wash_group != sold.wash_group
-            and sec.can_buy
-            and other not in account.do_not_buy
-            and other not in account.do_not_trade
+            and _may_buy(book, account, other)
             and sec.wash_group not in blocks.buy_blocked
             and sec.wash_group not in reserved
         ):
@@ -280,34 +294,12 @@ def substitute_outside(book: Book, account: Account, model, group: str) -> bool:
     """Whether the account's model offers a security it may buy in the asset class of wash
     group ``group`` outside that group (so that it need not buy the group)."""
     classes = {sec.asset_class for sec in book.securities.values() if sec.wash_group == group}
-    for symbol in model.securities:
-        sec = book.securities[symbol]
-        if (
-            sec.asset_class in classes
-            and sec.wash_group != group
-            and sec.can_buy
-            and symbol not in account.do_not_buy
-            and symbol not in account.do_not_trade
-        ):
-            return True
-    return False
-
-
-def _class_weights(book: Book, account: Account) -> dict[str, float]:
-    """The account's class weights now, cash included (fractions of its value)."""
-    lots = book.lot_frame(account.account_id)
-    securities = book.securities
-    value_by_class: dict[str, float] = {}
-    for symbol, shares in zip(lots["symbol"], lots["shares"], strict=True):
-        sec = securities[symbol]
-        value_by_class[sec.asset_class] = (
-            value_by_class.get(sec.asset_class, 0.0) + float(shares) * sec.price
-        )
-    cash = account.cash + account.cash_flow
-    total = sum(value_by_class.values()) + cash
-    out = {c: v / total for c, v in value_by_class.items()} if total > 0 else {}
-    out[CASH] = cash / total if total > 0 else 0.0
-    return out
+    return any(
+        book.securities[s].asset_class in classes
+        and book.securities[s].wash_group != group
+        and _may_buy(book, account, s)
+        for s in model.securities
+    )
 
 
 def harvest_value(

@@ -431,7 +431,10 @@ def _harvest_trigger(
         return None
     reserved = siblings.reserved_for(book, account_id) if siblings else frozenset()
     universe = spec.universes[account.model]
-    return harvest.harvest_decision(book, account, universe, spec.as_of, decision, reserved)
+    weights = _weights_and_values(book)[0][account_id]
+    return harvest.harvest_decision(
+        book, account, universe, spec.as_of, decision, weights, reserved
+    )
 
 
 def _full_decision(decision: Decision) -> Decision:
