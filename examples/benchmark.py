@@ -54,13 +54,13 @@ def run_one(
     accounts: int, lots: int, securities: int, workers: int | None, effort: str = "standard"
 ) -> dict:
     from planner import solvers
+    from planner.benchmark_book import generate_benchmark_book
     from planner.io import load_book, write_book, write_outputs
     from planner.program.inputs import build_inputs, slot_bucket, slots_needed
     from planner.program.problem import Template
     from planner.run import PlanOptions, plan, prepare, template_for
     from planner.search import solve_account
     from planner.solvers import lotqp_kernel
-    from planner.synthetic import generate_benchmark_book
 
     with tempfile.TemporaryDirectory() as tmp:
         book_dir = Path(tmp) / "book"

@@ -22,10 +22,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from planner import solvers as planner_solvers  # noqa: E402
+from planner.benchmark_book import generate_benchmark_book  # noqa: E402
 from planner.program.inputs import build_inputs, slot_bucket, slots_needed  # noqa: E402
 from planner.program.problem import Template, constraints_for  # noqa: E402
 from planner.run import PlanOptions, prepare  # noqa: E402
-from planner.synthetic import generate_benchmark_book  # noqa: E402
 
 SOLVERS = [
     ("LOTQP", ("LOTQP",)),

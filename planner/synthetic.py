@@ -1,4 +1,5 @@
-"""Seeded generators of realistic books: the demo book, benchmarks and property tests.
+"""Seeded generators of realistic books: the demo book and property tests (the benchmark
+book is in :mod:`planner.benchmark_book`), and the price model both use.
 
 Prices come from the project's own factor model (market + asset-class factors + small
 idiosyncratic noise, so substitutes correlate about 0.99), daily over business days. Lots are
@@ -46,7 +47,10 @@ WASH_DAYS = 30
 
 
 @dataclass(frozen=True)
-class _Fund:
+class Fund:
+    """One synthetic fund: its class, wash group, starting price (dollars), bid-ask spread
+    (basis points), minimum trade (dollars) and firm-wide restriction."""
+
     symbol: str
     asset_class: str
     group: str
@@ -67,26 +71,26 @@ CLASSES = {
     "REIT": (0.06, 0.17, 0.8),
 }
 FUNDS = (
-    _Fund("VTI", "US_EQUITY", "VTI", 210.0, 1.0),
-    _Fund("ITOT", "US_EQUITY", "ITOT", 95.0, 1.5),
-    _Fund("SCHB", "US_EQUITY", "SCHB", 48.0, 2.0),
-    _Fund("IJR", "US_SMALL", "SP600", 95.0, 2.0),
-    _Fund("VB", "US_SMALL", "VB", 190.0, 2.0),
-    _Fund("VEA", "INTL_DEV", "VEA", 45.0, 2.0),
-    _Fund("IEFA", "INTL_DEV", "IEFA", 65.0, 2.0),
-    _Fund("SCHF", "INTL_DEV", "SCHF", 34.0, 3.0),
-    _Fund("VWO", "EM_EQUITY", "VWO", 41.0, 3.0),
-    _Fund("IEMG", "EM_EQUITY", "IEMG", 50.0, 3.0),
-    _Fund("BND", "US_BONDS", "BND", 75.0, 1.0),
-    _Fund("AGG", "US_BONDS", "AGG", 100.0, 1.0),
-    _Fund("SCHZ", "US_BONDS", "SCHZ", 46.0, 2.0),
-    _Fund("SCHP", "TIPS", "SCHP", 53.0, 2.0),
-    _Fund("TIP", "TIPS", "TIP", 108.0, 2.0),
-    _Fund("VNQ", "REIT", "VNQ", 85.0, 2.0),
-    _Fund("SCHH", "REIT", "SCHH", 21.0, 3.0),
-    _Fund("IVV", "US_EQUITY", "SP500", 480.0, 1.0),
-    _Fund("VOO", "US_EQUITY", "SP500", 440.0, 1.0),
-    _Fund("OLDFX", "US_EQUITY", "OLDFX", 31.0, 5.0, 250.0, "no_buy"),
+    Fund("VTI", "US_EQUITY", "VTI", 210.0, 1.0),
+    Fund("ITOT", "US_EQUITY", "ITOT", 95.0, 1.5),
+    Fund("SCHB", "US_EQUITY", "SCHB", 48.0, 2.0),
+    Fund("IJR", "US_SMALL", "SP600", 95.0, 2.0),
+    Fund("VB", "US_SMALL", "VB", 190.0, 2.0),
+    Fund("VEA", "INTL_DEV", "VEA", 45.0, 2.0),
+    Fund("IEFA", "INTL_DEV", "IEFA", 65.0, 2.0),
+    Fund("SCHF", "INTL_DEV", "SCHF", 34.0, 3.0),
+    Fund("VWO", "EM_EQUITY", "VWO", 41.0, 3.0),
+    Fund("IEMG", "EM_EQUITY", "IEMG", 50.0, 3.0),
+    Fund("BND", "US_BONDS", "BND", 75.0, 1.0),
+    Fund("AGG", "US_BONDS", "AGG", 100.0, 1.0),
+    Fund("SCHZ", "US_BONDS", "SCHZ", 46.0, 2.0),
+    Fund("SCHP", "TIPS", "SCHP", 53.0, 2.0),
+    Fund("TIP", "TIPS", "TIP", 108.0, 2.0),
+    Fund("VNQ", "REIT", "VNQ", 85.0, 2.0),
+    Fund("SCHH", "REIT", "SCHH", 21.0, 3.0),
+    Fund("IVV", "US_EQUITY", "SP500", 480.0, 1.0),
+    Fund("VOO", "US_EQUITY", "SP500", 440.0, 1.0),
+    Fund("OLDFX", "US_EQUITY", "OLDFX", 31.0, 5.0, 250.0, "no_buy"),
 )
 
 MODEL_SPECS = {
@@ -496,136 +500,3 @@ def _tax_returns(
         if status != "single" or ytd_st or ytd_lt or carry_st or carry_lt:
             returns[household] = TaxReturn(household, status, ytd_st, ytd_lt, carry_st, carry_lt)
     return out, returns
-
-
-def _lexical_rank(texts) -> np.ndarray:
-    """The position of each text in sorted order (texts distinct)."""
-    rank = np.empty(len(texts), dtype=np.int64)
-    rank[np.argsort(np.asarray(texts, dtype=object), kind="stable")] = np.arange(len(texts))
-    return rank
-
-
-def _benchmark_lots(account_ids, symbols, shares, costs, acquired, day_idx) -> pd.DataFrame:
-    """The lots frame of a benchmark book from (account, security, lot) arrays: rows with
-    shares, sorted by account, symbol, acquired and lot id (``{account}-{k}``, ``k`` the
-    lot's number in its account, compared as text), as a sort of the text columns would.
-
-    The sort runs on one integer key (the ranks of the four columns) and the texts are built
-    only for the rows kept, so ten million lots take seconds, not minutes."""
-    n, n_securities, per_holding = shares.shape
-    n_lots = n_securities * per_holding
-    account, k = np.divmod(np.arange(shares.size), n_lots)
-    security = k // per_holding
-    days = day_idx.ravel().astype(np.int64)
-    key = _lexical_rank(account_ids.tolist())[account]
-    key = key * n_securities + _lexical_rank(symbols)[security]
-    key = key * (int(days.max(initial=0)) + 1) + days
-    key = key * n_lots + _lexical_rank([str(i) for i in range(n_lots)])[k]
-    rows = np.flatnonzero(shares.ravel() > 0)
-    rows = rows[np.argsort(key[rows], kind="stable")]
-    del key, days
-    account, k, security = account[rows], k[rows], security[rows]
-    prefixes = np.array([f"{a}-" for a in account_ids.tolist()], dtype=object)
-    numbers = np.array([str(i) for i in range(n_lots)], dtype=object)
-    lot_ids = np.add(prefixes[account], numbers[k])  # str + str, element by element in C
-    text = pd.Series(np.array(account_ids)).dtype  # what pandas makes of the text arrays
-    return pd.DataFrame(
-        {
-            "account_id": pd.Series(account_ids.astype(object)[account], dtype=text),
-            "lot_id": pd.Series(lot_ids, dtype=text),
-            "symbol": pd.Series(np.array(symbols, dtype=object)[security], dtype=text),
-            "shares": shares.ravel()[rows],
-            "unit_cost": costs.ravel()[rows],
-            "acquired": acquired.ravel()[rows],
-        }
-    )
-
-
-def generate_benchmark_book(
-    n_accounts: int,
-    n_securities: int = 50,
-    lots_per_holding: int = 10,
-    seed: int = 0,
-    as_of: date = AS_OF,
-) -> Book:
-    """One model of ``n_securities`` synthetic securities in 8 classes; every account is
-    drifted outside its bands; ``lots_per_holding`` lots per security held. Vectorised."""
-    rng = np.random.default_rng(seed)
-    n_classes = 8
-    symbols = [f"S{i:03d}" for i in range(n_securities)]
-    klass = [f"C{i % n_classes}" for i in range(n_securities)]
-    classes = {f"C{c}": (0.06, 0.08 + 0.01 * c, 0.3 + 0.1 * c) for c in range(n_classes)}
-    funds = [
-        _Fund(s, k, s, float(rng.uniform(20, 300)), 2.0, 100.0)
-        for s, k in zip(symbols, klass, strict=True)
-    ]
-    days = business_days(as_of, 2.0)
-    prices = simulate_prices(funds, classes, days, rng)
-    last = prices.iloc[-1].to_numpy()
-    securities = {
-        s: Security(s, k, float(p), s, 2.0, 0.0, 100.0)
-        for s, k, p in zip(symbols, klass, last, strict=True)
-    }
-    target = rng.dirichlet(np.ones(n_securities) * 5) * 0.98
-    by_class: dict[str, list[int]] = {}
-    for i, k in enumerate(klass):
-        by_class.setdefault(k, []).append(i)
-    model_classes = tuple(
-        ClassTarget(
-            k,
-            float(target[idx].sum()),
-            tuple(symbols[i] for i in idx),
-            {symbols[i]: float(target[i]) for i in idx},
-            Band(abs=0.02),
-            None,
-        )
-        for k, idx in sorted(by_class.items())
-    ) + (ClassTarget(CASH, 0.02, (), {}, Band(abs=0.01), None),)
-    model = Model("bench", model_classes, "target", TriggerSpec("threshold"), "benchmark model")
-    # Holdings: target tilted hard so every account breaches a band.
-    n, L = n_accounts, lots_per_holding
-    values = np.exp(rng.normal(np.log(500_000), 0.6, n))
-    tilt = np.exp(rng.normal(0, 0.6, (n, n_securities)))
-    weights = target * tilt
-    weights = weights / weights.sum(axis=1, keepdims=True) * 0.97
-    dollars = weights * values[:, None]
-    split = (
-        rng.dirichlet(np.ones(L), size=(n, n_securities))
-        if L > 1
-        else np.ones((n, n_securities, 1))
-    )
-    lot_dollars = dollars[:, :, None] * split
-    day_idx = rng.integers(0, len(days) - 1, size=(n, n_securities, L))
-    costs = prices.to_numpy()[day_idx, np.arange(n_securities)[None, :, None]]
-    shares = np.round(lot_dollars / last[None, :, None], 2)
-    account_ids = np.array([f"B{i:06d}" for i in range(n)])
-    lots = _benchmark_lots(
-        account_ids, symbols, shares, np.round(costs, 4), days.to_numpy()[day_idx], day_idx
-    )
-    accounts = {
-        a: Account(
-            a,
-            "bench",
-            a,
-            "taxable",
-            float(round(v * 0.03, 2)),
-            0.408,
-            0.238,
-            fractional_shares=False,
-            last_rebalanced=None,
-        )
-        for a, v in zip(account_ids, values, strict=True)
-    }
-    trades = pd.DataFrame({c: pd.Series(dtype=object) for c in TRADE_COLUMNS})
-    trades["trade_date"] = pd.Series(dtype="datetime64[ns]")
-    for c in ("shares", "price", "realized_gain"):
-        trades[c] = pd.Series(dtype=float)
-    return Book(
-        securities,
-        {"bench": model},
-        accounts,
-        lots,
-        trades,
-        prices,
-        Settings(as_of=as_of, wash_sale_scope="account"),
-    )

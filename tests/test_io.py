@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from planner.benchmark_book import generate_benchmark_book
 from planner.errors import OutputError
 from planner.io import load_book, validate_book, write_book, write_outputs
 from planner.io.write import fixed, format_frame
 from planner.run import plan
-from planner.synthetic import generate_benchmark_book
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
 

@@ -93,7 +93,7 @@ def test_workers_die_with_their_parent(tmp_path):
 
 def test_a_dead_worker_in_a_plan_fails_only_its_chunk(monkeypatch):
     import planner.run
-    from planner.synthetic import generate_benchmark_book
+    from planner.benchmark_book import generate_benchmark_book
 
     book = generate_benchmark_book(12, n_securities=8, lots_per_holding=2, seed=5)
     real = planner.run.plan_chunk
@@ -114,8 +114,8 @@ def test_a_dead_worker_in_a_plan_fails_only_its_chunk(monkeypatch):
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_the_command_stops_on_a_signal_and_leaves_nothing(tmp_path, signum):
+    from planner.benchmark_book import generate_benchmark_book
     from planner.io import write_book
-    from planner.synthetic import generate_benchmark_book
 
     book = tmp_path / "book"
     write_book(generate_benchmark_book(1500, n_securities=40, lots_per_holding=8, seed=2), book)

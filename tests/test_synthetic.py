@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from planner.benchmark_book import generate_benchmark_book
 from planner.calendar import is_review_date, last_review_on_or_before
 from planner.io import load_book, write_book
 from planner.io import read as book_module
@@ -18,7 +19,6 @@ from planner.synthetic import (
     TRADE_HISTORY_DAYS,
     WASH_DAYS,
     describe_mix,
-    generate_benchmark_book,
     generate_book,
 )
 from planner.triggers import evaluate_account
