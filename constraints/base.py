@@ -164,6 +164,9 @@ class AccountInputs:
     direction: np.ndarray | None = None
     wash_direction: np.ndarray | None = None
     min_trade: np.ndarray | None = None
+    # The netting regime the tax term is exact in (an index into planner.tax.regimes.REGIMES;
+    # None: the convex model of objective.Tax), chosen by the solve loop.
+    tax_regime: int | None = None
     # Per lot slot, the most a plan may sell (fraction of V; None: no limit): loss lots of
     # securities the account may not harvest sell at most its excess over goal.
     loss_sale_cap: np.ndarray | None = None
@@ -203,13 +206,13 @@ class AccountInputs:
         """Lot slots that would realise a loss if sold now."""
         return self.lot_real & (self.lot_unit_cost > self.lot_price)
 
-    _STATE = frozenset({"direction", "wash_direction", "min_trade"})
+    _STATE = frozenset({"direction", "wash_direction", "min_trade", "tax_regime"})
 
     def with_state(self, **state) -> AccountInputs:
         """A copy with new solve-loop state (``direction``, ``wash_direction``,
-        ``min_trade``); everything else, cached lot arrays included, is shared. Much
-        cheaper than :func:`dataclasses.replace`, which re-runs ``__init__`` over every
-        field on each of the loop's candidates."""
+        ``min_trade``, ``tax_regime``); everything else, cached lot arrays included, is
+        shared. Much cheaper than :func:`dataclasses.replace`, which re-runs ``__init__``
+        over every field on each of the loop's candidates."""
         unknown = set(state) - self._STATE
         if unknown:
             raise TypeError(f"not solve-loop state: {sorted(unknown)}")

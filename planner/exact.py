@@ -4,7 +4,8 @@ Each non-convex constraint of the template gives its own mixed-integer rows
 (``Constraint.mixed_integer_rows``) over shared binaries (``constraints.Switches``): per
 security whether it is bought and whether it is sold, per wash group whether it buys. The
 tracking-error term makes it a mixed-integer SOCP, which SCIP solves; HiGHS cannot (no
-MIQP). Whole shares stay with the repair pass of :mod:`planner.rounding`, as in the
+MIQP). The tax is exact: a binary per netting regime (:func:`regime_rows`) in place of the
+convex tax model. Whole shares stay with the repair pass of :mod:`planner.rounding`, as in the
 heuristic mode, so the two are compared on the same continuous objective. Meant for small
 books and for measuring the heuristic's gap.
 
@@ -30,10 +31,13 @@ from cvxpy.reductions.solvers.conic_solvers import scip_conif
 from cvxpy.settings import OFFSET
 
 from constraints.base import AccountInputs, Switches
+from planner import tax
 from planner.errors import InfeasibleError, MissingExtraError, RuleViolationError
+from planner.program.objective import Tax, gain_fracs
 from planner.program.problem import Template
 from planner.search import SolveReport, solve_account
 from planner.solvers import Solution
+from planner.tax import regimes
 
 TIME_LIMIT_S = 60.0
 """SCIP's time limit per account, in seconds (``PlanOptions.exact_time_limit`` overrides
@@ -197,7 +201,14 @@ def _solve_scip(template: Template, inputs: AccountInputs, time_limit: float) ->
     an error, a limit or an infeasible program is in the outcome."""
     template = _factor_form(template)
     inputs = inputs.with_state(direction=None, wash_direction=None, min_trade=None)
-    for name, value in template.values(inputs).items():
+    values = template.values(inputs)
+    tax_weight = template.objective.weight_of(Tax)
+    exact_tax = inputs.taxable and tax_weight != 0
+    if exact_tax:  # the convex tax model off: the regimes below take its place
+        values["tax_coef"] = np.zeros(template.m)
+        values["carry_keep"] = np.asarray(0.0)
+        values["carry_keep_offset"] = np.asarray(0.0)
+    for name, value in values.items():
         template.ctx.params[name].value = value
     ctx = template.ctx
     buy_cap = np.minimum(ctx.params["buy_cap"].value, 2.0)
@@ -206,7 +217,11 @@ def _solve_scip(template: Template, inputs: AccountInputs, time_limit: float) ->
     buys, sells = switches.is_buy, switches.is_sell
     rules = [r for c in template.constraints for r in c.mixed_integer_rows(ctx, switches)]
     rows = switches.rows + rules
-    problem = cp.Problem(template.problem.objective, template.problem.constraints + rows)
+    objective = template.problem.objective.args[0]
+    if exact_tax:
+        tax_value, tax_rows = regime_rows(ctx, inputs)
+        objective, rows = objective + tax_weight * tax_value, rows + tax_rows
+    problem = cp.Problem(cp.Minimize(objective), template.problem.constraints + rows)
     params = {**SCIP_PARAMS, "limits/time": time_limit}
     start = time.perf_counter()
     status, bound, error, raised = "error", None, None, False
@@ -245,6 +260,48 @@ def _solve_scip(template: Template, inputs: AccountInputs, time_limit: float) ->
     solution = Solution("optimal", "SCIP", sell, buy, objective, ms)
     report = SolveReport(inputs, solution, 1, ms, ("exact mixed-integer solve",))
     return ScipOutcome(status, report, bound, error, time_limit, ms)
+
+
+def regime_rows(ctx, inputs: AccountInputs) -> tuple[cp.Variable, list]:
+    """The exact tax (:meth:`planner.program.objective.Tax.exact`, fractions of V) as a
+    variable with mixed-integer rows: one binary per netting regime
+    (:mod:`planner.tax.regimes`), exactly one on; the plan's short-term, long-term and
+    total gain within the chosen regime's bounds, and the tax at least that regime's linear
+    tax. Big-M constants come from what selling every lot could realise."""
+    st_frac, lt_frac = gain_fracs(inputs)
+    held = inputs.lot_value_weight
+    st = st_frac @ ctx.sell
+    lt = lt_frac @ ctx.sell
+    # The range of each gain over every plan, and a big M that relaxes any row over it.
+    ranges = {
+        "st": (st, float(np.minimum(st_frac, 0) @ held), float(np.maximum(st_frac, 0) @ held)),
+        "lt": (lt, float(np.minimum(lt_frac, 0) @ held), float(np.maximum(lt_frac, 0) @ held)),
+    }
+    ranges["sum"] = (st + lt, ranges["st"][1] + ranges["lt"][1], ranges["st"][2] + ranges["lt"][2])
+    pieces = regimes.pieces(
+        inputs.tax_year or tax.YearSoFar(), inputs.st_rate, inputs.lt_rate, inputs.loss_benefit
+    )
+    value = inputs.value
+    on = cp.Variable(len(pieces), boolean=True, name="tax_regime")
+    tax_value = cp.Variable(name="exact_tax")
+    rows = [cp.sum(on) == 1]
+    spread = sum(hi - lo for _, lo, hi in ranges.values())
+    for k, piece in enumerate(pieces):
+        off = 1 - on[k]
+        linear = piece.st_slope * st + piece.lt_slope * lt + piece.constant / value
+        # Any piece lies within (largest slope) x (every gain's range) of any other.
+        big = 2.0 * max(abs(piece.st_slope), abs(piece.lt_slope), 1.0) * spread + 1.0
+        big += max(abs(p.constant) for p in pieces) / value * 2.0
+        rows.append(tax_value >= linear - big * off)
+        bounds = {"st": piece.st_bounds, "lt": piece.lt_bounds, "sum": piece.sum_bounds}
+        for name, (low, high) in bounds.items():
+            gain, least, most = ranges[name]
+            low, high = low / value, high / value
+            if low > least:
+                rows.append(gain >= low - (low - least + 1.0) * off)
+            if high < most:
+                rows.append(gain <= high + (most - high + 1.0) * off)
+    return tax_value, rows
 
 
 class _Caught(logging.Handler):

@@ -137,6 +137,23 @@ def too_small(inputs: AccountInputs, rules: HarvestRules, per_security: np.ndarr
     return (per_security > 0.005) & ~rules.enough(per_security, position)
 
 
+def small_harvest_caps(
+    inputs: AccountInputs, rules: HarvestRules, sell: np.ndarray
+) -> np.ndarray | None:
+    """Per lot slot, the loss-sale caps (fractions of V, :func:`loss_sale_caps`) that take
+    a plan's harvests below the minimums out, on the securities that make them (no cap
+    elsewhere); ``None`` when the plan (``sell``, fractions of V per slot) has none."""
+    harvested_loss, _, _ = harvested(inputs, sell)
+    small = too_small(inputs, rules, harvested_loss)
+    if not small.any():
+        return None
+    caps = loss_sale_caps(inputs)
+    capped = np.where(small[inputs.lot_security], caps, BIG)
+    if inputs.loss_sale_cap is not None:
+        capped = np.minimum(capped, inputs.loss_sale_cap)
+    return capped
+
+
 def undo_small(
     inputs: AccountInputs, rules: HarvestRules, sell: np.ndarray, buy: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:

@@ -52,7 +52,7 @@ from planner.program.problem import Template, constraints_for
 from planner.program.risk import RiskModel, risk_model
 from planner.returns import returns_frame
 from planner.rounding import RELIEF_METHODS, to_shares
-from planner.search import EFFORTS, solve_account
+from planner.search import EFFORTS, solve_account, solve_capped
 from planner.solvers import DEFAULT_SOLVERS
 from planner.triggers import Decision, evaluate_account
 
@@ -290,6 +290,14 @@ def plan_account(
     rules = harvest.rules_of(book, account)
     inputs = harvest.with_rules(inputs, rules)
     report = _solve(template, inputs, options)
+    caps = (
+        None
+        if options.exact
+        else harvest.small_harvest_caps(report.inputs, rules, report.solution.sell)
+    )
+    if caps is not None:
+        report = solve_capped(template, report, caps, options.effort) or report
+    # Whatever small harvest is left (a capped solve that broke a rule), undone by hand.
     sell, buy, notes = harvest.undo_small(
         report.inputs, rules, report.solution.sell, report.solution.buy
     )

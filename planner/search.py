@@ -35,6 +35,7 @@ solver call; an account whose relaxation already obeys every rule costs one solv
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass
 
@@ -42,10 +43,12 @@ import numpy as np
 
 import constraints as C
 from constraints.base import AccountInputs, name_codes
-from planner import solvers
+from planner import solvers, tax
 from planner.errors import InfeasibleError, RuleViolationError
+from planner.program.objective import Tax, ordinary_offset, realized, tax_per_dollar
 from planner.program.problem import Template
 from planner.solvers import Solution
+from planner.tax import regimes
 
 TRADE_EPS = C.TRADE_EPS
 DIRECTION, WASH = C.TradeDirection(), C.WashSaleOneDirection()
@@ -81,6 +84,17 @@ def trades(inputs: AccountInputs, sol: Solution) -> C.Trades:
     return cached
 
 
+def with_exact_tax(tax_weight: float, inputs: AccountInputs, sol: Solution) -> Solution:
+    """``sol`` with its objective taken with the exact tax (:meth:`Tax.exact`, weighted by
+    ``tax_weight``) in place of the form the solve used (:meth:`Tax.model`), so that every
+    candidate is ranked by the same objective whatever form it was solved in."""
+    if not (sol.ok and inputs.taxable and tax_weight):
+        return sol
+    tax_term = Tax()
+    exact = tax_term.exact(inputs, sol.sell) - tax_term.model(inputs, sol.sell)
+    return dataclasses.replace(sol, objective=sol.objective + tax_weight * exact)
+
+
 def obeys_rules(constraints, inputs: AccountInputs, sol: Solution) -> bool:
     """Whether ``sol`` keeps every non-convex rule among ``constraints``, as each rule
     judges it (``Constraint.violations``)."""
@@ -101,10 +115,12 @@ class _Search:
         self.valid: tuple[AccountInputs, Solution] | None = None
         self.relaxed: tuple = ()  # constraints left out of every solve (see solve_account)
         self._seen: dict[tuple, Solution] = {}
+        self.tax_weight = template.objective.weight_of(Tax)
 
     def run(self, candidate: AccountInputs) -> Solution:
         key = (
             self.relaxed,
+            candidate.tax_regime,
             *(
                 None if x is None else x.tobytes()
                 for x in (candidate.direction, candidate.wash_direction, candidate.min_trade)
@@ -112,7 +128,7 @@ class _Search:
         )
         if key in self._seen:  # the same restrictions again: the same answer, no solve
             return self._seen[key]
-        sol = self.chain.solve(candidate, skip=self.relaxed)
+        sol = self.exact(candidate, self.chain.solve(candidate, skip=self.relaxed))
         self._seen[key] = sol
         self.passes += 1
         self.ms += sol.solve_ms
@@ -120,6 +136,9 @@ class _Search:
         if sol.ok and better and self.obeyed(candidate, sol):
             self.valid = (candidate, sol)
         return sol
+
+    def exact(self, inputs: AccountInputs, sol: Solution) -> Solution:
+        return with_exact_tax(self.tax_weight, inputs, sol)
 
     def obeyed(self, inputs: AccountInputs, sol: Solution) -> bool:
         """Whether ``sol`` keeps every non-convex rule of the template."""
@@ -402,23 +421,128 @@ def solve_account(
         raise InfeasibleError(
             inputs.account_id, [], f"solver status {best.status} with {best.solver}"
         )
-    if search.obeyed(inputs, best):
-        return SolveReport(inputs, best, search.passes, search.ms, tuple(notes))
-    start = (inputs, best)
-    _search_rules(search, inputs, best, notes, max_min_trade_passes, thorough=False)
-    if effort == "standard" and search.valid is not None and 2 * len(best.buy) <= LOCAL_SOLVES:
-        # A small universe affords a full round of one-security moves (2 solves each).
-        _improve(search, *start)
-    if effort == "thorough":
-        _search_rules(search, *start, notes, max_min_trade_passes, thorough=True)
-        if search.valid is not None:
+    if not search.obeyed(inputs, best):
+        start = (inputs, best)
+        _search_rules(search, inputs, best, notes, max_min_trade_passes, thorough=False)
+        if effort == "standard" and search.valid is not None and 2 * len(best.buy) <= LOCAL_SOLVES:
+            # A small universe affords a full round of one-security moves (2 solves each).
             _improve(search, *start)
-    if search.valid is None:
-        _fall_back(search, *start, notes)
-    if search.valid is None:
-        raise RuleViolationError(inputs.account_id, "; ".join(dict.fromkeys(notes)) or "none")
+        if effort == "thorough":
+            _search_rules(search, *start, notes, max_min_trade_passes, thorough=True)
+            if search.valid is not None:
+                _improve(search, *start)
+        if search.valid is None:
+            _fall_back(search, *start, notes)
+        if search.valid is None:
+            raise RuleViolationError(inputs.account_id, "; ".join(dict.fromkeys(notes)) or "none")
+    _exact_tax(search, REGIME_SOLVES_THOROUGH if effort == "thorough" else REGIME_SOLVES)
     inputs, best = search.valid
     return SolveReport(inputs, best, search.passes, search.ms, tuple(dict.fromkeys(notes)))
+
+
+def solve_capped(
+    template: Template, report: SolveReport, loss_sale_cap: np.ndarray, effort: str = "standard"
+) -> SolveReport | None:
+    """``report``'s account solved again with its loss sales capped (``loss_sale_cap``,
+    fractions of V per lot slot), the plan's other choices kept, and its tax made exact
+    again (:func:`_exact_tax`): the harvests a plan may not make taken out by the program
+    rather than by hand, so that the tax stays exact. ``None`` when that breaks a rule."""
+    search = _Search(template)
+    # The caps may put the plan's regime out of reach: the convex model picks again.
+    inputs = dataclasses.replace(report.inputs, loss_sale_cap=loss_sale_cap, tax_regime=None)
+    search.run(inputs)
+    if search.valid is None:
+        return None
+    _exact_tax(search, REGIME_SOLVES_THOROUGH if effort == "thorough" else REGIME_SOLVES)
+    inputs, best = search.valid
+    return SolveReport(
+        inputs,
+        best,
+        report.passes + search.passes,
+        report.solve_ms + search.ms,
+        report.notes,
+    )
+
+
+REGIME_SOLVES = 3
+"""Solves the standard effort may spend on netting regimes once it has a plan."""
+REGIME_SOLVES_THOROUGH = 8
+"""The same for the thorough effort."""
+REGIME_TOLERANCE = 1e-7
+"""Plan gains within this fraction of account value of a regime's boundary sit on it."""
+REGIME_TIE = 1e-9
+"""Objective (fraction of account value) within which a plan solved in its regime counts as
+good as the convex model's plan, and is kept in its place."""
+"""Plan gains within this fraction of account value of a regime's boundary sit on it."""
+
+
+def _exact_tax(search: _Search, budget: int) -> None:
+    """Make the tax of the best plan exact: solve again with every other choice of the
+    plan kept and the tax in its netting regime (:mod:`planner.tax.regimes`), then in each
+    regime whose boundary the new plan sits on, while that improves, within ``budget``
+    solves. Where the regime's solve breaks a trade rule, every security's trade state is
+    fixed as well. Nothing to solve when the convex model lies below the exact tax around
+    the plan and meets it there (:func:`_model_is_locally_exact`)."""
+    inputs, sol = search.valid
+    if not (inputs.taxable and search.tax_weight):
+        return
+    year = inputs.tax_year or tax.YearSoFar()
+    tolerance = REGIME_TOLERANCE * inputs.value
+    tried: set[int] = set()
+    while budget > 0:
+        inputs, sol = search.valid
+        st, lt = realized(inputs, sol.sell)
+        own = regimes.regime_of(year, st, lt)
+        near = regimes.neighbours(year, st, lt, tolerance)
+        if inputs.tax_regime is None and _model_is_locally_exact(inputs, sol):
+            # The regime's program has the same optimum: no solve, but the plan's tax is
+            # the regime's (for the reports' model_tax).
+            search.valid = (inputs.with_state(tax_regime=own), sol)
+            return
+        todo = [r for r in (own, *near) if r not in tried]
+        if not todo:
+            return
+        before = sol
+        for regime in todo:
+            if budget <= 0:
+                break
+            tried.add(regime)
+            candidate = inputs.with_state(tax_regime=regime)
+            trial = search.run(candidate)
+            budget -= 1
+            if trial.ok and not search.obeyed(candidate, trial) and budget > 0:
+                candidate = fixed_states(inputs, trade_states(inputs, sol))
+                candidate = candidate.with_state(tax_regime=regime)
+                trial = search.run(candidate)
+                budget -= 1
+            if (
+                trial.ok
+                and search.valid[0].tax_regime is None
+                and trial.objective <= search.valid[1].objective + REGIME_TIE
+                and search.obeyed(candidate, trial)
+            ):
+                # As good as the convex model's plan: keep the plan whose tax is exact.
+                search.valid = (candidate, trial)
+        if search.valid[1] is before:
+            return
+
+
+def _model_is_locally_exact(inputs: AccountInputs, sol: Solution) -> bool:
+    """Whether the convex tax model lies below the exact tax around ``sol`` and meets it
+    there (up to a constant): then ``sol``, optimal for the model, is locally optimal for
+    the exact tax, and no regime's solve can improve it nearby."""
+    net = float(tax_per_dollar(inputs) @ sol.sell)
+    excess = -net - ordinary_offset(inputs)
+    rates = (inputs.st_rate, inputs.lt_rate)
+    slopes = []
+    if excess <= REGIME_TOLERANCE:  # the carry term off: each lot at its rate
+        slopes.append(rates)
+    if excess >= -REGIME_TOLERANCE:  # on: a net loss at loss_benefit of its value
+        slopes.append(tuple(inputs.loss_benefit * r for r in rates))
+    year = inputs.tax_year or tax.YearSoFar()
+    pieces = regimes.pieces(year, inputs.st_rate, inputs.lt_rate, inputs.loss_benefit)
+    st, lt = realized(inputs, sol.sell)
+    return regimes.locally_above(pieces, st, lt, slopes, 10 * REGIME_TOLERANCE * inputs.value)
 
 
 def _search_rules(search: _Search, inputs, best, notes, max_min_trade_passes, thorough):

@@ -141,21 +141,26 @@ def make_template(
 
 
 def brute_force(template: Template, inputs: AccountInputs):
-    """The best plan over every per-security trade state, for small accounts (3^n
-    solves): each security trades not at all, buys at least its minimum, or (if held)
-    sells at least its minimum; a wash group with a buy sells no loss lot, one without
-    may. Each state is a convex program; the best that obeys every rule wins (the
-    continuous objective, before rounding). ``None`` if no state is feasible."""
+    """The best plan over every per-security trade state and netting regime, for small
+    accounts (3^n states): each security trades not at all, buys at least its minimum, or
+    (if held) sells at least its minimum; a wash group with a buy sells no loss lot, one
+    without may. Each state is a convex program, solved with the convex tax model and then,
+    for a taxable account, in every netting regime its sales can reach (where the tax is
+    exact: :mod:`planner.tax.regimes`); the best by the exact objective that obeys every
+    rule wins (the continuous objective, before rounding). ``None`` if no state is
+    feasible."""
     import itertools
 
     from planner import solvers
-    from planner.search import obeys_rules
+    from planner.program.objective import Tax, _pieces, regime_bounds
+    from planner.search import obeys_rules, with_exact_tax
 
     n = len(inputs.symbols)
     held = np.bincount(inputs.lot_security, weights=inputs.lot_real, minlength=n) > 0
     choices = [(2, 1, -1) if held[i] else (2, 1) for i in range(n)]
     groups = inputs.group_codes
     rules = [c for c in template.constraints if c.nonconvex]
+    tax_weight = template.objective.weight_of(Tax)
     best = None
     for state in itertools.product(*choices):
         state = np.array(state)
@@ -164,11 +169,23 @@ def brute_force(template: Template, inputs: AccountInputs):
         wash = np.where(buys[groups], 1, np.where(sells[groups], -1, 0))
         direction = np.where(state == 2, 0, state)
         candidate = inputs.with_state(direction=direction, wash_direction=wash, min_trade=state)
-        sol = solvers.solve(template, candidate, confirm=False)
-        if not sol.ok or not obeys_rules(rules, candidate, sol):
-            continue
-        if best is None or sol.objective < best.objective:
-            best = sol
+        forms = [candidate]
+        if inputs.taxable and tax_weight:
+            cap = template.values(candidate)["sell_cap"]
+            forms += [
+                candidate.with_state(tax_regime=k)
+                for k, piece in enumerate(_pieces(inputs))
+                if regime_bounds(inputs, piece, cap) is not None
+            ]
+        for form in forms:
+            sol = solvers.solve(template, form, confirm=False)
+            if not sol.ok or not obeys_rules(rules, form, sol):
+                if form is candidate:
+                    break  # the state itself is infeasible: so is each regime of it
+                continue
+            sol = with_exact_tax(tax_weight, form, sol)
+            if best is None or sol.objective < best.objective:
+                best = sol
     return best
 
 

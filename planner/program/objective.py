@@ -15,9 +15,10 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
-from constraints.base import AccountInputs, Context
+from constraints.base import BIG, AccountInputs, Context
 from planner import tax
 from planner.program.risk import RiskModel
+from planner.tax import regimes
 
 PP2 = 1e-4
 """One squared percentage point of tracking variance, as a fraction squared."""
@@ -34,6 +35,9 @@ class Term:
     ) -> None:
         """Write this account's values of the parameters the term owns (``risk``: the
         template's risk model, for terms whose parameters depend on it)."""
+
+    def apply_state(self, inputs: AccountInputs, values: dict[str, np.ndarray]) -> None:
+        """Write the values that depend on the solve loop's state (on every pass)."""
 
     def value(self, inputs: AccountInputs, risk: RiskModel, sell, buy, weights) -> float:
         """The term's value at a solution (fractions of V), for reports."""
@@ -82,6 +86,14 @@ class Objective:
     ) -> None:
         for _, t in self.terms:
             t.apply(inputs, values, risk)
+
+    def apply_state(self, inputs: AccountInputs, values: dict[str, np.ndarray]) -> None:
+        for _, t in self.terms:
+            t.apply_state(inputs, values)
+
+    def weight_of(self, kind: type) -> float:
+        """The total weight of the terms of type ``kind``."""
+        return sum(w for w, t in self.terms if type(t) is kind)
 
     def __repr__(self) -> str:
         return " + ".join(f"{w:g} * {t!r}" for w, t in self.terms)
@@ -163,25 +175,42 @@ class TransactionCost(Term):
 class Tax(Term):
     """Capital-gains tax of the lot sales (fractions of V), netted the way the tax year nets.
 
-    Each lot is taxed at its ST or LT rate on its gain; a loss is a benefit at the same
-    rate. The net of the plan, ``N``, is what the sales cost in tax. A net loss beyond what
-    the return can use this year (its net gains so far and then the deduction from ordinary
-    income, at the ST rate: see :func:`ordinary_offset`) only carries forward, so that part
-    is valued at ``loss_benefit`` (0..1) of its face value: the term is ``N + (1 -
-    loss_benefit) * max(0, -N - offset)``, convex in the sales. When the return's carried
-    losses already exceed what the year uses, ``offset`` is negative and a gain of the plan
-    first uses up such a loss, at ``loss_benefit`` of its tax. IRA and Roth accounts pay no
-    tax. The plan's report computes the exact netted liability afterwards.
+    Exact US netting is piecewise linear in the plan's net short- and long-term gains but not
+    convex (:mod:`planner.tax.regimes`), so the term has two forms.
+
+    - The convex model, for the relaxation and the search over trade directions: each lot
+      taxed at its ST or LT rate (a loss a benefit at that rate); of the net, ``N``, a loss
+      beyond what the return can use this year (its net gains so far and then the deduction,
+      at the ST rate: see :func:`ordinary_offset`) only carries forward and is valued at
+      ``loss_benefit`` (0..1) of its face value: ``N + (1 - loss_benefit) * max(0, -N -
+      offset)``.
+    - Within a netting regime (the search state ``tax_regime``): the regime's exact tax,
+      linear in the sales, with the regime's bounds on the plan's short-term, long-term and
+      total gain as rows (:func:`regime_bounds`).
+
+    :meth:`exact` is the exact value the search ranks plans by. IRA and Roth accounts pay no
+    tax.
     """
 
     def expr(self, ctx: Context, risk: RiskModel) -> cp.Expression:
         coef = ctx.param("tax_coef", ctx.m, 0.0)
-        # Net tax per security, one short row each: a single row over every lot slot would
-        # be dense and slow the solver's factorisation.
+        # Per-security sums, one short row each: a single row over every lot slot would be
+        # dense and slow the solver's factorisation.
         net = cp.Variable(ctx.n, name="net_tax")
         ctx.extra_rows.append(net == ctx.lot_to_security @ cp.multiply(coef, ctx.sell))
         keep = ctx.param("carry_keep", None, 0.0, nonneg=True)
         keep_offset = ctx.param("carry_keep_offset", None, 0.0)
+        gains = []
+        for term in ("st", "lt"):
+            frac = ctx.param(f"{term}_gain_frac", ctx.m, 0.0)
+            gain = cp.Variable(ctx.n, name=f"{term}_gain")
+            ctx.extra_rows.append(gain == ctx.lot_to_security @ cp.multiply(frac, ctx.sell))
+            gains.append(cp.sum(gain))
+        # The regime's bounds on the plan's gains (slack but within a regime).
+        for name, gain in zip(REGIME_BOUNDS, (*gains, gains[0] + gains[1]), strict=True):
+            low = ctx.param(f"regime_{name}_low", None, -BIG)
+            high = ctx.param(f"regime_{name}_high", None, BIG)
+            ctx.extra_rows += [gain >= low, gain <= high]
         return cp.sum(net) + cp.pos(-keep * cp.sum(net) - keep_offset)
 
     def apply(self, inputs: AccountInputs, values: dict[str, np.ndarray], risk=None) -> None:
@@ -189,10 +218,39 @@ class Tax(Term):
         keep = 1.0 - inputs.loss_benefit if inputs.taxable else 0.0
         values["carry_keep"] = np.asarray(keep)
         values["carry_keep_offset"] = np.asarray(keep * ordinary_offset(inputs))
+        st_frac, lt_frac = gain_fracs(inputs)
+        values["st_gain_frac"], values["lt_gain_frac"] = st_frac, lt_frac
+
+    def apply_state(self, inputs: AccountInputs, values: dict[str, np.ndarray]) -> None:
+        """The regime form (class doc) when the search fixes ``inputs.tax_regime``."""
+        if inputs.tax_regime is None or not inputs.taxable:
+            return
+        piece = _pieces(inputs)[inputs.tax_regime]
+        st_frac, lt_frac = gain_fracs(inputs)
+        values["tax_coef"] = piece.st_slope * st_frac + piece.lt_slope * lt_frac
+        values["carry_keep"] = np.asarray(0.0)
+        values["carry_keep_offset"] = np.asarray(0.0)
+        bounds = regime_bounds(inputs, piece, values["sell_cap"])
+        if bounds is None:
+            # No plan reaches the regime: its bounds as they are, for the solver to say so.
+            bounds = {
+                "st": piece.st_bounds,
+                "lt": piece.lt_bounds,
+                "sum": piece.sum_bounds,
+            }
+            bounds = {k: (lo / inputs.value, hi / inputs.value) for k, (lo, hi) in bounds.items()}
+            bounds = {k: (max(lo, -BIG), min(hi, BIG)) for k, (lo, hi) in bounds.items()}
+        for name, (low, high) in bounds.items():
+            values[f"regime_{name}_low"] = np.asarray(low)
+            values[f"regime_{name}_high"] = np.asarray(high)
 
     def value(self, inputs, risk, sell, buy, weights) -> float:
-        """The term's value net of its value without trades (a carried-in loss beyond what
-        the year uses makes that nonzero), so that no trade is worth 0."""
+        """The convex model's value net of its value without trades (a carried-in loss
+        beyond what the year uses makes that nonzero), so that no trade is worth 0; within
+        a regime, the regime's tax."""
+        if inputs.taxable and inputs.tax_regime is not None:
+            st, lt = realized(inputs, sell)
+            return _pieces(inputs)[inputs.tax_regime].value(st, lt) / inputs.value
         net = float(tax_per_dollar(inputs) @ sell)
         if not inputs.taxable:
             return net
@@ -200,8 +258,93 @@ class Tax(Term):
         excess = max(0.0, -net - offset) - max(0.0, -offset)
         return net + (1.0 - inputs.loss_benefit) * excess
 
+    def model(self, inputs: AccountInputs, sell: np.ndarray) -> float:
+        """What a solve's objective holds for this term at ``sell`` (fractions of V), in the
+        form ``inputs`` selects: with its constant, without the regime's constant."""
+        if not inputs.taxable:
+            return 0.0
+        if inputs.tax_regime is None:
+            net = float(tax_per_dollar(inputs) @ sell)
+            keep = 1.0 - inputs.loss_benefit
+            return net + max(0.0, keep * (-net - ordinary_offset(inputs)))
+        piece = _pieces(inputs)[inputs.tax_regime]
+        st, lt = realized(inputs, sell)
+        return (piece.st_slope * st + piece.lt_slope * lt) / inputs.value
+
+    def exact(self, inputs: AccountInputs, sell: np.ndarray) -> float:
+        """The exact tax the sales add to the return's year, less ``loss_benefit`` times the
+        tax value of the loss they carry forward (fractions of V; see
+        :func:`planner.tax.regimes.valued_increment`)."""
+        if not inputs.taxable:
+            return 0.0
+        st, lt = realized(inputs, sell)
+        year = inputs.tax_year or tax.YearSoFar()
+        return (
+            regimes.valued_increment(
+                year, st, lt, inputs.st_rate, inputs.lt_rate, inputs.loss_benefit
+            )
+            / inputs.value
+        )
+
     def __repr__(self) -> str:
         return "Tax()"
+
+
+REGIME_BOUNDS = ("st", "lt", "sum")
+"""The gains a regime bounds: short-term, long-term and their total."""
+
+
+def regime_bounds(
+    inputs: AccountInputs, piece: regimes.Piece, sell_cap: np.ndarray | None = None
+) -> dict[str, tuple[float, float]] | None:
+    """The bounds (fractions of V) a regime puts on the plan's short-term, long-term and
+    total gain, each left slack (``-BIG``, ``BIG``) where lot sales within ``sell_cap``
+    (fractions of V per slot; default: every lot) cannot cross it (a row no plan can leave
+    is degenerate for an interior-point solver: selling no short-term lot leaves the
+    short-term gain at exactly 0). ``None`` when no such sales can reach the regime."""
+    st_frac, lt_frac = gain_fracs(inputs)
+    cap = inputs.lot_value_weight
+    if sell_cap is not None:
+        cap = np.minimum(cap, sell_cap)
+    out = {}
+    for name, frac, (low, high) in (
+        ("st", st_frac, piece.st_bounds),
+        ("lt", lt_frac, piece.lt_bounds),
+        ("sum", st_frac + lt_frac, piece.sum_bounds),
+    ):
+        least = float(np.minimum(frac, 0.0) @ cap)
+        most = float(np.maximum(frac, 0.0) @ cap)
+        low, high = low / inputs.value, high / inputs.value
+        if low > most + REGIME_SLACK or high < least - REGIME_SLACK:
+            return None
+        out[name] = (
+            low if low > least + REGIME_SLACK else -BIG,
+            high if high < most - REGIME_SLACK else BIG,
+        )
+    return out
+
+
+REGIME_SLACK = 1e-9
+"""A regime bound within this (fraction of V) of what the sales can reach at most is left
+out: no plan can cross it."""
+
+
+def gain_fracs(inputs: AccountInputs) -> tuple[np.ndarray, np.ndarray]:
+    """Realised gain per unit of sale (fractions of V) of each lot slot, split into its
+    short- and long-term part (the other is 0)."""
+    gain = inputs.lot_gain_frac
+    return np.where(inputs.lot_long_term, 0.0, gain), np.where(inputs.lot_long_term, gain, 0.0)
+
+
+def realized(inputs: AccountInputs, sell: np.ndarray) -> tuple[float, float]:
+    """Short- and long-term gains (dollars) of lot sales ``sell`` (fractions of V)."""
+    st_frac, lt_frac = gain_fracs(inputs)
+    return float(st_frac @ sell) * inputs.value, float(lt_frac @ sell) * inputs.value
+
+
+def _pieces(inputs: AccountInputs) -> list[regimes.Piece]:
+    year = inputs.tax_year or tax.YearSoFar()
+    return regimes.pieces(year, inputs.st_rate, inputs.lt_rate, inputs.loss_benefit)
 
 
 def ordinary_offset(inputs: AccountInputs) -> float:

@@ -144,10 +144,13 @@ class Template:
             )
             self._base_version += 1
         values = Values(self._base)
-        values.static_key = (id(self), self._base_version)
+        # The tax regime changes the tax term's own values: a solver keeps what it built
+        # per regime.
+        values.static_key = (id(self), self._base_version, inputs.tax_regime)
         for c in self._search_constraints:
             if c not in skip:
                 c.apply(inputs, values)
+        self.objective.apply_state(inputs, values)
         return values
 
     def sellable(self, inputs: AccountInputs) -> np.ndarray:

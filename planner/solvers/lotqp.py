@@ -309,6 +309,9 @@ class LotQP:
             if cap < _SLACK:
                 rows.append(np.concatenate([values[coef_name], np.zeros(n)]))
                 lot_rhs.append(cap)
+        for row, rhs in self._regime_rows(values):
+            rows.append(np.concatenate([row, np.zeros(n)]))
+            lot_rhs.append(rhs)
         gz = np.zeros(len(rows) + has_z)
         if has_z:  # the carry row: -keep * tax(x) - z <= keep_offset
             rows.append(np.concatenate([-keep * tax_coef, np.zeros(n)]))
@@ -331,6 +334,22 @@ class LotQP:
             "gz": gz,
             "lot_rhs": np.asarray(lot_rhs, dtype=float),
         }
+
+    def _regime_rows(self, values) -> list[tuple[np.ndarray, float]]:
+        """The tax regime's bounds (``objective.regime_bounds``) as rows ``coef' x <= rhs``
+        over the lot sales: ``-gain <= -low`` and ``gain <= high`` for the short-term,
+        long-term and total gain, each bound that is not a slack default."""
+        st = np.asarray(values.get("st_gain_frac", np.zeros(self.m)), dtype=float)
+        lt = np.asarray(values.get("lt_gain_frac", np.zeros(self.m)), dtype=float)
+        out = []
+        for name, coef in (("st", st), ("lt", lt), ("sum", st + lt)):
+            low = float(values.get(f"regime_{name}_low", -BIG))
+            high = float(values.get(f"regime_{name}_high", BIG))
+            if low > -_SLACK:
+                out.append((-coef, -low))
+            if high < _SLACK:
+                out.append((coef, high))
+        return out
 
     def solve(self, values) -> Solution:
         """The optimum, ``infeasible`` (only for inconsistent bounds) or ``not_converged``
