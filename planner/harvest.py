@@ -139,19 +139,25 @@ def too_small(inputs: AccountInputs, rules: HarvestRules, per_security: np.ndarr
 
 def small_harvest_caps(
     inputs: AccountInputs, rules: HarvestRules, sell: np.ndarray
-) -> np.ndarray | None:
+) -> tuple[np.ndarray, str] | None:
     """Per lot slot, the loss-sale caps (fractions of V, :func:`loss_sale_caps`) that take
     a plan's harvests below the minimums out, on the securities that make them (no cap
-    elsewhere); ``None`` when the plan (``sell``, fractions of V per slot) has none."""
+    elsewhere), and the note naming them; ``None`` when the plan (``sell``, fractions of V
+    per slot) has none."""
     harvested_loss, _, _ = harvested(inputs, sell)
     small = too_small(inputs, rules, harvested_loss)
     if not small.any():
         return None
-    caps = loss_sale_caps(inputs)
-    capped = np.where(small[inputs.lot_security], caps, BIG)
+    capped = np.where(small[inputs.lot_security], loss_sale_caps(inputs), BIG)
     if inputs.loss_sale_cap is not None:
         capped = np.minimum(capped, inputs.loss_sale_cap)
-    return capped
+    return capped, _small_note(inputs, rules, small, harvested_loss)
+
+
+def _small_note(inputs: AccountInputs, rules: HarvestRules, small, harvested_loss) -> str:
+    names = [f"{inputs.symbols[i]} (${harvested_loss[i]:,.0f})" for i in np.flatnonzero(small)]
+    note = "harvests below the minimums (${:,.0f} and {:.0%} of the position) not made: {}"
+    return note.format(rules.min_loss, rules.min_fraction, ", ".join(names))
 
 
 def undo_small(
@@ -174,9 +180,7 @@ def undo_small(
     loss_sold, _, beyond = _beyond_excess(inputs, sell)
     sell, buy = sell.copy(), buy.copy()
     classes = np.asarray(inputs.asset_classes, dtype=object)
-    names = []
     for i in np.flatnonzero(small).tolist():
-        names.append(f"{inputs.symbols[i]} (${harvested_loss[i]:,.0f})")
         undo = beyond[i]
         slots = np.flatnonzero((inputs.lot_security == i) & (loss_sold > 0))
         # Smallest loss per dollar first (the gain fraction nearest zero).
@@ -190,8 +194,7 @@ def undo_small(
         bought = buy[in_class].sum()
         if bought > 0:
             buy[in_class] -= buy[in_class] * min(1.0, beyond[i] / bought)
-    note = "harvests below the minimums (${:,.0f} and {:.0%} of the position) not made: {}"
-    return sell, buy, [note.format(rules.min_loss, rules.min_fraction, ", ".join(names))]
+    return sell, buy, [_small_note(inputs, rules, small, harvested_loss)]
 
 
 # -- the opportunistic trigger ------------------------------------------------------------------

@@ -290,13 +290,17 @@ def plan_account(
     rules = harvest.rules_of(book, account)
     inputs = harvest.with_rules(inputs, rules)
     report = _solve(template, inputs, options)
-    caps = (
+    # A plan SCIP proved optimal is kept as SCIP planned it; undo_small below still applies.
+    capped = (
         None
-        if options.exact
+        if report.solution.solver == "SCIP"
         else harvest.small_harvest_caps(report.inputs, rules, report.solution.sell)
     )
-    if caps is not None:
-        report = solve_capped(template, report, caps, options.effort) or report
+    if capped is not None:
+        caps, note = capped
+        redone = solve_capped(template, report, caps, options.effort)
+        if redone is not None:
+            report = replace(redone, notes=(*redone.notes, note))
     # Whatever small harvest is left (a capped solve that broke a rule), undone by hand.
     sell, buy, notes = harvest.undo_small(
         report.inputs, rules, report.solution.sell, report.solution.buy

@@ -17,20 +17,30 @@
    feasible either the account is reported as breaking no rule it cannot keep
    (:class:`~planner.errors.RuleViolationError`).
 
+5. The tax made exact: the convex tax model taxes each lot at its rate, but US netting is
+   piecewise linear in the plan's net ST and LT gains (:mod:`planner.tax.regimes`). Every
+   candidate is ranked by the exact objective (:func:`with_exact_tax`), and the best plan's
+   choices are solved again with the tax in its netting regime, then in the regimes whose
+   boundary it sits on (:func:`_exact_tax`), unless the convex model already lies below
+   the exact tax around the plan and meets it there.
+
 Two efforts. ``standard`` (the default) makes its first re-solve carry every rule the
 relaxation breaks (the wash candidates, each with the directions of the other securities
 traded both ways, the groups already on one side kept there, and the minimum-trade choice of
 small trades in classes without a conflict) and enumerates up to three conflicting groups;
-on a universe of at most 12 securities it also runs the local improvement below.
+on a universe of at most :data:`SMALL_UNIVERSE` securities it also branches on the three
+most wash-traded groups when more conflict, and runs the local improvement below.
 ``thorough`` first runs everything ``standard`` does (so it never ends worse), then goes
-step by step, enumerates up to four groups, searches minimum trades wider, releases
-restrictions the plan no longer uses, and last improves the best plan locally: one
-security's trade state changed at a time (buy, sell, no trade), or two sharing a class or a
-wash group, every other state fixed, while that improves, within ``LOCAL_SOLVES`` solves. Its cost and gaps are in
+step by step, enumerates up to four groups (beyond that, branches on the most wash-traded
+three), searches minimum trades wider, releases restrictions the plan no longer uses, and
+last improves the best plan locally: one security's trade state changed at a time (buy,
+sell, no trade), or two sharing a class or a wash group, every other state fixed, while
+that improves, within ``LOCAL_SOLVES`` solves. Its cost and gaps are in
 docs/performance.md, ``tests/test_search_gap.py`` and ``examples/heuristic_gap.py``. The
 best solution that obeys every rule is kept; both efforts rank candidates by the same
-objective. All passes reuse one compiled template, so each is a parameter update and a
-solver call; an account whose relaxation already obeys every rule costs one solve.
+exact objective. All passes reuse one compiled template, so each is a parameter update and
+a solver call; an account whose relaxation already obeys every rule and whose tax the
+convex model gets right costs one solve.
 """
 
 from __future__ import annotations
@@ -55,10 +65,13 @@ DIRECTION, WASH = C.TradeDirection(), C.WashSaleOneDirection()
 """The non-convex rules whose choices the search makes; each says where a solution breaks
 it (``violations``), and the search fixes exactly that."""
 MAX_ROUNDS = 4
-LOCAL_SOLVES = 24
+LOCAL_SOLVES = 40
 """Solves the local improvement may spend on one account: the thorough effort's, and the
-standard effort's on a universe of at most 12 securities, where one full round of
-one-security moves (at most 2 solves each) fits."""
+standard effort's on a universe of at most :data:`SMALL_UNIVERSE` securities, where a full
+round of one-security moves (at most 2 solves each) and the first pair moves fit."""
+SMALL_UNIVERSE = 12
+"""Securities up to which the standard effort also runs the local improvement and the branch
+on the most wash-traded groups (:func:`small_universe`)."""
 EFFORTS = ("standard", "thorough")
 
 
@@ -156,6 +169,13 @@ class _Search:
         return c, sol
 
 
+def small_universe(inputs: AccountInputs) -> bool:
+    """Whether the account's universe is small enough (:data:`SMALL_UNIVERSE`) that the
+    standard effort affords what is otherwise the thorough effort's: the local
+    improvement (:func:`_improve`) and the branch on the most wash-traded groups."""
+    return len(inputs.symbols) <= SMALL_UNIVERSE
+
+
 def _zeros(inputs: AccountInputs, attr: str) -> np.ndarray:
     value = getattr(inputs, attr)
     return np.zeros(len(inputs.symbols), dtype=int) if value is None else value.copy()
@@ -166,6 +186,9 @@ MAX_ENUMERATED_GROUPS = 3
 (standard effort: at most eight candidates, and the larger-side rule)."""
 MAX_ENUMERATED_GROUPS_THOROUGH = 4
 """The same for the thorough effort (at most sixteen candidates)."""
+BRANCHED_GROUPS = 3
+"""Beyond enumeration, the most wash-traded groups whose every combination of directions is
+solved (the others keep their larger side)."""
 MAX_GREEDY_GROUPS = 8
 """Thorough, beyond enumeration: conflicting groups up to which each group's direction is
 also flipped on its own from the best global candidate."""
@@ -232,6 +255,16 @@ def _resolve_wash(search: _Search, inputs, sol, notes, thorough: bool = True, co
             # Harvesting everywhere moves each group's buys to a substitute; when most
             # conflicting groups have none outside the conflict, it cannot win.
             options = [by_volume]
+        if thorough or small_universe(inputs):
+            # Branch on the groups the relaxation wash-trades most (the smaller of their
+            # buys and loss sales): every combination of their directions, the rest by
+            # volume.
+            disagreement = np.minimum(losses[conflicts], buys[conflicts])
+            top = np.argsort(-disagreement, kind="stable")[:BRANCHED_GROUPS]
+            for combo in itertools.product((-1, 1), repeat=len(top)):
+                branch = by_volume.copy()
+                branch[top] = combo
+                options.append(branch)
     unique = [
         o for k, o in enumerate(options) if not any(np.array_equal(o, p) for p in options[:k])
     ]
@@ -424,8 +457,7 @@ def solve_account(
     if not search.obeyed(inputs, best):
         start = (inputs, best)
         _search_rules(search, inputs, best, notes, max_min_trade_passes, thorough=False)
-        if effort == "standard" and search.valid is not None and 2 * len(best.buy) <= LOCAL_SOLVES:
-            # A small universe affords a full round of one-security moves (2 solves each).
+        if effort == "standard" and search.valid is not None and small_universe(inputs):
             _improve(search, *start)
         if effort == "thorough":
             _search_rules(search, *start, notes, max_min_trade_passes, thorough=True)

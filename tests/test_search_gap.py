@@ -4,10 +4,10 @@ trades, wash groups shared by two securities): the continuous objective with the
 netted tax, before rounding, in bp of account value.
 
 Issue 14's goals: standard p95 <= 2, p99 <= 5, max <= 20; thorough p99 <= 1, max <= 10, and
-never worse than standard. Both meet them here (standard p95 0.10, p99 3.5, max 4.4;
-thorough 0 on all 40): on universes this small the standard effort also runs the local
-improvement (planner.search.LOCAL_SOLVES), and both make the plan's tax exact in its regime
-(planner.search._exact_tax).
+never worse than standard. Both meet them here (0 on all 40 accounts): on universes this
+small the standard effort also branches on the most wash-traded groups and runs the local
+improvement (planner.search.small_universe), and both make the plan's tax exact in its
+regime (planner.search._exact_tax).
 """
 
 from __future__ import annotations
