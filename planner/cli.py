@@ -27,6 +27,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from planner.cli_blotter import DbOpt, blotter_for_plan, save_for_plan
+from planner.cli_blotter import app as blotter_app
 from planner.errors import BookError, PlannerError
 
 app = typer.Typer(
@@ -47,6 +49,7 @@ AsOfOpt = Annotated[
     typer.Option("--as-of", help="As-of date YYYY-MM-DD (default: book.toml, else today)."),
 ]
 OutOpt = Annotated[Path, typer.Option("--out", help="Output folder.")]
+app.add_typer(blotter_app, name="blotter")
 
 
 class OutputFormat(StrEnum):
@@ -390,6 +393,17 @@ def plan(
             "raised an error), failed (also infeasible and rule_violation) or never.",
         ),
     ] = FailOn.error,
+    save: Annotated[
+        bool, typer.Option("--save", help="Record the plan as a blotter batch; prints its id.")
+    ] = False,
+    db: DbOpt = None,
+    by: Annotated[
+        str | None, typer.Option("--by", help="Who proposes the batch (default: login name).")
+    ] = None,
+    ignore_pending: Annotated[
+        bool,
+        typer.Option("--ignore-pending", help="Also plan accounts whose batch is in the market."),
+    ] = False,
 ) -> None:
     """Plan trades for every triggered account; write orders, lot_sales and summary CSVs.
 
@@ -426,15 +440,21 @@ def plan(
     except PlannerError as exc:
         err.print(f"[red]{_safe(exc)}[/]")
         raise typer.Exit(2) from None
+    blotter = blotter_for_plan(db, save, ignore_pending)  # accounts in the market wait
     with _stoppable(), _output_folder(out) as folder:
         # Two kernels compile at once on a first run (this process has no other thread
         # yet, as the fork in start_loading_kernels needs).
         _prepare_process(start_loading_kernels())
         started = time.perf_counter()
-        result = _run_plan(loaded, ids, options, executor, workers, scheduler)
+        planned = blotter.accounts_to_plan(loaded, ids)
+        result = _run_plan(loaded, planned, options, executor, workers, scheduler)
+        result = blotter.finish(result, loaded)
         elapsed = time.perf_counter() - started
         written = write_frames(folder, result.files(), fmt.value, "plan")
     _print_plan(result, elapsed, written, exact)
+    if save:
+        save_for_plan(blotter, loaded, result, by, options, ids, book)
+    blotter.close()
     failing = result.summary["status"].isin(FAIL_ON[fail_on.value])
     if failing.any():
         err.print(
@@ -552,6 +572,14 @@ def _print_plan(result, elapsed: float, written: list[Path], exact: bool = False
 def _money(value: float, decimals: int = 2) -> str:
     sign = "-" if value < 0 else ""
     return f"{sign}${abs(value):,.{decimals}f}"
+
+
+# Commands in their own modules, which import this one's helpers (hence at the end).
+from planner import cli_operations  # noqa: E402
+
+app.command("reconcile")(cli_operations.reconcile)
+app.command("report")(cli_operations.report)
+app.command("notices")(cli_operations.notices)
 
 
 def main() -> None:  # pragma: no cover - the console script

@@ -349,6 +349,44 @@ class Trade:
 
 
 @dataclass(frozen=True)
+class BlotterSettings:
+    """The blotter's settings, the ``[blotter]`` table of ``book.toml``.
+
+    Orders: ``order_type`` ``market`` or ``limit`` (at the estimated price plus
+    ``limit_tolerance``, a fraction, for buys and minus it for sells); ``time_in_force``
+    ``day``, ``gtc``, ``opg`` or ``ioc``.
+    Outlier flags (see :mod:`planner.blotter.flags`): ``flag_tax_amount`` dollars and
+    ``flag_tax_fraction`` of account value (an account's estimated tax above either);
+    ``flag_short_term_gain`` (any net short-term gain in an order); ``flag_turnover``
+    (fraction of account value); ``flag_dust_value`` (dollars; orders below it);
+    ``flag_cash_above_target`` (post-trade cash more than this fraction of account value
+    above the model's cash target; below the cash floor is always flagged);
+    ``flag_price_age_days`` (a security's last price in ``prices.csv`` older than this many
+    days before the as-of date); ``dividend_reinvest``: symbols whose dividends are
+    reinvested (``["*"]``: all), so that a loss sale leaving shares of its wash group
+    behind is flagged (the reinvestment would wash the loss).
+    Approvals: ``maker_checker`` (the proposer cannot approve); a batch whose estimated
+    tax is above ``second_approval_tax`` dollars or whose traded value is above
+    ``second_approval_value`` dollars needs two approvers (0: never).
+    """
+
+    order_type: Literal["market", "limit"] = "market"
+    limit_tolerance: float = 0.005
+    time_in_force: Literal["day", "gtc", "opg", "ioc"] = "day"
+    flag_tax_amount: float = 5000.0
+    flag_tax_fraction: float = 0.01
+    flag_short_term_gain: bool = True
+    flag_turnover: float = 0.5
+    flag_dust_value: float = 100.0
+    flag_cash_above_target: float = 0.05
+    flag_price_age_days: int = 5
+    dividend_reinvest: tuple[str, ...] = ()
+    maker_checker: bool = True
+    second_approval_tax: float = 25000.0
+    second_approval_value: float = 1_000_000.0
+
+
+@dataclass(frozen=True)
 class Settings:
     """Run settings from the optional ``book.toml``.
 
@@ -369,6 +407,7 @@ class Settings:
       own); an account's ``harvest`` column overrides it.
     - ``harvest_min_loss`` (dollars) and ``harvest_min_loss_fraction`` (of the position's
       value): a harvest must realise at least both.
+    - ``blotter``: the ``[blotter]`` table (:class:`BlotterSettings`).
     """
 
     as_of: date | None = None
@@ -381,6 +420,7 @@ class Settings:
     harvest: Literal["off", "with_rebalance", "opportunistic"] = "with_rebalance"
     harvest_min_loss: float = 500.0
     harvest_min_loss_fraction: float = 0.05
+    blotter: BlotterSettings = field(default_factory=BlotterSettings)
 
 
 HARVEST_MODES = ("off", "with_rebalance", "opportunistic")

@@ -96,3 +96,26 @@ class MissingExtraError(PlannerError):
             f"{feature} needs the optional package '{module}': "
             f"pip install 'rebalance-planner[{extra}]'"
         )
+
+
+class BlotterError(PlannerError):
+    """A blotter command cannot proceed (an unknown batch, a status that does not allow the
+    step, a book changed since the batch was planned, a maker-checker rule); nothing was
+    changed. The message says which batch and what was expected."""
+
+
+class UnknownBatchError(BlotterError):
+    """No batch with the given id is in the store."""
+
+
+class BatchStatusError(BlotterError):
+    """The batch's status does not allow the step (or another user moved it first)."""
+
+
+class StaleBookError(BlotterError):
+    """The book's files or settings changed since the batch was planned."""
+
+
+class ApprovalError(BlotterError):
+    """A maker-checker rule refuses the approval (the proposer approving, the same person
+    approving twice, accounts not in the batch)."""

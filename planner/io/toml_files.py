@@ -27,6 +27,7 @@ from planner.domain import (
     Settings,
     TriggerSpec,
 )
+from planner.io.blotter_toml import read_blotter_table
 from planner.io.cells import ID_MAX_CHARACTERS, Issues, bad_id
 
 TOLERANCE = 1e-6
@@ -478,12 +479,15 @@ def read_settings(path: Path, issues: Issues) -> Settings:
     if toml is None:
         return Settings()
     for k in toml.data:
-        if k != "settings":
-            toml.report((k,), "unknown table (expected [settings])")
+        if k not in ("settings", "blotter"):
+            toml.report((k,), "unknown table (expected [settings] or [blotter])")
+    blotter = read_blotter_table(
+        toml.data.get("blotter", {}), issues, lambda key: _toml_line(toml.text, "blotter", key)
+    )
     table = toml.data.get("settings", {})
     if not isinstance(table, dict):
         toml.report(("settings",), f"expected a [settings] table, got {table!r}")
-        return Settings()
+        return Settings(blotter=blotter)
     values = {}
     for k, v in table.items():
         # Settings are reported by bare name (the file has only the one table).
@@ -524,4 +528,4 @@ def read_settings(path: Path, issues: Issues) -> Settings:
             bad(f"a whole number of days from 0 to {DAY_SETTINGS[k]}")
         else:
             values[k] = v
-    return Settings(**values)
+    return Settings(**values, blotter=blotter)

@@ -32,6 +32,7 @@ from planner.domain import (
     Settings,
     purchase_dates,
 )
+from planner.io.blotter_toml import blotter_toml
 
 FORMATS = ("csv", "parquet")
 
@@ -337,11 +338,12 @@ def settings_toml(book: Book) -> str:
     default = Settings()
     for f in fields(Settings):
         value = getattr(s, f.name)
-        if f.name == "as_of" or value == getattr(default, f.name):
+        if f.name in ("as_of", "blotter") or value == getattr(default, f.name):
             continue
         text = f'"{value}"' if isinstance(value, str) else repr(value)
         lines.append(f"{f.name} = {text}")
-    return "\n".join(lines) + "\n"
+    blotter = blotter_toml(s.blotter)
+    return "\n".join(lines) + "\n" + (f"\n{blotter}" if blotter else "")
 
 
 def book_tables(book: Book) -> dict[str, pd.DataFrame]:

@@ -1,0 +1,111 @@
+"""Client notices: one per account in Markdown and text, saying what was (or is to be)
+traded and why in plain words and the tax impact; a firm's own template; clear errors."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from planner.blotter.notices import plain_reason, write_notices
+from planner.blotter.reconcile import reconcile
+from planner.blotter.store import open_store
+from planner.cli import app
+from planner.errors import ConfigError, UnknownBatchError
+from tests.reconcile_helpers import BATCH_ID, exported_batch, hand_fills, tiny_book
+
+
+@pytest.fixture
+def store(store_url):
+    with open_store(store_url) as opened:
+        yield opened
+
+
+@pytest.fixture
+def batch(store, tmp_path):
+    return exported_batch(store, tiny_book(tmp_path / "book"), tmp_path)
+
+
+def test_notices_before_the_fills(store, batch, tmp_path):
+    paths = write_notices(BATCH_ID, tmp_path / "notices", store=store)
+    assert sorted(p.name for p in paths) == ["A1.md", "A1.txt", "A2.md", "A2.txt"]
+    md = (tmp_path / "notices" / "A1.md").read_text()
+    assert md.startswith("# Your account A1: portfolio rebalancing of 2026-11-20\n")
+    assert "We are about to trade" in md and "**What we plan to trade**" in md
+    assert "- Sell 50 shares of BND (US bonds) at about $70.00 each, $3,500.00 in all" in md
+    assert "US bonds from 40.0% to 38.0% (target 38.0%)" in md  # the reason, in words
+    assert "a loss of $750.00 in all: a loss of $500.00 short-term" in md
+    assert "lower your tax for 2026 by about $300.00" in md
+    txt = (tmp_path / "notices" / "A1.txt").read_text()
+    assert "**" not in txt and "# " not in txt
+    assert txt.startswith("Your account A1: portfolio rebalancing of 2026-11-20\n=====")
+
+
+def test_notices_after_the_fills_tell_what_was_done(store, batch, tmp_path):
+    reconcile(BATCH_ID, hand_fills(tmp_path / "F.csv"), tmp_path / "book", tmp_path / "next",
+              store=store)  # fmt: skip
+    write_notices(BATCH_ID, tmp_path / "notices", store=store)
+    md = (tmp_path / "notices" / "A1.md").read_text()
+    assert "We have traded" in md and "**What was traded**" in md
+    assert "- Sold 30 shares of BND" in md  # the partial fill
+    assert "- Bought 20 shares of ITOT (US stocks) at about $101.00 each" in md
+    assert "No trade was made" in (tmp_path / "notices" / "A2.md").read_text()
+
+
+def test_a_firms_own_template(store, batch, tmp_path):
+    template = tmp_path / "firm.j2"
+    template.write_text(
+        "{{ strong('Acme Wealth') }} for {{ account_id }}: "
+        "{% for t in trades %}{{ t.verb }} {{ t.symbol }}; {% endfor %}"
+        "tax {{ est_tax | money }}\n"
+    )
+    write_notices(BATCH_ID, tmp_path / "n", store=store, template=template)
+    assert (tmp_path / "n" / "A1.md").read_text() == (
+        "**Acme Wealth** for A1: Sell BND; Sell VTI; Buy ITOT; Buy VTI; tax -$300.00\n"
+    )
+    assert (tmp_path / "n" / "A1.txt").read_text().startswith("Acme Wealth for A1")
+
+
+def test_template_errors_are_clear(store, batch, tmp_path):
+    with pytest.raises(ConfigError, match="expected a Jinja2 template file"):
+        write_notices(BATCH_ID, tmp_path / "n", store=store, template=tmp_path / "none.j2")
+    bad = tmp_path / "bad.j2"
+    bad.write_text("Hello {{ client_name }}\n")
+    with pytest.raises(ConfigError, match="bad.j2.*client_name"):
+        write_notices(BATCH_ID, tmp_path / "n", store=store, template=bad)
+    bad.write_text("Hello {% if %}\n")
+    with pytest.raises(ConfigError, match="bad.j2 line 1"):
+        write_notices(BATCH_ID, tmp_path / "n", store=store, template=bad)
+    assert not (tmp_path / "n").exists()
+
+
+def test_unknown_batch(store, tmp_path):
+    with pytest.raises(UnknownBatchError, match="no batch B-NONE"):
+        write_notices("B-NONE", tmp_path / "n", store=store)
+
+
+def test_an_ira_notice_says_no_tax(store, tmp_path):
+    book = tiny_book(tmp_path / "book")
+    accounts = (book / "accounts.csv").read_text().replace("A1,m,H1,taxable", "A1,m,H1,ira")
+    (book / "accounts.csv").write_text(accounts)
+    exported_batch(store, book, tmp_path)
+    write_notices(BATCH_ID, tmp_path / "n", store=store)
+    assert "This is a retirement account" in (tmp_path / "n" / "A1.md").read_text()
+
+
+def test_plain_reason():
+    assert plain_reason("rebalance US_EQUITY: 42.3% -> 42.9% (target 45.0%)") == (
+        "rebalance US stocks: 42.3% to 42.9% (target 45.0%)"
+    )
+    assert plain_reason("invest cash: REIT 11.05% -> 11.10% (target 9.0%)") == (
+        "invest cash: real estate from 11.05% to 11.10% (target 9.0%)"
+    )
+
+
+def test_cli_notices(store_url, tmp_path):
+    with open_store(store_url) as store:
+        exported_batch(store, tiny_book(tmp_path / "book"), tmp_path)
+    result = CliRunner().invoke(
+        app, ["notices", BATCH_ID, "--out", str(tmp_path / "n"), "--db", store_url]
+    )
+    assert result.exit_code == 0, result.output
+    assert "wrote 2 notices" in result.output
