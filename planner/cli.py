@@ -575,6 +575,10 @@ def _money(value: float, decimals: int = 2) -> str:
 
 
 # Commands in their own modules, which import this one's helpers (hence at the end).
+from planner.cli_whatif import whatif  # noqa: E402
+
+app.command()(whatif)
+
 from planner import cli_operations  # noqa: E402
 
 app.command("reconcile")(cli_operations.reconcile)
