@@ -585,6 +585,10 @@ app.command("reconcile")(cli_operations.reconcile)
 app.command("report")(cli_operations.report)
 app.command("notices")(cli_operations.notices)
 
+from planner.cli_simulate import simulate  # noqa: E402
+
+app.command()(simulate)
+
 
 def main() -> None:  # pragma: no cover - the console script
     try:
