@@ -52,7 +52,7 @@ from planner.program.problem import Template, constraints_for
 from planner.program.risk import RiskModel, risk_model
 from planner.returns import returns_frame
 from planner.rounding import RELIEF_METHODS, to_shares
-from planner.search import EFFORTS, solve_account, solve_capped
+from planner.search import EFFORTS, plan_objective, solve_account, solve_capped
 from planner.solvers import DEFAULT_SOLVERS
 from planner.triggers import Decision, evaluate_account
 
@@ -297,9 +297,15 @@ def plan_account(
         else harvest.small_harvest_caps(report.inputs, rules, report.solution.sell)
     )
     if capped is not None:
+        # Re-solved with the caps, or undone by hand below: the better plan (exact tax).
         caps, note = capped
         redone = solve_capped(template, report, caps, options.effort)
-        if redone is not None:
+        by_hand = harvest.undo_small(
+            report.inputs, rules, report.solution.sell, report.solution.buy
+        )
+        if redone is not None and plan_objective(
+            template, redone.inputs, redone.solution.sell, redone.solution.buy
+        ) <= plan_objective(template, report.inputs, *by_hand[:2]):
             report = replace(redone, notes=(*redone.notes, note))
     # Whatever small harvest is left (a capped solve that broke a rule), undone by hand.
     sell, buy, notes = harvest.undo_small(

@@ -108,6 +108,23 @@ def with_exact_tax(tax_weight: float, inputs: AccountInputs, sol: Solution) -> S
     return dataclasses.replace(sol, objective=sol.objective + tax_weight * exact)
 
 
+def plan_objective(
+    template: Template, inputs: AccountInputs, sell: np.ndarray, buy: np.ndarray
+) -> float:
+    """The template's objective at a plan (``sell`` per lot slot, ``buy`` per security;
+    fractions of V) with the exact tax, for plans no solve produced (a harvest undone by
+    hand): comparable with another plan's value here, not with a solve's objective."""
+    sales = np.bincount(inputs.lot_security, weights=sell, minlength=len(buy))
+    weights = inputs.hold_weight - sales + buy
+    total = 0.0
+    for weight, term in template.objective.terms:
+        if isinstance(term, Tax):
+            total += weight * term.exact(inputs, sell)
+        else:
+            total += weight * term.value(inputs, template.risk, sell, buy, weights)
+    return total
+
+
 def obeys_rules(constraints, inputs: AccountInputs, sol: Solution) -> bool:
     """Whether ``sol`` keeps every non-convex rule among ``constraints``, as each rule
     judges it (``Constraint.violations``)."""
@@ -485,6 +502,10 @@ def solve_capped(
     search.run(inputs)
     if search.valid is None:
         return None
+    # A group kept for loss sales the caps took out may buy again.
+    released = _release_unused(*search.valid)
+    if not _same_restrictions(released, search.valid[0]):
+        search.run(released)
     _exact_tax(search, REGIME_SOLVES_THOROUGH if effort == "thorough" else REGIME_SOLVES)
     inputs, best = search.valid
     return SolveReport(
