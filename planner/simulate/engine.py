@@ -324,7 +324,10 @@ def run_workflow(
             )
         path.external[end] = float(flows[end]) - paid
         trade(end, decision, flow)
-        if limits is not None and decision is not None and decision.fire:
+        if limits is not None and decision is not None and decision.mode in ("partial", "full"):
+            # Only a rebalance acknowledges a class it left outside its band: a cash-flow
+            # plan (a flow, or taxes raised) did not try to fix the bands, so a breach it
+            # leaves fires at the next look.
             acknowledged = _acknowledge(limits, s.targets, weights_of(slice(end, end + 1))[0][0])
         if year_end[end]:
             ledger.close_year(int(years[end]))
