@@ -52,7 +52,7 @@ from planner.program.problem import Template, constraints_for
 from planner.program.risk import RiskModel, risk_model
 from planner.returns import returns_frame
 from planner.rounding import RELIEF_METHODS, to_shares
-from planner.search import EFFORTS, plan_objective, solve_account, solve_capped
+from planner.search import EFFORTS, in_regime, plan_objective, solve_account, solve_capped
 from planner.solvers import DEFAULT_SOLVERS
 from planner.triggers import Decision, evaluate_account
 
@@ -297,11 +297,16 @@ def plan_account(
         else harvest.small_harvest_caps(report.inputs, rules, report.solution.sell)
     )
     if capped is not None:
-        # Re-solved with the caps, or undone by hand below: the better plan (exact tax).
+        # Undone by hand below, unless that moves the plan out of its netting regime (its
+        # tax then no longer exact): then re-solved with the caps too, and the better kept.
         caps, note = capped
-        redone = solve_capped(template, report, caps, options.effort)
         by_hand = harvest.undo_small(
             report.inputs, rules, report.solution.sell, report.solution.buy
+        )
+        redone = (
+            None
+            if in_regime(report.inputs, by_hand[0])
+            else solve_capped(template, report, caps, options.effort)
         )
         if redone is not None and plan_objective(
             template, redone.inputs, redone.solution.sell, redone.solution.buy

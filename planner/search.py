@@ -52,7 +52,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import constraints as C
-from constraints.base import AccountInputs, name_codes
+from constraints.base import BIG, AccountInputs, name_codes
 from planner import solvers, tax
 from planner.errors import InfeasibleError, RuleViolationError
 from planner.program.objective import Tax, ordinary_offset, realized, tax_per_dollar
@@ -123,6 +123,21 @@ def plan_objective(
         else:
             total += weight * term.value(inputs, template.risk, sell, buy, weights)
     return total
+
+
+def in_regime(inputs: AccountInputs, sell: np.ndarray) -> bool:
+    """Whether lot sales ``sell`` (fractions of V) keep the plan in the netting regime its
+    tax was solved in (so that the regime's tax is exact for them); always for an IRA."""
+    if not inputs.taxable:
+        return True
+    if inputs.tax_regime is None:
+        return False
+    st, lt = realized(inputs, sell)
+    year = inputs.tax_year or tax.YearSoFar()
+    piece = regimes.pieces(year, inputs.st_rate, inputs.lt_rate, inputs.loss_benefit)[
+        inputs.tax_regime
+    ]
+    return piece.violation(st, lt) <= REGIME_TOLERANCE * inputs.value
 
 
 def obeys_rules(constraints, inputs: AccountInputs, sol: Solution) -> bool:
@@ -497,8 +512,15 @@ def solve_capped(
     again (:func:`_exact_tax`): the harvests a plan may not make taken out by the program
     rather than by hand, so that the tax stays exact. ``None`` when that breaks a rule."""
     search = _Search(template)
-    # The caps may put the plan's regime out of reach: the convex model picks again.
+    # The caps may put the plan's regime out of reach (the convex model picks again) and
+    # a forced sale of a capped security above its cap.
     inputs = dataclasses.replace(report.inputs, loss_sale_cap=loss_sale_cap, tax_regime=None)
+    if inputs.min_trade is not None:
+        capped = np.bincount(
+            inputs.lot_security, weights=loss_sale_cap < BIG, minlength=len(inputs.symbols)
+        )
+        forced = (capped > 0) & (inputs.min_trade == -1)
+        inputs = inputs.with_state(min_trade=np.where(forced, 0, inputs.min_trade))
     search.run(inputs)
     if search.valid is None:
         return None
