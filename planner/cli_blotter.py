@@ -62,7 +62,9 @@ def _fail(exc: Exception) -> typer.Exit:
         for issue in exc.issues:
             err.print(f"  {_safe(issue)}", highlight=False)
     else:
-        err.print(f"[red]{_safe(exc)}[/]")
+        # One line each: a message listing problems (a fills file's) keeps its lines.
+        for line in str(exc).splitlines() or [""]:
+            err.print(f"[red]{_safe(line)}[/]")
     return typer.Exit(EXIT_BAD_INPUT)
 
 

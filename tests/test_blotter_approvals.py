@@ -67,6 +67,19 @@ def test_partial_approval(store, tmp_path):
     assert store.pending_accounts() == {"A2": batch.batch_id}
 
 
+def test_accounts_of_another_batch_in_the_market_are_not_approved_twice(store, tmp_path):
+    # Two plans saved before either was approved: approving both would trade twice.
+    first = saved(store, tmp_path / "book")
+    second = saved(store, tmp_path / "book", batch_id="B20261120-120001-abcdef")
+    approve(store, first.batch_id, "bob", ["A2"])
+    before = store.audit_log()
+    with pytest.raises(ApprovalError, match=f"account\\(s\\) A2 are in batch {first.batch_id}"):
+        approve(store, second.batch_id, "bob")
+    assert store.load_batch(second.batch_id).status == PROPOSED
+    assert store.audit_log() == before
+    assert approve(store, second.batch_id, "bob", ["A1"]).approved_accounts == ("A1",)
+
+
 def test_unknown_account_refused(store, tmp_path):
     batch = saved(store, tmp_path / "book")
     with pytest.raises(ApprovalError, match="has no account\\(s\\) A9; it has A1, A2"):

@@ -10,8 +10,8 @@ from planner.blotter.notices import plain_reason, write_notices
 from planner.blotter.reconcile import reconcile
 from planner.blotter.store import open_store
 from planner.cli import app
-from planner.errors import ConfigError, UnknownBatchError
-from tests.reconcile_helpers import BATCH_ID, exported_batch, hand_fills, tiny_book
+from planner.errors import BlotterError, ConfigError, UnknownBatchError
+from tests.reconcile_helpers import BATCH_ID, exported_batch, hand_fills, tiny_batch, tiny_book
 
 
 @pytest.fixture
@@ -27,7 +27,8 @@ def batch(store, tmp_path):
 
 def test_notices_before_the_fills(store, batch, tmp_path):
     paths = write_notices(BATCH_ID, tmp_path / "notices", store=store)
-    assert sorted(p.name for p in paths) == ["A1.md", "A1.txt", "A2.md", "A2.txt"]
+    # A2's plan was not approved (rejected): its client is told nothing.
+    assert sorted(p.name for p in paths) == ["A1.md", "A1.txt"]
     md = (tmp_path / "notices" / "A1.md").read_text()
     assert md.startswith("# Your account A1: portfolio rebalancing of 2026-11-20\n")
     assert "We are about to trade" in md and "**What we plan to trade**" in md
@@ -48,7 +49,7 @@ def test_notices_after_the_fills_tell_what_was_done(store, batch, tmp_path):
     assert "We have traded" in md and "**What was traded**" in md
     assert "- Sold 30 shares of BND" in md  # the partial fill
     assert "- Bought 20 shares of ITOT (US stocks) at about $101.00 each" in md
-    assert "No trade was made" in (tmp_path / "notices" / "A2.md").read_text()
+    assert not (tmp_path / "notices" / "A2.md").exists()  # rejected: no notice
 
 
 def test_a_firms_own_template(store, batch, tmp_path):
@@ -92,6 +93,17 @@ def test_an_ira_notice_says_no_tax(store, tmp_path):
     assert "This is a retirement account" in (tmp_path / "n" / "A1.md").read_text()
 
 
+def test_a_rejected_batch_has_no_notices(store, tmp_path):
+    from planner.blotter.approvals import reject
+
+    batch = tiny_batch(tiny_book(tmp_path / "book"))
+    store.save_batch(batch, batch.orders, batch.accounts)
+    reject(store, BATCH_ID, "bob", "too much tax")
+    with pytest.raises(BlotterError, match="is rejected: it trades nothing"):
+        write_notices(BATCH_ID, tmp_path / "notices", store=store)
+    assert not (tmp_path / "notices").exists()
+
+
 def test_plain_reason():
     assert plain_reason("rebalance US_EQUITY: 42.3% -> 42.9% (target 45.0%)") == (
         "rebalance US stocks: 42.3% to 42.9% (target 45.0%)"
@@ -108,4 +120,4 @@ def test_cli_notices(store_url, tmp_path):
         app, ["notices", BATCH_ID, "--out", str(tmp_path / "n"), "--db", store_url]
     )
     assert result.exit_code == 0, result.output
-    assert "wrote 2 notices" in result.output
+    assert "wrote 1 notices" in result.output

@@ -227,6 +227,11 @@ def test_cli_reconcile(store_url, tmp_path):
     args = ["reconcile", BATCH_ID, str(fills), "--out", str(tmp_path / "next"), "--db", store_url]
     bad = runner.invoke(app, ["reconcile", "B-NONE", *args[2:]])
     assert bad.exit_code == 1 and "no batch B-NONE" in bad.output
+    # A message listing problems keeps its lines (not a literal "\\n").
+    over = _write(tmp_path / "OVER.csv", HEADER + f"{order_id(4)},9,201,2026-11-23,\n")
+    refused = runner.invoke(app, [*args[:2], str(over), *args[3:], "--book", str(book)])
+    assert refused.exit_code == 1 and "\\n" not in refused.output, refused.output
+    assert re.search(r"^  \S*OVER\.csv:2: shares: fills of order", refused.output, re.M)
     done = runner.invoke(app, [*args, "--book", str(book), "--by", "olivia"])
     assert done.exit_code == 0, done.output
     assert f"Batch {BATCH_ID} reconciled: 3 orders filled, 1 partial, 0 unfilled" in done.output

@@ -124,6 +124,26 @@ def test_an_ira_replacement_loses_the_loss(tmp_path):
     assert rolled.returns_added == {"H1": (0.0, 0.0)}
 
 
+def test_a_loss_replaced_in_an_earlier_roll_is_not_disallowed_twice(book, tmp_path):
+    # Roll 1: the $500 VTI loss of A1-L1, 4 of its 10 shares bought back ($200 disallowed).
+    first = roll_forward(
+        book,
+        [
+            Execution("A1", "VTI", "sell", 10, 200, D, "A1-L1"),
+            Execution("A1", "VTI", "buy", 4, 201, D),
+        ],
+    )
+    assert first.returns_added == {"H1": (-300.0, 0.0)}
+    rolled = load_book(write_rolled_book(first, tmp_path / "book", tmp_path / "next"))
+    # Roll 2, five days on: 10 more VTI replace only the 6 shares left ($300), not all 10.
+    later = date(2026, 11, 28)
+    second = roll_forward(rolled, [Execution("A1", "VTI", "buy", 10, 200, later)])
+    assert sum(r.disallowed_loss for r in second.replacements) == pytest.approx(300.0)
+    assert second.returns_added == {"H1": (300.0, 0.0)}
+    bought = [lot for lot in second.new_lots if lot.bought_on == later]
+    assert sum(lot.shares * lot.unit_cost for lot in bought) == pytest.approx(2000 + 300)
+
+
 @pytest.mark.parametrize(
     ("bad", "message"),
     [

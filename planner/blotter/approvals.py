@@ -78,6 +78,11 @@ def approve(
     batch = store.load_batch(batch_id)
     ensure_book_unchanged(batch)
     settings = blotter_settings(batch)
+    # Accounts whose orders of another batch may be in the market (a plan saved before
+    # that batch was approved): approving them again would send their trades twice.
+    elsewhere = {a: b for a, b in store.pending_accounts().items() if b != batch_id}
+    if batch.options.get("ignore_pending"):
+        elsewhere = {}
     with store.change(batch_id, expect_revision=batch.revision) as change:
         batch = change.batch
         if change.status != PROPOSED:
@@ -110,6 +115,14 @@ def approve(
         if not covered:
             raise ApprovalError(
                 f"batch {batch_id}: the approvers' accounts have none in common (nothing changed)"
+            )
+        clash = sorted(a for a in covered if a in elsewhere)
+        if clash:
+            raise ApprovalError(
+                f"batch {batch_id}: account(s) {', '.join(clash)} are in batch "
+                f"{', '.join(sorted({elsewhere[a] for a in clash}))}, approved and not yet "
+                f"reconciled; reconcile, reject or cancel it first, or approve the others "
+                f"with --accounts (nothing changed)"
             )
         needed = approvals_needed(batch, settings, covered)
         change.add_approval(approver, wanted)

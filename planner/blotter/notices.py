@@ -29,7 +29,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 
-from planner.blotter.records import Batch, BlotterOrder, Fill
+from planner.blotter.records import CANCELLED, REJECTED, Batch, BlotterOrder, Fill
 from planner.blotter.report import (
     TEMPLATES,
     environment,
@@ -41,7 +41,7 @@ from planner.blotter.report import (
 )
 from planner.blotter.store import Store, open_store
 from planner.domain import Book
-from planner.errors import BookError, ConfigError
+from planner.errors import BlotterError, BookError, ConfigError
 
 DEFAULT_TEMPLATE = TEMPLATES / "notice.j2"
 
@@ -232,6 +232,10 @@ def write_notices(
     finally:
         if owned:
             store.close()
+    if batch.status in (REJECTED, CANCELLED):
+        raise BlotterError(
+            f"batch {batch_id} is {batch.status}: it trades nothing, so no notices are written"
+        )
     book = _book(batch)
     chosen = Path(template) if template is not None else None
     out = Path(out)
@@ -239,6 +243,8 @@ def write_notices(
     texts: dict[str, str] = {}
     taken: dict[str, str] = {}
     for plan in sorted(batch.accounts, key=lambda a: a.account_id):
+        if plan.status == REJECTED:  # not approved (approve --accounts): nothing to tell
+            continue
         context = notice_context(batch, plan.account_id, book, fills)
         for suffix, markdown in ((".md", True), (".txt", False)):
             name = file_stem(plan.account_id, taken)

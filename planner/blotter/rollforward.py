@@ -364,9 +364,11 @@ def _wash_past_losses(
         sales.append(
             LotSale(str(symbol), f"trades.csv#{i}", float(shares), cost, day, day, float(price), a)
         )
-    result = apply_wash_sales(
-        [_as_purchase(lot) for lot in existing] + bought, sales, groups, window, registrations
-    )
+    # The book's lots by their real purchase dates: a replacement bought (and tacked) in an
+    # earlier roll-forward is matched to the loss it replaced first, so the buys here do not
+    # disallow that loss a second time.
+    held = [replace(lot, acquired=lot.bought_on, purchased=None) for lot in existing]
+    result = apply_wash_sales(held + bought, sales, groups, window, registrations)
     new_keys = {(lot.account_id, lot.lot_id) for lot in bought}
     matches = [r for r in result.replacements if _base_key(r, new_keys) in new_keys]
     if not matches:
