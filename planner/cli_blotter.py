@@ -353,6 +353,38 @@ def export(
     )
 
 
+@app.command("fills-template")
+def fills_template(
+    batch_id: BatchArg,
+    out: Annotated[Path, typer.Option("--out", help="The fills file to write (.csv, new).")],
+    day: Annotated[
+        str | None,
+        typer.Option("--date", help="Trade date, YYYY-MM-DD (default: the batch's as-of date)."),
+    ] = None,
+    db: DbOpt = None,
+) -> None:
+    """Write a fills file that fills every approved order in full at its estimated price.
+
+    Sells take one row per lot of their instructions. A start for the custodian's file,
+    or the fills of a demo run."""
+    from datetime import date
+
+    from planner.blotter.fills import fills_template as write_template
+
+    try:
+        when = date.fromisoformat(day) if day is not None else None
+    except ValueError:
+        err.print(f"[red]--date: expected YYYY-MM-DD, got {_safe(day)}[/]")
+        raise typer.Exit(2) from None
+    with _open(db) as store:
+        try:
+            path = write_template(store.load_batch(batch_id), out, when)
+        except PlannerError as exc:
+            raise _fail(exc) from None
+    rows = len(path.read_text(encoding="utf-8").splitlines()) - 1
+    console.print(f"Batch {batch_id}: {rows} fill rows written to {_safe(path)}", highlight=False)
+
+
 @app.command()
 def audit(
     batch_id: Annotated[str | None, typer.Argument(help="Batch id (default: all).")] = None,

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+from dataclasses import replace
 
 import pytest
 
-from planner.blotter.approvals import approve, cancel, reject
+from planner.blotter.approvals import approvals_needed, approve, cancel, reject
 from planner.blotter.records import APPROVED, PROPOSED, REJECTED
 from planner.blotter.store import open_store
+from planner.domain import BlotterSettings
 from planner.errors import ApprovalError, BatchStatusError, BlotterError, StaleBookError
-from tests.blotter_helpers import saved
+from tests.blotter_helpers import sample_batch, saved, tiny_book
 
 
 @pytest.fixture
@@ -28,6 +30,37 @@ def test_proposer_cannot_approve(store, tmp_path):
         approve(store, batch.batch_id, "alice")
     assert store.load_batch(batch.batch_id).status == PROPOSED
     assert store.audit_log() == before and store.approvals(batch.batch_id) == ()
+
+
+@pytest.mark.parametrize("name", ["Alice", " alice ", "ALICE"])
+def test_maker_checker_ignores_case_and_spaces(store, tmp_path, name):
+    batch = saved(store, tmp_path / "book")
+    with pytest.raises(ApprovalError, match="proposed it and cannot approve it"):
+        approve(store, batch.batch_id, name)
+    assert store.load_batch(batch.batch_id).status == PROPOSED
+
+
+def test_a_second_approval_by_the_same_name_in_other_case_is_refused(store, tmp_path):
+    batch = saved(store, tmp_path / "book", tax=5.0)
+    approve(store, batch.batch_id, "bob")
+    with pytest.raises(ApprovalError, match="has already approved it"):
+        approve(store, batch.batch_id, " Bob ")
+    assert store.load_batch(batch.batch_id).status == PROPOSED
+
+
+def test_the_tax_threshold_does_not_net_across_clients(tmp_path):
+    # A1 owes $6,000 and A2 saves $5,000: $1,000 net, but A1's client still pays $6,000.
+    batch = sample_batch(tiny_book(tmp_path / "book"))
+    taxes = {"A1": 6000.0, "A2": -5000.0}
+    accounts = tuple(
+        replace(a, summary={**a.summary, "est_tax": taxes[a.account_id]}) for a in batch.accounts
+    )
+    batch = replace(batch, accounts=accounts)
+    settings = BlotterSettings(second_approval_tax=5000.0, second_approval_value=0.0)
+    assert approvals_needed(batch, settings, ["A1", "A2"]) == 2
+    assert approvals_needed(batch, settings, ["A2"]) == 1
+    settings = replace(settings, second_approval_tax=7000.0)
+    assert approvals_needed(batch, settings, ["A1", "A2"]) == 1
 
 
 def test_without_maker_checker_the_proposer_may_approve(store, tmp_path):

@@ -3,6 +3,8 @@ traded and why in plain words and the tax impact; a firm's own template; clear e
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 from typer.testing import CliRunner
 
@@ -11,7 +13,14 @@ from planner.blotter.reconcile import reconcile
 from planner.blotter.store import open_store
 from planner.cli import app
 from planner.errors import BlotterError, ConfigError, UnknownBatchError
-from tests.reconcile_helpers import BATCH_ID, exported_batch, hand_fills, tiny_batch, tiny_book
+from tests.reconcile_helpers import (
+    BATCH_ID,
+    exported_batch,
+    hand_fills,
+    order_id,
+    tiny_batch,
+    tiny_book,
+)
 
 
 @pytest.fixture
@@ -31,11 +40,13 @@ def test_notices_before_the_fills(store, batch, tmp_path):
     assert sorted(p.name for p in paths) == ["A1.md", "A1.txt"]
     md = (tmp_path / "notices" / "A1.md").read_text()
     assert md.startswith("# Your account A1: portfolio rebalancing of 2026-11-20\n")
-    assert "We are about to trade" in md and "**What we plan to trade**" in md
+    assert "We plan to trade" in md and "**What we plan to trade**" in md
     assert "- Sell 50 shares of BND (US bonds) at about $70.00 each, $3,500.00 in all" in md
     assert "US bonds from 40.0% to 38.0% (target 38.0%)" in md  # the reason, in words
-    assert "a loss of $750.00 in all: a loss of $500.00 short-term" in md
-    assert "lower your tax for 2026 by about $300.00" in md
+    # The plan's figures, said to be planned.
+    assert "The planned sales would realise a loss of $750.00 in all: a loss of $500.00 " in md
+    assert "We estimate they would lower your tax for 2026 by about $300.00" in md
+    assert "These figures are planned estimates at the prices of 2026-11-20" in md
     txt = (tmp_path / "notices" / "A1.txt").read_text()
     assert "**" not in txt and "# " not in txt
     assert txt.startswith("Your account A1: portfolio rebalancing of 2026-11-20\n=====")
@@ -50,6 +61,53 @@ def test_notices_after_the_fills_tell_what_was_done(store, batch, tmp_path):
     assert "- Sold 30 shares of BND" in md  # the partial fill
     assert "- Bought 20 shares of ITOT (US stocks) at about $101.00 each" in md
     assert not (tmp_path / "notices" / "A2.md").exists()  # rejected: no notice
+    # The tax of what was filled, not the plan's $300 saving: 30 of 50 BND sold, their
+    # $300 loss washed by the BND bought on Nov 10; VTI's $500 short-term loss less the
+    # $200 the VTI buy washes, plus the $100 ITOT loss of Nov 5 the ITOT buy disallows:
+    # -$200 short-term, +$250 long-term (A1-L2), a net gain of $50 taxed at 20%.
+    assert "These sales realise a gain of $50.00 in all: a loss of $200.00 short-term and " \
+        "a gain of $250.00 long-term." in md  # fmt: skip
+    assert "We estimate they add about $10.00 to your tax for 2026" in md
+    assert "$300.00" not in md
+    assert "estimates from the prices the trades were filled at" in md
+    summary = store.load_batch(BATCH_ID).accounts[0].summary
+    assert summary["est_tax"] == -300.0  # the plan's figure stays as planned
+    assert summary["filled"] == pytest.approx(
+        {"realized_st": -200.0, "realized_lt": 250.0, "est_tax": 10.0,
+         "carryforward_added": 0.0, "harvested_loss": 0.0}
+    )  # fmt: skip
+
+
+def test_an_approved_account_left_unfilled_traded_nothing(store, tmp_path):
+    # Both accounts approved; only A2's order filled: A1's client is told nothing traded.
+    exported_batch(store, tiny_book(tmp_path / "book"), tmp_path, accounts=("A1", "A2"))
+    fills = tmp_path / "F.csv"
+    fills.write_text(f"order_id,shares,price,date\n{order_id(5)},10,70,2026-11-23\n")
+    reconcile(BATCH_ID, fills, tmp_path / "book", tmp_path / "next", store=store)
+    write_notices(BATCH_ID, tmp_path / "notices", store=store)
+    md = (tmp_path / "notices" / "A1.md").read_text()
+    assert "We have traded" not in md and "We plan to trade" not in md
+    assert "but none of the orders was filled: nothing was traded" in md
+    assert "- No trade was made." in md
+    assert "As nothing was traded, your taxes are unchanged." in md
+    assert "$300.00" not in md and "estimate" not in md
+    a2 = (tmp_path / "notices" / "A2.md").read_text()
+    assert "We have traded" in a2 and "- Bought 10 shares of BND" in a2
+
+
+def test_fills_recorded_without_reconciling_are_worked_out(store, batch, tmp_path):
+    # Fills recorded by another route (Python): the notice works out their tax itself, on
+    # the batch's book as planned.
+    from planner.blotter.records import Fill
+
+    fills = [Fill(BATCH_ID, order_id(2), 10.0, 200.0, date(2026, 11, 23), "A1-L1")]
+    store.record_fills(BATCH_ID, fills, actor="olivia", status="filled")
+    write_notices(BATCH_ID, tmp_path / "notices", store=store)
+    md = (tmp_path / "notices" / "A1.md").read_text()
+    assert "- Sold 10 shares of VTI" in md and "Sold 50" not in md
+    # A $500 short-term loss alone: $3,000 deductible at 40%, all of it used.
+    assert "These sales realise a loss of $500.00 in all" in md
+    assert "lower your tax for 2026 by about $200.00" in md
 
 
 def test_a_firms_own_template(store, batch, tmp_path):

@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 from planner.blotter.fills import read_fills
 from planner.blotter.reconcile import reconcile
 from planner.blotter.records import APPROVED, EXPORTED, RECONCILED
-from planner.blotter.store import open_store
+from planner.blotter.rolled_book import StagedBook
+from planner.blotter.store import Store, open_store
 from planner.cli import app
 from planner.errors import BatchStatusError, BlotterError, StaleBookError, UnknownBatchError
 from planner.io import load_book
@@ -146,6 +147,23 @@ def test_bad_fills_change_nothing(store, exported, tmp_path, fills, message):
     _unchanged(store, book, before, log, tmp_path)
 
 
+def test_a_fill_dated_after_today_is_refused(store, exported, tmp_path):
+    _, book = exported
+    before, log = snapshot(book), store.audit_log(BATCH_ID)
+    fills = hand_fills(tmp_path / "FILLS.csv")  # every row on 2026-11-23
+    with pytest.raises(BlotterError, match=r"nothing was applied") as refused:
+        reconcile(BATCH_ID, fills, book, tmp_path / "next", store=store, today=date(2026, 11, 22))
+    assert (
+        "FILLS.csv:2: date: expected a trade date on or before today (2026-11-22), got "
+        "2026-11-23: a fill cannot be in the future"
+    ) in str(refused.value)
+    assert str(refused.value).count("in the future") == 5  # every row named
+    _unchanged(store, book, before, log, tmp_path)
+    # On the day itself the same file is fine.
+    result = reconcile(BATCH_ID, fills, book, tmp_path / "next", store=store, today=TRADE_DAY)
+    assert result.batch.status == RECONCILED
+
+
 def _unchanged(store, book, before, log, tmp_path):
     assert store.load_batch(BATCH_ID).status == EXPORTED
     assert store.fills(BATCH_ID) == () and store.audit_log(BATCH_ID) == log
@@ -190,6 +208,87 @@ def test_reconciling_twice_is_refused(store, exported, tmp_path):
     with pytest.raises(BatchStatusError, match="is reconciled"):
         reconcile(BATCH_ID, fills, book, tmp_path / "again", store=store)
     assert not (tmp_path / "again").exists()
+
+
+def _lose_the_compare_and_set(monkeypatch):
+    """Make the store's write fail as when someone else changed the batch meanwhile."""
+
+    def lost(self, session, change, revision):
+        raise BatchStatusError(
+            f"batch {change.batch.batch_id} was changed by someone else meanwhile; nothing changed"
+        )
+
+    monkeypatch.setattr(Store, "_write", lost)
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+def test_a_store_failure_leaves_no_book_behind(store, exported, tmp_path, monkeypatch, in_place):
+    _, book = exported
+    before, log = snapshot(book), store.audit_log(BATCH_ID)
+    out = book if in_place else tmp_path / "next"
+    _lose_the_compare_and_set(monkeypatch)
+    with pytest.raises(BatchStatusError, match="run the command again") as refused:
+        reconcile(BATCH_ID, hand_fills(tmp_path / "F.csv"), book, out, store=store)
+    assert "changed by someone else meanwhile" in str(refused.value)
+    assert store.load_batch(BATCH_ID).status == EXPORTED
+    assert store.fills(BATCH_ID) == () and store.audit_log(BATCH_ID) == log
+    assert snapshot(book) == before
+    left = {p.name for p in tmp_path.iterdir()} - {"store.db"}  # SQLite's store
+    assert left == {"F.csv", "book", "orders.csv"}  # no new book, no hidden or backup folder
+    monkeypatch.undo()  # the store works again: the same command now goes through
+    assert reconcile(BATCH_ID, tmp_path / "F.csv", book, out, store=store).batch.status == (
+        RECONCILED
+    )
+
+
+def test_the_book_is_put_in_place_after_the_store_commits(store, exported, tmp_path, monkeypatch):
+    _, book = exported
+    seen = []
+    commit = StagedBook.commit
+
+    def watched(self):
+        seen.append((store.load_batch(BATCH_ID).status, self.staging.is_dir(), self.out.exists()))
+        return commit(self)
+
+    monkeypatch.setattr(StagedBook, "commit", watched)
+    reconcile(BATCH_ID, hand_fills(tmp_path / "F.csv"), book, tmp_path / "next", store=store)
+    # Complete (staged) before, renamed after the store recorded the reconciliation.
+    assert seen == [(RECONCILED, True, False)]
+    assert (tmp_path / "next" / "lots.csv").exists()
+
+
+def test_fills_template_fills_every_approved_order(store_url, tmp_path):
+    with open_store(store_url) as store:
+        exported_batch(store, tiny_book(tmp_path / "book"), tmp_path)
+    runner = CliRunner()
+    fills = tmp_path / "fills.csv"
+    args = ["blotter", "fills-template", BATCH_ID, "--out", str(fills), "--db", store_url]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "5 fill rows written" in result.output
+    assert fills.read_text().splitlines() == [
+        "order_id,account_id,symbol,side,shares,price,date,lot_id",
+        f"{order_id(1)},A1,BND,sell,50.0,70.0,2026-11-20,A1-L4",
+        f"{order_id(2)},A1,VTI,sell,10.0,200.0,2026-11-20,A1-L1",
+        f"{order_id(2)},A1,VTI,sell,5.0,200.0,2026-11-20,A1-L2",
+        f"{order_id(3)},A1,ITOT,buy,20.0,100.0,2026-11-20,",
+        f"{order_id(4)},A1,VTI,buy,4.0,200.0,2026-11-20,",
+    ]  # A2 was not approved: no row
+    again = runner.invoke(app, args)
+    assert again.exit_code == 1 and "the file exists; nothing was written" in again.output
+    with open_store(store_url) as store:
+        done = reconcile(BATCH_ID, fills, tmp_path / "book", tmp_path / "next", store=store)
+    assert {o.status for o in done.orders} == {"filled"}
+
+
+def test_fills_template_needs_approved_orders(store, tmp_path):
+    from planner.blotter.fills import fills_template
+
+    batch = tiny_batch(tiny_book(tmp_path / "book"))
+    store.save_batch(batch, batch.orders, batch.accounts)
+    with pytest.raises(BlotterError, match="has no approved orders; nothing was written"):
+        fills_template(store.load_batch(BATCH_ID), tmp_path / "fills.csv")
+    assert not (tmp_path / "fills.csv").exists()
 
 
 def test_fills_file_problems_are_all_listed(tmp_path):

@@ -2,10 +2,14 @@
 ``[blotter]`` settings.
 
 - With ``maker_checker`` (the default) whoever proposed a batch cannot approve it, and
-  nobody approves the same batch twice.
+  nobody approves the same batch twice; names are compared without case and surrounding
+  whitespace (``Alice `` is ``alice``).
 - A batch whose estimated tax is above ``second_approval_tax`` dollars, or whose traded
   value (buys plus sells) is above ``second_approval_value`` dollars, needs two approvers;
-  after the first it stays ``proposed`` (the approval is recorded and audited).
+  after the first it stays ``proposed`` (the approval is recorded and audited). The
+  batch's estimated tax for this test is the sum of its accounts' positive taxes: the
+  accounts belong to different taxpayers, so one client's saving does not offset
+  another's tax.
 - ``--accounts`` approves some accounts only: the accounts every approver covered are
   approved when the batch is, the rest are ``rejected`` (their orders are not exported and
   they may be planned again at once).
@@ -56,10 +60,21 @@ def blotter_settings(batch: Batch) -> BlotterSettings:
     return settings.blotter
 
 
+def same_person(a: str, b: str) -> bool:
+    """Whether two names given as ``--by`` are the same person: compared without case and
+    surrounding whitespace."""
+    return a.strip().casefold() == b.strip().casefold()
+
+
 def approvals_needed(batch: Batch, settings: BlotterSettings, accounts: Iterable[str]) -> int:
-    """1, or 2 when the accounts' estimated tax or traded value is above its threshold."""
+    """1, or 2 when the accounts' estimated tax or traded value is above its threshold.
+
+    The estimated tax is the sum of each account's positive ``est_tax``: a saving in one
+    account (another taxpayer, as a rule) never offsets tax in another."""
     chosen = set(accounts)
-    tax = sum((a.summary.get("est_tax") or 0.0) for a in batch.accounts if a.account_id in chosen)
+    tax = sum(
+        max(a.summary.get("est_tax") or 0.0, 0.0) for a in batch.accounts if a.account_id in chosen
+    )
     value = sum(o.est_value for o in batch.orders if o.account_id in chosen)
     above_tax = settings.second_approval_tax > 0 and tax > settings.second_approval_tax
     above_value = settings.second_approval_value > 0 and value > settings.second_approval_value
@@ -97,12 +112,12 @@ def approve(
                 f"batch {batch_id} has no account(s) {', '.join(unknown)}; it has "
                 f"{', '.join(batch.account_ids)} (nothing changed)"
             )
-        if settings.maker_checker and approver == batch.proposer:
+        if settings.maker_checker and same_person(approver, batch.proposer):
             raise ApprovalError(
                 f"batch {batch_id}: {approver} proposed it and cannot approve it "
                 f"(maker-checker; nothing changed)"
             )
-        if any(a.approver == approver for a in change.approvals):
+        if any(same_person(a.approver, approver) for a in change.approvals):
             raise ApprovalError(
                 f"batch {batch_id}: {approver} has already approved it; a second approval "
                 f"must come from someone else (nothing changed)"

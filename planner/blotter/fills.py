@@ -12,6 +12,10 @@ every problem named by file, line and field (as a book's are):
 | ``date`` | yes | trade date, ``YYYY-MM-DD`` |
 | ``lot_id`` | no | for a sell, the lot relieved (a sell from several lots takes one row per lot); empty: the approved lot instructions apply |
 | ``commission`` | no | dollars for the row (empty: the security's commission per share) |
+
+:func:`fills_template` writes such a file for a batch as if every approved order had
+been filled in full at its estimated price (``rebalance blotter fills-template``): a
+start for a custodian's file, and a way to try the whole path on a demo.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from planner.errors import BlotterError
+from planner.blotter.records import APPROVED, Batch
+from planner.errors import BlotterError, OutputError
 from planner.io import cells
 from planner.io.cells import Issues
 from planner.io.tables import MAX_FILE_BYTES, SUFFIXES, Table, _read_csv, _read_parquet
@@ -180,3 +185,40 @@ def _rows(table: Table, issues: Issues) -> tuple[FillRow, ...]:
             )
         )
     return tuple(out)
+
+
+TEMPLATE_COLUMNS = ("order_id", "account_id", "symbol", "side", "shares", "price", "date", "lot_id")
+"""Columns of :func:`fills_template`'s file."""
+
+
+def fills_template(batch: Batch, out: str | Path, day: date | None = None) -> Path:
+    """Write to ``out`` (a new ``.csv`` file) a fills file filling every approved order of
+    ``batch`` in full at its estimated price on ``day`` (default: the batch's as-of date),
+    a sell as one row per lot of its instructions; returns ``out``.
+
+    Raises :class:`BlotterError` when the batch has no approved orders or ``out`` exists
+    or is not a ``.csv`` file (nothing is written then)."""
+    from planner.blotter.report import write_text_atomic
+
+    out = Path(out)
+    if out.suffix != ".csv":
+        raise BlotterError(f"{out}: expected a file name ending in .csv; nothing was written")
+    if out.exists():
+        raise BlotterError(f"{out}: the file exists; nothing was written (give a new name)")
+    approved = {a.account_id for a in batch.accounts if a.status == APPROVED}
+    orders = [o for o in batch.orders if o.account_id in approved]
+    if not orders:
+        raise BlotterError(
+            f"batch {batch.batch_id} ({batch.status}) has no approved orders; nothing was written"
+        )
+    when = (day or batch.as_of).isoformat()
+    lines = [",".join(TEMPLATE_COLUMNS)]
+    for o in orders:
+        head = f"{o.order_id},{o.account_id},{o.symbol},{o.side}"
+        parts = [(i.shares, i.lot_id) for i in o.lot_instructions] if o.side == "sell" else []
+        for shares, lot_id in parts or [(o.shares, "")]:
+            lines.append(f"{head},{shares!r},{o.est_price!r},{when},{lot_id}")
+    try:
+        return write_text_atomic(out, "\n".join(lines) + "\n")
+    except OutputError as exc:
+        raise BlotterError(str(exc)) from None

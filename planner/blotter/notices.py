@@ -1,20 +1,26 @@
 """Client notices: one short letter per account of a batch, in Markdown and in plain text,
-saying what was traded (or is to be traded, before any fill) and why in plain words, and
-what it does to the client's tax.
+saying what was traded (or is planned, before any fill) and why in plain words, and what
+it does to the client's tax: the plan's estimate before the fills, what the fills
+realised after them.
 
 The letter is a Jinja2 template the firm can replace (``--template PATH``); the default is
 ``planner/blotter/templates/notice.j2``. A template is rendered twice per account, once
 with ``markdown`` true (``<account>.md``) and once false (``<account>.txt``), and sees:
 
-- ``account_id``, ``batch_id``, ``as_of`` (a date), ``traded`` (true once fills are
-  recorded: the trades are then what was filled, at the average fill price);
+- ``account_id``, ``batch_id``, ``as_of`` (a date);
+- ``stage``: ``planned`` before any fill (the trades and figures are the plan's),
+  ``traded`` once the account's orders have fills (the trades are what was filled, at the
+  average fill price, and the figures what those fills realised, as reconciliation
+  worked them out), ``unfilled`` when the batch's fills are in but none of the account's
+  orders was filled (no trades, figures nil); ``traded`` is ``stage == "traded"``;
 - ``why``: the plan's reason for the account, in plain words;
 - ``trades``: a list, sells first, each with ``verb`` (``Sold``/``Bought``, or ``Sell``/
-  ``Buy`` before fills), ``side``, ``shares``, ``symbol``, ``asset_class`` (in words),
+  ``Buy`` when planned), ``side``, ``shares``, ``symbol``, ``asset_class`` (in words),
   ``price`` and ``value`` (dollars) and ``why`` (the order's reason in plain words);
-- ``taxable`` (false for an IRA or Roth), ``realized_st``, ``realized_lt``, ``est_tax``
-  (dollars; negative is a saving), ``carryforward`` (loss carried to next year, dollars),
-  ``harvested_loss`` (dollars);
+- ``taxable`` (false for an IRA or Roth), ``realized_st``, ``realized_lt`` (the gains
+  for the tax return, after any wash-sale adjustment), ``est_tax`` (dollars; negative is
+  a saving), ``carryforward`` (loss carried to next year, dollars), ``harvested_loss``
+  (dollars);
 - filters ``money``, ``shares``, ``percent``, ``gain`` (``a gain of $1.00`` / ``a loss
   of $1.00``); ``strong(text)`` and ``heading(text)``, which
   mark text up in Markdown and leave it plain in text.
@@ -23,13 +29,24 @@ with ``markdown`` true (``<account>.md``) and once false (``<account>.txt``), an
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 
-from planner.blotter.records import CANCELLED, REJECTED, Batch, BlotterOrder, Fill
+from planner.blotter.fingerprint import ensure_book_unchanged
+from planner.blotter.reconcile import FILLED_FIGURES, filled_figures, match_fills
+from planner.blotter.records import (
+    APPROVED,
+    CANCELLED,
+    FILLED,
+    RECONCILED,
+    REJECTED,
+    Batch,
+    BlotterOrder,
+    Fill,
+)
 from planner.blotter.report import (
     TEMPLATES,
     environment,
@@ -39,9 +56,10 @@ from planner.blotter.report import (
     shares,
     write_text_atomic,
 )
+from planner.blotter.rollforward import roll_forward
 from planner.blotter.store import Store, open_store
 from planner.domain import Book
-from planner.errors import BlotterError, BookError, ConfigError
+from planner.errors import BlotterError, BookError, ConfigError, StaleBookError
 
 DEFAULT_TEMPLATE = TEMPLATES / "notice.j2"
 
@@ -113,30 +131,50 @@ class NoticeTrade:
     why: str
 
 
+PLANNED, TRADED, UNFILLED = "planned", "traded", "unfilled"
+"""A notice's ``stage``: before any fill, after fills of the account's orders, after the
+batch's fills when none of the account's orders was filled."""
+
+
 def notice_context(
-    batch: Batch, account_id: str, book: Book | None, fills: list[Fill] | tuple[Fill, ...]
+    batch: Batch,
+    account_id: str,
+    book: Book | None,
+    fills: Sequence[Fill],
+    filled: Mapping[str, float] | None = None,
 ) -> dict:
-    """What a notice template sees for one account (see the module's docstring)."""
+    """What a notice template sees for one account (see the module's docstring).
+
+    Before the batch's fills the trades and tax figures are the plan's. Once fills are
+    recorded (or the batch is filled or reconciled) they are what was filled: the filled
+    shares at their average price, and the tax figures ``filled`` (default: those the
+    reconciliation recorded in the account's summary, :data:`FILLED_FIGURES`); an account
+    none of whose orders was filled traded nothing and its figures are nil. Raises
+    :class:`BlotterError` for an account with fills but no filled figures."""
     plan = next(a for a in batch.accounts if a.account_id == account_id)
     orders = sorted(
         (o for o in batch.orders if o.account_id == account_id), key=lambda o: o.sequence
     )
-    filled = fill_summaries(batch, fills)
-    traded = bool(fills)
+    done = fill_summaries(batch, fills)
+    if not fills and batch.status not in (FILLED, RECONCILED):
+        stage = PLANNED
+    elif any(o.order_id in done for o in orders):
+        stage = TRADED
+    else:
+        stage = UNFILLED
+    verbs = {"sell": "Sold", "buy": "Bought"} if stage == TRADED else {"sell": "Sell", "buy": "Buy"}
     trades = []
     for o in orders:
-        if traded:
-            f = filled.get(o.order_id)
-            if f is None:
-                continue
-            count, price = f.filled, f.average_price
-        else:
+        if stage == PLANNED:
             count, price = o.shares, o.est_price
-        verb = {"sell": "Sold" if traded else "Sell", "buy": "Bought" if traded else "Buy"}
+        elif o.order_id in done:
+            count, price = done[o.order_id].filled, done[o.order_id].average_price
+        else:
+            continue
         security = book.securities.get(o.symbol) if book is not None else None
         trades.append(
             NoticeTrade(
-                verb=verb[o.side],
+                verb=verbs[o.side],
                 side=o.side,
                 shares=count,
                 symbol=o.symbol,
@@ -146,22 +184,66 @@ def notice_context(
                 why=plain_reason(o.reason),
             )
         )
+    if stage == PLANNED:
+        figures: Mapping[str, object] = plan.summary
+    elif stage == UNFILLED:
+        figures = {}
+    else:
+        figures = filled if filled is not None else plan.summary.get(FILLED_FIGURES)
+        if figures is None:
+            raise BlotterError(
+                f"batch {batch.batch_id}: account {account_id} has fills but no record of "
+                f"what they realised; reconcile the batch first (rebalance reconcile)"
+            )
     account = book.accounts.get(account_id) if book is not None else None
-    s = plan.summary
     return {
         "account_id": account_id,
         "batch_id": batch.batch_id,
         "as_of": batch.as_of,
-        "traded": traded,
-        "why": account_why(s, orders),
+        "stage": stage,
+        "traded": stage == TRADED,
+        "why": account_why(plan.summary, orders),
         "trades": trades,
         "taxable": account.taxable if account is not None else True,
-        "realized_st": _number(s.get("realized_st")),
-        "realized_lt": _number(s.get("realized_lt")),
-        "est_tax": _number(s.get("est_tax")),
-        "carryforward": _number(s.get("carryforward_added")),
-        "harvested_loss": _number(s.get("harvested_loss")),
+        "realized_st": _number(figures.get("realized_st")),
+        "realized_lt": _number(figures.get("realized_lt")),
+        "est_tax": _number(figures.get("est_tax")),
+        "carryforward": _number(figures.get("carryforward_added")),
+        "harvested_loss": _number(figures.get("harvested_loss")),
     }
+
+
+def unrecorded_figures(
+    batch: Batch, fills: Sequence[Fill], book: Book | None
+) -> dict[str, dict[str, float]]:
+    """The filled figures of the accounts that have fills but no record of them (fills
+    recorded without :func:`~planner.blotter.reconcile.reconcile`), worked out by rolling
+    the batch's book, unchanged since the plan, forward by the fills; ``{}`` when every
+    account has its record. Raises :class:`BlotterError` when the book has changed (or
+    is gone), as then the year the fills fall in is not known."""
+    done = fill_summaries(batch, fills)
+    missing = [
+        a.account_id
+        for a in batch.accounts
+        if a.status == APPROVED
+        and FILLED_FIGURES not in a.summary
+        and any(o.order_id in done for o in batch.orders if o.account_id == a.account_id)
+    ]
+    if not missing:
+        return {}
+    try:
+        ensure_book_unchanged(batch)
+    except StaleBookError:
+        book = None
+    if book is None:
+        raise BlotterError(
+            f"batch {batch.batch_id}: account(s) {', '.join(missing)} have fills but no record "
+            f"of what they realised, and the batch's book {batch.book_path} is not as planned "
+            f"to work it out; reconcile the batch (rebalance reconcile) first"
+        )
+    executions, _ = match_fills(batch, (), fills)
+    rolled = roll_forward(book, executions)
+    return filled_figures(book, batch, executions, rolled)
 
 
 def _number(value: object) -> float:
@@ -242,10 +324,13 @@ def write_notices(
     # Every notice is rendered before any is written: a template error leaves no half set.
     texts: dict[str, str] = {}
     taken: dict[str, str] = {}
+    unrecorded = unrecorded_figures(batch, fills, book)
     for plan in sorted(batch.accounts, key=lambda a: a.account_id):
         if plan.status == REJECTED:  # not approved (approve --accounts): nothing to tell
             continue
-        context = notice_context(batch, plan.account_id, book, fills)
+        context = notice_context(
+            batch, plan.account_id, book, fills, unrecorded.get(plan.account_id)
+        )
         for suffix, markdown in ((".md", True), (".txt", False)):
             name = file_stem(plan.account_id, taken)
             texts[f"{name}{suffix}"] = render_notice(context, markdown, chosen)

@@ -8,6 +8,12 @@ file, a fill for an unknown or unapproved order, fills adding up to more than an
 a sell beyond its lot instructions or its lot: each is refused with a message naming the
 batch, the file's line and field, and what was expected.
 
+The new book is written in full to a hidden folder first; the store then records the
+fills and the reconciliation in one transaction, and only once that is committed is the
+new book put in place. If the store refuses (someone changed the batch meanwhile) the
+hidden folder is removed: no new book, the old one untouched, and the message says to run
+the command again.
+
 Partial fills are fine: an order filled in part is rolled forward for what was filled and
 reported ``partial``; the rest is not carried over (the batch ends reconciled; the next
 plan starts from the rolled-forward book).
@@ -15,8 +21,10 @@ plan starts from the rolled-forward book).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +49,8 @@ from planner.domain import Book
 from planner.errors import BatchStatusError, BlotterError, OutputError
 from planner.io import load_book
 from planner.positions import drift_frame
+from planner.returns import account_tax
+from planner.tax import YearSoFar
 
 DEFAULT_TOLERANCE = 0.005
 """Allocation tolerance: a class more than this (a weight, 0.005 = 0.5 pp) off its target
@@ -51,6 +61,13 @@ SHARE_TOLERANCE = 1e-6
 
 RECONCILABLE = (EXPORTED, FILLED)
 """Statuses a batch can be reconciled from."""
+
+FILLED_FIGURES = "filled"
+"""The key of an account's summary (in the store) under which reconciliation records what
+its fills realised and their tax (:func:`filled_figures`)."""
+
+HARVEST_REASON = "tax-loss harvest"
+"""How an order's reason starts when the order harvests a loss (:mod:`planner.reasons`)."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +111,7 @@ def reconcile(
     db: str | None = None,
     actor: str | None = None,
     store: Store | None = None,
+    today: date | None = None,
 ) -> Reconciliation:
     """Reconcile batch ``batch_id`` with the fills file ``fills`` and roll the book at
     ``book`` (``None``: the folder the batch recorded) forward into ``out`` (``out`` equal
@@ -101,14 +119,17 @@ def reconcile(
 
     The store is ``store``, else opened from ``db`` (see
     :func:`planner.blotter.store.resolve_db_url`). ``actor`` is who reconciles (default:
-    the login name). Raises :class:`BlotterError` (or a subclass) with nothing changed when
+    the login name). ``today`` (default :meth:`datetime.date.today`) is the last trade date
+    a fill may have. Raises :class:`BlotterError` (or a subclass) with nothing changed when
     anything does not check; see the module's docstring."""
     if not (0 <= tolerance < 1):
         raise BlotterError(f"--tolerance: expected a fraction in [0, 1), got {tolerance}")
     owned = store is None
     store = store or open_store(db)
     try:
-        return _reconcile(store, batch_id, Path(fills), book, Path(out), tolerance, actor)
+        return _reconcile(
+            store, batch_id, Path(fills), book, Path(out), tolerance, actor, today or date.today()
+        )
     finally:
         if owned:
             store.close()
@@ -122,6 +143,7 @@ def _reconcile(
     out: Path,
     tolerance: float,
     actor: str | None,
+    today: date,
 ) -> Reconciliation:
     actor = actor or login_name()
     batch = store.load_batch(batch_id)
@@ -136,16 +158,21 @@ def _reconcile(
     rows = read_fills(fills_path)
     recorded = store.fills(batch_id)
     loaded = load_book(book_path)
-    executions, new_fills = match_fills(batch, rows, recorded, head=f"fills {fills_path}")
+    executions, new_fills = match_fills(
+        batch, rows, recorded, head=f"fills {fills_path}", today=today
+    )
     approved = approved_accounts(batch)
     traded = {e.account_id for e in executions}
     rolled = roll_forward(loaded, executions, rebalanced=sorted(traded & approved))
-    staged = stage_rolled_book(rolled, book_path, out, label=batch_id)
     orders = order_fills(batch, executions)
     allocation = allocation_frame(rolled.book, batch, tolerance)
     partial = sum(o.status != "filled" for o in orders)
     exceptions = int((allocation["exception"] != "").sum())
-    committed = False
+    figures = filled_figures(loaded, batch, executions, rolled)
+    # The new book is written completely (staged) before the store records the
+    # reconciliation, and put in place only once that record is committed: a lost
+    # compare-and-set (or any store failure) leaves no new book and the old one untouched.
+    staged = stage_rolled_book(rolled, book_path, out, label=batch_id)
     try:
         with store.change(batch_id) as change:
             if change.status != batch.status or len(change.fills) != len(recorded):
@@ -158,6 +185,8 @@ def _reconcile(
                 change.audit(actor=actor, action="fills", detail=detail)
             if change.status == EXPORTED:
                 change.move_to(FILLED, actor=actor, action="fill", detail=detail)
+            for account_id, values in figures.items():
+                change.update_summary(account_id, {FILLED_FIGURES: values})
             change.move_to(
                 RECONCILED,
                 actor=actor,
@@ -168,20 +197,23 @@ def _reconcile(
                     f"exceptions beyond {tolerance * 100:g} pp"
                 ),
             )
-            staged.commit()
-            committed = True
-    except OutputError:
+    except BatchStatusError as exc:
         staged.discard()
-        raise
+        raise BatchStatusError(
+            f"{exc}\nThe store did not record the reconciliation, so the rolled-forward book "
+            f"was not written ({out} and {book_path} are as they were): run the command again"
+        ) from None
     except BaseException:
-        if committed:
-            raise BlotterError(
-                f"batch {batch_id}: the rolled-forward book was written to {out}, but the "
-                f"store could not record the reconciliation; record it again or restore "
-                f"the book"
-            ) from None
         staged.discard()
         raise
+    try:
+        staged.commit()
+    except OutputError as exc:
+        raise BlotterError(
+            f"batch {batch_id} is recorded as reconciled, but the rolled-forward book could "
+            f"not be put in place: {exc}. The complete new book is in {staged.staging}; "
+            f"move its files to {out}"
+        ) from None
     return Reconciliation(
         batch=store.load_batch(batch_id),
         book_path=Path(out),
@@ -197,6 +229,63 @@ def approved_accounts(batch: Batch) -> set[str]:
     return {a.account_id for a in batch.accounts if a.status == APPROVED}
 
 
+def filled_figures(
+    book: Book, batch: Batch, executions: Sequence[Execution], rolled: RollForward
+) -> dict[str, dict[str, float]]:
+    """What each approved account's ``executions`` (rolled into ``rolled``) realised, and its tax, as the plan's summary has
+    them (dollars): ``realized_st`` and ``realized_lt`` (the gains its sales report this
+    year, after any wash-sale deferral, with the loss of an earlier sale its buys
+    disallowed added back; in an IRA or Roth the gains as realised, untaxed), ``est_tax`` and
+    ``carryforward_added`` (the exact increment of its return's tax and of the loss carried
+    forward, the return's year to date taken from ``book``, the book before the trades,
+    with the return's accounts of the batch taken in account order, as a plan takes them)
+    and ``harvested_loss`` (the plan's, times the share of its harvest sells filled). An
+    account whose orders went unfilled has zeros."""
+    reported: dict[str, list[float]] = {
+        a: [loss, 0.0] for a, loss in rolled.past_disallowed.items()
+    }
+    for sale in rolled.sales:
+        both = reported.setdefault(sale.execution.account_id, [0.0, 0.0])
+        if book.accounts[sale.execution.account_id].taxable:
+            both[0] += sale.reported_st
+            both[1] += sale.reported_lt
+        else:  # nothing to report: the gain as realised, as a plan's summary has it
+            both[0 if sale.term == "ST" else 1] += sale.realized_gain
+    filled: dict[str, float] = {}
+    for e in executions:
+        filled[e.order_id] = filled.get(e.order_id, 0.0) + e.shares
+    years: dict[str, YearSoFar] = {}
+    out: dict[str, dict[str, float]] = {}
+    for plan in sorted(batch.accounts, key=lambda a: a.account_id):
+        if plan.status != APPROVED:
+            continue
+        a = plan.account_id
+        st, lt = reported.get(a, (0.0, 0.0))
+        account = book.accounts.get(a)
+        tax_return = book.tax_return(a) if account is not None else None
+        year = None
+        if tax_return is not None:
+            year = years.get(tax_return.return_id) or YearSoFar.of(tax_return)
+            years[tax_return.return_id] = year.plus(st, lt)
+        added = account_tax(
+            year, st, lt, account.st_rate if account else 0.0, account.lt_rate if account else 0.0
+        )
+        sells = [o for o in batch.orders if o.account_id == a and o.side == "sell"]
+        harvests = [o for o in sells if o.reason.startswith(HARVEST_REASON)] or sells
+        ordered = sum(o.shares for o in harvests)
+        done = sum(min(filled.get(o.order_id, 0.0), o.shares) for o in harvests)
+        planned_harvest = _number(plan.summary.get("harvested_loss"))
+        planned_harvest = 0.0 if math.isnan(planned_harvest) else planned_harvest
+        out[a] = {
+            "realized_st": st,
+            "realized_lt": lt,
+            "est_tax": added.est_tax,
+            "carryforward_added": added.carryforward_added,
+            "harvested_loss": planned_harvest * done / ordered if ordered > 0 else 0.0,
+        }
+    return out
+
+
 # -- matching ------------------------------------------------------------------------------
 
 
@@ -205,6 +294,7 @@ def match_fills(
     rows: Sequence[FillRow],
     recorded: Sequence[Fill] = (),
     head: str = "fills",
+    today: date | None = None,
 ) -> tuple[list[Execution], list[Fill]]:
     """The executions of ``rows`` (and of fills ``recorded`` in the store before) against
     the batch's orders, and the new :class:`Fill` records for the store (one per lot a
@@ -212,7 +302,8 @@ def match_fills(
 
     Raises :class:`BlotterError` listing every problem: an order not in the batch or not
     approved, a row whose account, symbol or side contradict its order, a date before the
-    batch's as-of date, a ``lot_id`` on a buy, fills adding up to more than an order, a
+    batch's as-of date or (for ``rows``) after ``today`` (``None``: not checked), a
+    ``lot_id`` on a buy, fills adding up to more than an order, a
     sell beyond its lot instructions."""
     issues = FillIssues()
     by_id = {o.order_id: o for o in batch.orders}
@@ -255,6 +346,13 @@ def match_fills(
                 "date",
                 f"expected a date on or after the batch's as-of date {batch.as_of}, "
                 f"got {row.trade_date}",
+            )
+        if new and today is not None and row.trade_date > today:
+            issues.add(
+                row.where,
+                "date",
+                f"expected a trade date on or before today ({today}), got {row.trade_date}: "
+                f"a fill cannot be in the future",
             )
         if row.lot_id and order.side == "buy":
             issues.add(row.where, "lot_id", "expected no lot on a buy (a buy makes a new lot)")

@@ -87,7 +87,9 @@ class RollForward:
     """A book rolled forward: the new ``book`` (in memory, not yet written), one
     :class:`SaleOutcome` per sell execution, the ``new_lots`` the buys made (after
     wash-sale adjustments), every wash-sale ``replacements`` match, and per tax return the
-    ``(short-term, long-term)`` dollars added to its year to date (``returns_added``)."""
+    ``(short-term, long-term)`` dollars added to its year to date (``returns_added``), of
+    which ``past_disallowed`` (per selling account) is the loss of ``trades.csv`` sales
+    the buys disallowed (added back as short-term)."""
 
     book: Book
     as_of: date
@@ -96,6 +98,7 @@ class RollForward:
     replacements: tuple[Replacement, ...]
     returns_added: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     accounts: tuple[str, ...] = ()
+    past_disallowed: Mapping[str, float] = field(default_factory=dict)
 
 
 def roll_forward(
@@ -195,6 +198,7 @@ def roll_forward(
         replacements=tuple(replacements),
         returns_added=added,
         accounts=tuple(rebalanced_ids),
+        past_disallowed=dict(sorted(past_disallowed.items())),
     )
 
 

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, func, select, update
 from sqlalchemy.engine import make_url
@@ -159,6 +160,7 @@ class BatchChange:
     _new_approvals: list[Approval] = field(default_factory=list)
     _new_fills: list[Fill] = field(default_factory=list)
     _account_status: dict[str, str] = field(default_factory=dict)
+    _summary_updates: dict[str, dict[str, Any]] = field(default_factory=dict)
     _audit: list[AuditEntry] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -191,6 +193,14 @@ class BatchChange:
                     f"batch {self.batch.batch_id} has no account {account_id} (nothing changed)"
                 )
             self._account_status[account_id] = status
+
+    def update_summary(self, account_id: str, values: Mapping[str, Any]) -> None:
+        """Add ``values`` (JSON-able) to an account's summary, e.g. what its fills did."""
+        if account_id not in {a.account_id for a in self.batch.accounts}:
+            raise BlotterError(
+                f"batch {self.batch.batch_id} has no account {account_id} (nothing changed)"
+            )
+        self._summary_updates.setdefault(account_id, {}).update(values)
 
     def add_fills(self, fills: Iterable[Fill]) -> None:
         """Record executions; each names an order of this batch."""
@@ -522,6 +532,15 @@ class Store:
                 .where(AccountPlanRow.batch_id == batch_id)
                 .where(AccountPlanRow.account_id == account_id)
                 .values(status=status)
+                .execution_options(synchronize_session=False)
+            )
+        summaries = {a.account_id: a.summary for a in change.batch.accounts}
+        for account_id, values in sorted(change._summary_updates.items()):
+            session.execute(
+                update(AccountPlanRow)
+                .where(AccountPlanRow.batch_id == batch_id)
+                .where(AccountPlanRow.account_id == account_id)
+                .values(summary={**summaries[account_id], **values})
                 .execution_options(synchronize_session=False)
             )
         session.add_all(
