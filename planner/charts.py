@@ -49,19 +49,23 @@ from planner.chart_axes import (
 )
 
 PALETTE: tuple[str, ...] = (
-    "#0072b2",
-    "#e69f00",
-    "#009e73",
-    "#d55e00",
-    "#cc79a7",
-    "#56b4e9",
-    "#f0e442",
-    "#000000",
-    "#999999",
-    "#8c564b",
+    "#0072b2",  # blue
+    "#e69f00",  # orange
+    "#009e73",  # bluish green
+    "#d55e00",  # vermillion
+    "#cc79a7",  # reddish purple
+    "#56b4e9",  # sky blue
+    "#f0e442",  # yellow
+    "#000000",  # black
+    "#999999",  # grey
+    "#8c564b",  # brown
+    "#6a3d9a",  # purple
+    "#999933",  # olive
 )
-"""Series colours in order (Okabe-Ito, readable by most colour-blind readers); they repeat
-after ten series."""
+"""Series colours in order, fixed (no randomness): the eight Okabe-Ito colours (readable by
+most colour-blind readers), then grey, brown, purple and olive, twelve distinct colours so
+that the twelve default workflows of ``rebalance simulate`` each have their own; they repeat
+after twelve series."""
 
 HIGHLIGHT = "#d62728"
 """Colour of the highlighted point of :func:`scatter_chart`."""

@@ -3,12 +3,14 @@ the days calendar and threshold workflows fire on a small price series."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from planner import charts
 from planner.simulate import parse_workflows, simulate, weights_portfolio
 from planner.simulate.engine import Market
 from planner.simulate.ledger import Ledger
@@ -315,3 +317,17 @@ def test_taxes_paid_from_outside_leave_the_account_alone(two_assets):
         row["pre_tax_value"] - 1000.0 - ext.path.owed[-1], abs=CENT
     )
     assert row["pre_tax_value"] > result.metrics.iloc[0]["pre_tax_value"] + 900
+
+
+def test_the_report_draws_each_default_workflow_in_its_own_colour():
+    """The twelve default workflows get twelve distinct colours, the same every time."""
+    labels = [w.label for w in parse_workflows(None)]
+    assert len(labels) == 12
+    series = {name: [(date(2022, 1, 3), 0.0), (date(2022, 1, 4), 1.0)] for name in labels}
+    svg = charts.line_chart(series, title="drift")
+    groups = re.findall(r'data-name="([^"]+)">\s*<path [^>]*stroke="(#[0-9a-f]{6})"', svg)
+    colour = dict(groups)
+    assert list(colour) == labels
+    assert len(set(colour.values())) == 12
+    assert colour == dict(zip(labels, charts.PALETTE, strict=False))
+    assert svg == charts.line_chart(series, title="drift")
