@@ -28,14 +28,13 @@ Two efforts. ``standard`` (the default) makes its first re-solve carry every rul
 relaxation breaks (the wash candidates, each with the directions of the other securities
 traded both ways, the groups already on one side kept there, and the minimum-trade choice of
 small trades in classes without a conflict) and enumerates up to three conflicting groups;
-on a universe of at most :data:`SMALL_UNIVERSE` securities it also branches on the three
-most wash-traded groups when more conflict, and runs the local improvement below.
-``thorough`` first runs everything ``standard`` does (so it never ends worse), then goes
-step by step, enumerates up to four groups (beyond that, branches on the most wash-traded
-three), searches minimum trades wider, releases restrictions the plan no longer uses, and
-last improves the best plan locally: one security's trade state changed at a time (buy,
-sell, no trade), or two sharing a class or a wash group, every other state fixed, while
-that improves, within ``LOCAL_SOLVES`` solves. Its cost and gaps are in
+on a universe of at most :data:`SMALL_UNIVERSE` securities, where solves are cheap, it runs
+the thorough effort instead. ``thorough`` first runs everything ``standard`` does (so it
+never ends worse), then goes step by step, enumerates up to four groups (beyond that,
+branches on the three most wash-traded), searches minimum trades wider, releases
+restrictions the plan no longer uses, and last improves the best plan locally: one
+security's trade state changed at a time (buy, sell, no trade), or two sharing a class or
+a wash group, every other state fixed, while that improves, within ``LOCAL_SOLVES`` solves. Its cost and gaps are in
 docs/performance.md, ``tests/test_search_gap.py`` and ``examples/heuristic_gap.py``. The
 best solution that obeys every rule is kept; both efforts rank candidates by the same
 exact objective. All passes reuse one compiled template, so each is a parameter update and
@@ -66,12 +65,10 @@ DIRECTION, WASH = C.TradeDirection(), C.WashSaleOneDirection()
 it (``violations``), and the search fixes exactly that."""
 MAX_ROUNDS = 4
 LOCAL_SOLVES = 40
-"""Solves the local improvement may spend on one account: the thorough effort's, and the
-standard effort's on a universe of at most :data:`SMALL_UNIVERSE` securities, where a full
-round of one-security moves (at most 2 solves each) and the first pair moves fit."""
+"""Solves the thorough effort's local improvement may spend on one account: on 12 securities
+a full round of one-security moves (at most 2 solves each) and the first pair moves fit."""
 SMALL_UNIVERSE = 12
-"""Securities up to which the standard effort also runs the local improvement and the branch
-on the most wash-traded groups (:func:`small_universe`)."""
+"""Securities up to which the standard effort runs the thorough one (:func:`small_universe`)."""
 EFFORTS = ("standard", "thorough")
 
 
@@ -203,8 +200,8 @@ class _Search:
 
 def small_universe(inputs: AccountInputs) -> bool:
     """Whether the account's universe is small enough (:data:`SMALL_UNIVERSE`) that the
-    standard effort affords what is otherwise the thorough effort's: the local
-    improvement (:func:`_improve`) and the branch on the most wash-traded groups."""
+    standard effort affords the thorough one's search (a few dozen solves of a small
+    program)."""
     return len(inputs.symbols) <= SMALL_UNIVERSE
 
 
@@ -287,7 +284,7 @@ def _resolve_wash(search: _Search, inputs, sol, notes, thorough: bool = True, co
             # Harvesting everywhere moves each group's buys to a substitute; when most
             # conflicting groups have none outside the conflict, it cannot win.
             options = [by_volume]
-        if thorough or small_universe(inputs):
+        if thorough:
             # Branch on the groups the relaxation wash-trades most (the smaller of their
             # buys and loss sales): every combination of their directions, the rest by
             # volume.
@@ -476,6 +473,8 @@ def solve_account(
     ``effort`` is ``standard`` or ``thorough`` (see the module doc). ``thorough`` runs
     everything ``standard`` does first, so it never ends worse.
     """
+    if effort == "standard" and small_universe(inputs):
+        effort = "thorough"  # affordable on a small universe, and never worse
     search = _Search(template)
     notes: list[str] = []
     inputs = inputs.with_state(direction=None, wash_direction=None, min_trade=None)
@@ -489,8 +488,6 @@ def solve_account(
     if not search.obeyed(inputs, best):
         start = (inputs, best)
         _search_rules(search, inputs, best, notes, max_min_trade_passes, thorough=False)
-        if effort == "standard" and search.valid is not None and small_universe(inputs):
-            _improve(search, *start)
         if effort == "thorough":
             _search_rules(search, *start, notes, max_min_trade_passes, thorough=True)
             if search.valid is not None:
