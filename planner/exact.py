@@ -35,7 +35,8 @@ from planner import tax
 from planner.errors import InfeasibleError, MissingExtraError, RuleViolationError
 from planner.program.objective import Tax, gain_fracs
 from planner.program.problem import Template
-from planner.search import SolveReport, solve_account
+from planner.search import solve_account
+from planner.search_state import SolveReport
 from planner.solvers import Solution
 from planner.tax import regimes
 

@@ -52,7 +52,8 @@ from planner.program.problem import Template, constraints_for
 from planner.program.risk import RiskModel, risk_model
 from planner.returns import returns_frame
 from planner.rounding import RELIEF_METHODS, to_shares
-from planner.search import EFFORTS, in_regime, plan_objective, solve_account, solve_capped
+from planner.search import EFFORTS, solve_account, solve_capped
+from planner.search_tax import in_regime, plan_objective
 from planner.solvers import DEFAULT_SOLVERS
 from planner.triggers import Decision, evaluate_account
 

@@ -19,7 +19,7 @@
 
 5. The tax made exact: the convex tax model taxes each lot at its rate, but US netting is
    piecewise linear in the plan's net ST and LT gains (:mod:`planner.tax.regimes`). Every
-   candidate is ranked by the exact objective (:func:`with_exact_tax`), and the best plan's
+   candidate is ranked by the exact objective (:mod:`planner.search_tax`), and the best plan's
    choices are solved again with the tax in its netting regime, then in the regimes whose
    boundary it sits on (:func:`_exact_tax`), unless the convex model already lies below
    the exact tax around the plan and meets it there.
@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -54,12 +53,28 @@ import constraints as C
 from constraints.base import BIG, AccountInputs, name_codes
 from planner import solvers, tax
 from planner.errors import InfeasibleError, RuleViolationError
-from planner.program.objective import Tax, ordinary_offset, realized, tax_per_dollar
+from planner.program.objective import realized
 from planner.program.problem import Template
+from planner.search_state import (
+    TRADE_EPS,
+    Search,
+    SolveReport,
+    fixed_states,
+    members,
+    trade_states,
+    trades,
+    zeros,
+)
+from planner.search_tax import (
+    REGIME_SOLVES,
+    REGIME_SOLVES_THOROUGH,
+    REGIME_TIE,
+    REGIME_TOLERANCE,
+    model_is_locally_exact,
+)
 from planner.solvers import Solution
 from planner.tax import regimes
 
-TRADE_EPS = C.TRADE_EPS
 DIRECTION, WASH = C.TradeDirection(), C.WashSaleOneDirection()
 """The non-convex rules whose choices the search makes; each says where a solution breaks
 it (``violations``), and the search fixes exactly that."""
@@ -72,142 +87,11 @@ SMALL_UNIVERSE = 12
 EFFORTS = ("standard", "thorough")
 
 
-@dataclass(frozen=True)
-class SolveReport:
-    """The continuous solution an account ends with, and how it got there."""
-
-    inputs: AccountInputs
-    solution: Solution
-    passes: int
-    solve_ms: float
-    notes: tuple[str, ...]
-
-
-def trades(inputs: AccountInputs, sol: Solution) -> C.Trades:
-    """The solution's trades per security and wash group. The loop asks this of one
-    solution many times; a solution belongs to one account, whose lots never change, so
-    the answer is kept on the solution."""
-    cached = sol.__dict__.get("_trades")
-    if cached is None:
-        cached = C.Trades(inputs, sol.sell, sol.buy)
-        object.__setattr__(sol, "_trades", cached)
-    return cached
-
-
-def with_exact_tax(tax_weight: float, inputs: AccountInputs, sol: Solution) -> Solution:
-    """``sol`` with its objective taken with the exact tax (:meth:`Tax.exact`, weighted by
-    ``tax_weight``) in place of the form the solve used (:meth:`Tax.model`), so that every
-    candidate is ranked by the same objective whatever form it was solved in."""
-    if not (sol.ok and inputs.taxable and tax_weight):
-        return sol
-    tax_term = Tax()
-    exact = tax_term.exact(inputs, sol.sell) - tax_term.model(inputs, sol.sell)
-    return dataclasses.replace(sol, objective=sol.objective + tax_weight * exact)
-
-
-def plan_objective(
-    template: Template, inputs: AccountInputs, sell: np.ndarray, buy: np.ndarray
-) -> float:
-    """The template's objective at a plan (``sell`` per lot slot, ``buy`` per security;
-    fractions of V) with the exact tax, for plans no solve produced (a harvest undone by
-    hand): comparable with another plan's value here, not with a solve's objective."""
-    sales = np.bincount(inputs.lot_security, weights=sell, minlength=len(buy))
-    weights = inputs.hold_weight - sales + buy
-    total = 0.0
-    for weight, term in template.objective.terms:
-        if isinstance(term, Tax):
-            total += weight * term.exact(inputs, sell)
-        else:
-            total += weight * term.value(inputs, template.risk, sell, buy, weights)
-    return total
-
-
-def in_regime(inputs: AccountInputs, sell: np.ndarray) -> bool:
-    """Whether lot sales ``sell`` (fractions of V) keep the plan in the netting regime its
-    tax was solved in (so that the regime's tax is exact for them); always for an IRA."""
-    if not inputs.taxable:
-        return True
-    if inputs.tax_regime is None:
-        return False
-    st, lt = realized(inputs, sell)
-    year = inputs.tax_year or tax.YearSoFar()
-    piece = regimes.pieces(year, inputs.st_rate, inputs.lt_rate, inputs.loss_benefit)[
-        inputs.tax_regime
-    ]
-    return piece.violation(st, lt) <= REGIME_TOLERANCE * inputs.value
-
-
-def obeys_rules(constraints, inputs: AccountInputs, sol: Solution) -> bool:
-    """Whether ``sol`` keeps every non-convex rule among ``constraints``, as each rule
-    judges it (``Constraint.violations``)."""
-    done = trades(inputs, sol)
-    return not any(c.violations(done).any() for c in constraints if c.nonconvex)
-
-
-class _Search:
-    """Solves candidates for one account, counting passes and time, and remembering the
-    best solution that obeys every non-convex rule."""
-
-    def __init__(self, template: Template):
-        self.template = template
-        self.chain = solvers.chain(template)
-        self.rules = tuple(c for c in template.constraints if c.nonconvex)
-        self.passes = 0
-        self.ms = 0.0
-        self.valid: tuple[AccountInputs, Solution] | None = None
-        self.relaxed: tuple = ()  # constraints left out of every solve (see solve_account)
-        self._seen: dict[tuple, Solution] = {}
-        self.tax_weight = template.objective.weight_of(Tax)
-
-    def run(self, candidate: AccountInputs) -> Solution:
-        key = (
-            self.relaxed,
-            candidate.tax_regime,
-            *(
-                None if x is None else x.tobytes()
-                for x in (candidate.direction, candidate.wash_direction, candidate.min_trade)
-            ),
-        )
-        if key in self._seen:  # the same restrictions again: the same answer, no solve
-            return self._seen[key]
-        sol = self.exact(candidate, self.chain.solve(candidate, skip=self.relaxed))
-        self._seen[key] = sol
-        self.passes += 1
-        self.ms += sol.solve_ms
-        better = self.valid is None or sol.objective < self.valid[1].objective - 1e-12
-        if sol.ok and better and self.obeyed(candidate, sol):
-            self.valid = (candidate, sol)
-        return sol
-
-    def exact(self, inputs: AccountInputs, sol: Solution) -> Solution:
-        return with_exact_tax(self.tax_weight, inputs, sol)
-
-    def obeyed(self, inputs: AccountInputs, sol: Solution) -> bool:
-        """Whether ``sol`` keeps every non-convex rule of the template."""
-        return obeys_rules(self.rules, inputs, sol)
-
-    def best(self, candidates: list[AccountInputs]) -> tuple[AccountInputs, Solution] | None:
-        found = []
-        for k, c in enumerate(candidates):
-            sol = self.run(c)
-            if sol.ok:
-                found.append((sol.objective, k, c, sol))
-        if not found:
-            return None
-        _, _, c, sol = min(found, key=lambda f: (f[0], f[1]))
-        return c, sol
-
-
 def small_universe(inputs: AccountInputs) -> bool:
     """Whether the account's universe is small enough (:data:`SMALL_UNIVERSE`) that the
     standard effort affords the thorough one's search (a few dozen solves of a small
     program)."""
     return len(inputs.symbols) <= SMALL_UNIVERSE
-
-
-def _zeros(inputs: AccountInputs, attr: str) -> np.ndarray:
-    value = getattr(inputs, attr)
-    return np.zeros(len(inputs.symbols), dtype=int) if value is None else value.copy()
 
 
 MAX_ENUMERATED_GROUPS = 3
@@ -234,7 +118,7 @@ def _conflicts(inputs: AccountInputs, sol: Solution) -> np.ndarray:
     return np.flatnonzero(WASH.violations(trades(inputs, sol)))
 
 
-def _resolve_wash(search: _Search, inputs, sol, notes, thorough: bool = True, conflicts=None):
+def _resolve_wash(search: Search, inputs, sol, notes, thorough: bool = True, conflicts=None):
     """Give every group that buys and sells at a loss one direction.
 
     Global candidates are solved: every conflicting group keeps its loss sales (harvest),
@@ -250,7 +134,7 @@ def _resolve_wash(search: _Search, inputs, sol, notes, thorough: bool = True, co
         conflicts = _conflicts(inputs, sol)
     if not len(conflicts):
         return inputs, sol
-    base = _zeros(inputs, "wash_direction")
+    base = zeros(inputs, "wash_direction")
     if not thorough:
         # Groups on one side already keep it: one that only sells at a loss buys nothing,
         # one that only buys sells no loss lot. Otherwise a wash choice elsewhere (buys
@@ -260,7 +144,7 @@ def _resolve_wash(search: _Search, inputs, sol, notes, thorough: bool = True, co
         side[free & (losses > TRADE_EPS) & (buys <= TRADE_EPS)] = -1
         side[free & (buys > TRADE_EPS) & (losses <= TRADE_EPS)] = 1
         base = np.where(side[codes] != 0, side[codes], base)
-    conflicting = _members(codes, conflicts)
+    conflicting = members(codes, conflicts)
 
     def with_choices(choices: np.ndarray) -> AccountInputs:
         per_group = np.zeros(len(buys), dtype=int)
@@ -328,19 +212,19 @@ def _substitutes_free(inputs: AccountInputs, codes: np.ndarray, conflicts: np.nd
     """Whether at least half the conflicting wash groups have an alternate of their asset
     class (a model security with no target of its own, e.g. ITOT beside a preferred VTI) in
     a group that is not conflicting: where harvested buys can go at little tracking cost."""
-    conflicting = _members(codes, conflicts)
+    conflicting = members(codes, conflicts)
     alternate = inputs.in_model.copy()
     if inputs.target_weight is not None:
         alternate &= inputs.target_weight <= 0
     buyable = alternate & ~(inputs.restricted_buy | inputs.do_not_buy | inputs.wash_buy_blocked)
     class_codes = inputs.class_codes
-    has_free = _members(class_codes, class_codes[buyable & ~conflicting])
+    has_free = members(class_codes, class_codes[buyable & ~conflicting])
     # A conflicting group has a substitute if any of its securities' classes has one.
     with_substitute = np.bincount(codes, weights=has_free, minlength=codes.max() + 1) > 0
     return 2 * int(with_substitute[conflicts].sum()) >= len(conflicts)
 
 
-def _first_step(search: _Search, inputs, sol, notes):
+def _first_step(search: Search, inputs, sol, notes):
     """Every rule at once from the relaxation, for the standard effort: each wash-group
     candidate (see :func:`_resolve_wash`) is solved together with the direction of every
     other security traded both ways and the minimum-trade choice of every small trade in
@@ -350,20 +234,20 @@ def _first_step(search: _Search, inputs, sol, notes):
     done = trades(inputs, sol)
     sales = done.sales
     conflicts = _conflicts(inputs, sol)
-    in_conflict = _members(inputs.group_codes, conflicts)
+    in_conflict = members(inputs.group_codes, conflicts)
     class_codes = inputs.class_codes
-    touched_class = _members(class_codes, class_codes[in_conflict])
+    touched_class = members(class_codes, class_codes[in_conflict])
 
     base = inputs
     both = DIRECTION.violations(done) & ~in_conflict
     if both.any():
-        direction = _zeros(inputs, "direction")
+        direction = zeros(inputs, "direction")
         direction[both] = np.where(sol.buy[both] > sales[both], 1, -1)
         base = base.with_state(direction=direction)
     dollars, small = done.dollars, _to_pin(done)
     small &= ~touched_class
     if small.any():
-        state = _zeros(inputs, "min_trade")
+        state = zeros(inputs, "min_trade")
         force = small & (dollars >= inputs.min_trade_value / 2)
         state[force] = np.where(sol.buy > sales, 1, -1)[force]
         state[small & ~force] = 2
@@ -376,28 +260,28 @@ def _first_step(search: _Search, inputs, sol, notes):
     return _resolve_wash(search, base, sol, notes, thorough=False, conflicts=conflicts)
 
 
-def _fix_directions(search: _Search, inputs, sol):
+def _fix_directions(search: Search, inputs, sol):
     """A security bought and sold in one plan keeps only the side of its net trade."""
     done = trades(inputs, sol)
     sales = done.sales
     both = DIRECTION.violations(done)
     if not both.any():
         return inputs, sol
-    direction = _zeros(inputs, "direction")
+    direction = zeros(inputs, "direction")
     direction[both] = np.where(sol.buy[both] > sales[both], 1, -1)
     candidate = inputs.with_state(direction=direction)
     fixed = search.run(candidate)
     return (candidate, fixed) if fixed.ok else (inputs, sol)
 
 
-def _minimum_trades(search: _Search, inputs, sol, notes, thorough: bool = True):
+def _minimum_trades(search: Search, inputs, sol, notes, thorough: bool = True):
     """Force or drop trades below their minimum: the best of three candidate rules."""
     minimum = inputs.min_trade_value
     if not np.any(minimum > 0):
         return inputs, sol, False
     done = trades(inputs, sol)
     sales = done.sales
-    state = _zeros(inputs, "min_trade")
+    state = zeros(inputs, "min_trade")
     dollars, small = done.dollars, _to_pin(done)
     small &= state == 0
     if not small.any():
@@ -454,13 +338,6 @@ def _release_unused(inputs: AccountInputs, sol: Solution) -> AccountInputs:
     return inputs.with_state(wash_direction=wash, direction=direction)
 
 
-def _members(codes: np.ndarray, chosen: np.ndarray) -> np.ndarray:
-    """Which entries of ``codes`` (small non-negative ints) are among ``chosen``."""
-    flag = np.zeros(int(codes.max()) + 1 if len(codes) else 0, dtype=bool)
-    flag[chosen] = True
-    return flag[codes]
-
-
 def solve_account(
     template: Template,
     inputs: AccountInputs,
@@ -475,7 +352,7 @@ def solve_account(
     """
     if effort == "standard" and small_universe(inputs):
         effort = "thorough"  # affordable on a small universe, and never worse
-    search = _Search(template)
+    search = Search(template)
     notes: list[str] = []
     inputs = inputs.with_state(direction=None, wash_direction=None, min_trade=None)
     best = search.run(inputs)
@@ -508,7 +385,7 @@ def solve_capped(
     fractions of V per lot slot), the plan's other choices kept, and its tax made exact
     again (:func:`_exact_tax`): the harvests a plan may not make taken out by the program
     rather than by hand, so that the tax stays exact. ``None`` when that breaks a rule."""
-    search = _Search(template)
+    search = Search(template)
     # The caps may put the plan's regime out of reach (the convex model picks again) and
     # a forced sale of a capped security above its cap.
     inputs = dataclasses.replace(report.inputs, loss_sale_cap=loss_sale_cap, tax_regime=None)
@@ -536,25 +413,13 @@ def solve_capped(
     )
 
 
-REGIME_SOLVES = 3
-"""Solves the standard effort may spend on netting regimes once it has a plan."""
-REGIME_SOLVES_THOROUGH = 8
-"""The same for the thorough effort."""
-REGIME_TOLERANCE = 1e-7
-"""Plan gains within this fraction of account value of a regime's boundary sit on it."""
-REGIME_TIE = 1e-9
-"""Objective (fraction of account value) within which a plan solved in its regime counts as
-good as the convex model's plan, and is kept in its place."""
-"""Plan gains within this fraction of account value of a regime's boundary sit on it."""
-
-
-def _exact_tax(search: _Search, budget: int) -> None:
+def _exact_tax(search: Search, budget: int) -> None:
     """Make the tax of the best plan exact: solve again with every other choice of the
     plan kept and the tax in its netting regime (:mod:`planner.tax.regimes`), then in each
     regime whose boundary the new plan sits on, while that improves, within ``budget``
     solves. Where the regime's solve breaks a trade rule, every security's trade state is
     fixed as well. Nothing to solve when the convex model lies below the exact tax around
-    the plan and meets it there (:func:`_model_is_locally_exact`)."""
+    the plan and meets it there (:func:`model_is_locally_exact`)."""
     inputs, sol = search.valid
     if not (inputs.taxable and search.tax_weight):
         return
@@ -566,7 +431,7 @@ def _exact_tax(search: _Search, budget: int) -> None:
         st, lt = realized(inputs, sol.sell)
         own = regimes.regime_of(year, st, lt)
         near = regimes.neighbours(year, st, lt, tolerance)
-        if inputs.tax_regime is None and _model_is_locally_exact(inputs, sol):
+        if inputs.tax_regime is None and model_is_locally_exact(inputs, sol):
             # The regime's program has the same optimum: no solve, but the plan's tax is
             # the regime's (for the reports' model_tax).
             search.valid = (inputs.with_state(tax_regime=own), sol)
@@ -599,25 +464,7 @@ def _exact_tax(search: _Search, budget: int) -> None:
             return
 
 
-def _model_is_locally_exact(inputs: AccountInputs, sol: Solution) -> bool:
-    """Whether the convex tax model lies below the exact tax around ``sol`` and meets it
-    there (up to a constant): then ``sol``, optimal for the model, is locally optimal for
-    the exact tax, and no regime's solve can improve it nearby."""
-    net = float(tax_per_dollar(inputs) @ sol.sell)
-    excess = -net - ordinary_offset(inputs)
-    rates = (inputs.st_rate, inputs.lt_rate)
-    slopes = []
-    if excess <= REGIME_TOLERANCE:  # the carry term off: each lot at its rate
-        slopes.append(rates)
-    if excess >= -REGIME_TOLERANCE:  # on: a net loss at loss_benefit of its value
-        slopes.append(tuple(inputs.loss_benefit * r for r in rates))
-    year = inputs.tax_year or tax.YearSoFar()
-    pieces = regimes.pieces(year, inputs.st_rate, inputs.lt_rate, inputs.loss_benefit)
-    st, lt = realized(inputs, sol.sell)
-    return regimes.locally_above(pieces, st, lt, slopes, 10 * REGIME_TOLERANCE * inputs.value)
-
-
-def _search_rules(search: _Search, inputs, best, notes, max_min_trade_passes, thorough):
+def _search_rules(search: Search, inputs, best, notes, max_min_trade_passes, thorough):
     """The re-solves that make a relaxed solution obey the rules (module doc, steps 2-4);
     the best valid solution is left in ``search.valid``."""
     min_passes = 0
@@ -642,29 +489,8 @@ def _search_rules(search: _Search, inputs, best, notes, max_min_trade_passes, th
             search.run(released)
 
 
-def trade_states(inputs: AccountInputs, sol: Solution) -> np.ndarray:
-    """Each security's trade in ``sol`` as a state: 1 buys, -1 sells, 2 does not trade."""
-    done = trades(inputs, sol)
-    eps = TRADE_EPS
-    return np.where(sol.buy > eps, 1, np.where(done.sales > eps, -1, 2))
-
-
-def fixed_states(inputs: AccountInputs, state: np.ndarray) -> AccountInputs:
-    """A candidate with every security's trade fixed to ``state`` (1 buy at least the
-    minimum, -1 sell at least the minimum, 2 no trade): a wash group with a buy sells no
-    loss lot, one with a sale buys nothing. One convex program."""
-    groups = inputs.group_codes
-    count = int(groups.max()) + 1 if len(groups) else 0
-    buys = np.bincount(groups, weights=state == 1, minlength=count) > 0
-    sells = np.bincount(groups, weights=state == -1, minlength=count) > 0
-    wash = np.where(buys[groups], 1, np.where(sells[groups], -1, 0))
-    return inputs.with_state(
-        direction=np.where(state == 2, 0, state), wash_direction=wash, min_trade=state
-    )
-
-
 def _improve(
-    search: _Search, relaxed_inputs: AccountInputs, relaxed: Solution, budget: int = 0
+    search: Search, relaxed_inputs: AccountInputs, relaxed: Solution, budget: int = 0
 ) -> None:
     """Local improvement of the best valid plan: change one security's trade state (to
     buying, to selling if it holds any, or to not trading), or two at once where they
@@ -703,7 +529,7 @@ def _improve(
             return
 
 
-def _without_unreachable_band(search: _Search, inputs, notes) -> Solution:
+def _without_unreachable_band(search: Search, inputs, notes) -> Solution:
     """An infeasible account whose conflict involves the partial rebalance's band edges
     (e.g. the only security that could fill a class is wash-blocked): plan it without the
     hard band, its goal still pulling the classes toward the band, and say why. Any other
@@ -725,7 +551,7 @@ def _without_unreachable_band(search: _Search, inputs, notes) -> Solution:
     raise InfeasibleError(inputs.account_id, conflicts)
 
 
-def _fall_back(search: _Search, inputs, sol, notes) -> None:
+def _fall_back(search: Search, inputs, sol, notes) -> None:
     """Last resort when the search found no rule-abiding solution: candidates that can only
     shrink the last solution's trades. Every security keeps the side it trades on and no
     new trade may start; small trades are dropped (or, next, forced up to the minimum); a
@@ -739,13 +565,13 @@ def _fall_back(search: _Search, inputs, sol, notes) -> None:
     direction = np.where(traded, side, 0)
     small = traded & _to_pin(done)
     codes = inputs.group_codes
-    conflicting = _members(codes, _conflicts(inputs, sol))
+    conflicting = members(codes, _conflicts(inputs, sol))
     base = inputs.with_state(direction=direction)
     for small_state in (2, 0):  # drop small trades, then force them up to the minimum
         state = np.where(~traded, 2, 0)
         state = np.where(small, small_state if small_state else side, state)
         for wash_side in (1, -1):  # keep buys, then keep loss sales
-            wash = np.where(conflicting, wash_side, _zeros(inputs, "wash_direction"))
+            wash = np.where(conflicting, wash_side, zeros(inputs, "wash_direction"))
             search.run(base.with_state(min_trade=state, wash_direction=wash))
             if search.valid is not None:
                 notes.append("trade rules met by shrinking the plan (fallback)")

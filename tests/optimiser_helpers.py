@@ -153,7 +153,8 @@ def brute_force(template: Template, inputs: AccountInputs):
 
     from planner import solvers
     from planner.program.objective import Tax, _pieces, regime_bounds
-    from planner.search import obeys_rules, with_exact_tax
+    from planner.search_state import obeys_rules
+    from planner.search_tax import with_exact_tax
 
     n = len(inputs.symbols)
     held = np.bincount(inputs.lot_security, weights=inputs.lot_real, minlength=n) > 0

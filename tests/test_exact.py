@@ -21,7 +21,8 @@ from cvxpy.reductions.solvers.solving_chain import SolvingChain
 
 from planner.errors import ConfigError, InfeasibleError, RuleViolationError
 from planner.run import PlanOptions, plan
-from planner.search import TRADE_EPS, obeys_rules, solve_account, trades
+from planner.search import solve_account
+from planner.search_state import TRADE_EPS, obeys_rules, trades
 from planner.synthetic import generate_book
 from tests.optimiser_helpers import all_constraints, covariance_risk, make_inputs, make_template
 

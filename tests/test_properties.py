@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from planner.errors import InfeasibleError, RuleViolationError
 from planner.rounding import GAIN_TOLERANCE, RELIEF_METHODS, to_shares
-from planner.search import solve_account, trades
+from planner.search import solve_account
+from planner.search_state import trades
 from tests.optimiser_helpers import covariance_risk, make_inputs, make_template
 
 N, SLOTS = 4, 3

@@ -14,7 +14,8 @@ import constraints as C
 from planner.errors import InfeasibleError
 from planner.program.objective import PP2
 from planner.rounding import to_shares
-from planner.search import obeys_rules, solve_account
+from planner.search import solve_account
+from planner.search_state import obeys_rules
 from planner.solvers import Solution
 from tests.optimiser_helpers import (
     all_constraints,
