@@ -41,6 +41,7 @@ DbOpt = Annotated[
 ]
 BatchArg = Annotated[str, typer.Argument(help="Batch id (see 'rebalance blotter list').")]
 ByOpt = Annotated[str, typer.Option("--by", help="Who does it (recorded in the audit log).")]
+WhyOpt = Annotated[str, typer.Option("--why", help="Why (recorded in the audit log).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 
@@ -289,39 +290,29 @@ def approve(
 
 
 @app.command()
-def reject(
-    batch_id: BatchArg,
-    by: ByOpt,
-    why: Annotated[str, typer.Option("--why", help="Why (recorded in the audit log).")],
-    db: DbOpt = None,
-) -> None:
+def reject(batch_id: BatchArg, by: ByOpt, why: WhyOpt, db: DbOpt = None) -> None:
     """Reject a proposed or approved batch (to change orders: reject and plan again)."""
     from planner.blotter.approvals import reject as reject_batch
 
-    with _open(db) as store:
-        try:
-            reject_batch(store, batch_id, by, why)
-        except PlannerError as exc:
-            raise _fail(exc) from None
-    console.print(f"Batch {batch_id} rejected by {_safe(by)}", highlight=False)
+    _decide(reject_batch, "rejected", batch_id, by, why, db)
 
 
 @app.command()
-def cancel(
-    batch_id: BatchArg,
-    by: ByOpt,
-    why: Annotated[str, typer.Option("--why", help="Why (recorded in the audit log).")],
-    db: DbOpt = None,
-) -> None:
+def cancel(batch_id: BatchArg, by: ByOpt, why: WhyOpt, db: DbOpt = None) -> None:
     """Cancel a batch not yet filled (its accounts may be planned again)."""
     from planner.blotter.approvals import cancel as cancel_batch
 
+    _decide(cancel_batch, "cancelled", batch_id, by, why, db)
+
+
+def _decide(step, done: str, batch_id: str, by: str, why: str, db: str | None) -> None:
+    """Run ``step(store, batch_id, by, why)`` (reject or cancel) and say it is ``done``."""
     with _open(db) as store:
         try:
-            cancel_batch(store, batch_id, by, why)
+            step(store, batch_id, by, why)
         except PlannerError as exc:
             raise _fail(exc) from None
-    console.print(f"Batch {batch_id} cancelled by {_safe(by)}", highlight=False)
+    console.print(f"Batch {batch_id} {done} by {_safe(by)}", highlight=False)
 
 
 @app.command()

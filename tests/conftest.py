@@ -20,3 +20,12 @@ def store_url(request, tmp_path):
 
     with fresh_database(request.param, tmp_path) as url:
         yield url
+
+
+@pytest.fixture
+def store(store_url):
+    """The blotter's store at ``store_url``, open for the test."""
+    from planner.blotter.store import open_store
+
+    with open_store(store_url) as opened:
+        yield opened

@@ -17,12 +17,6 @@ from planner.errors import ApprovalError, BatchStatusError, BlotterError, StaleB
 from tests.blotter_helpers import sample_batch, saved, tiny_book
 
 
-@pytest.fixture
-def store(store_url):
-    with open_store(store_url) as opened:
-        yield opened
-
-
 def test_proposer_cannot_approve(store, tmp_path):
     batch = saved(store, tmp_path / "book")
     before = store.audit_log()

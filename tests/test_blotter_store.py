@@ -23,12 +23,6 @@ from planner.errors import BatchStatusError, BlotterError, ConfigError, UnknownB
 from tests.blotter_helpers import saved
 
 
-@pytest.fixture
-def store(store_url):
-    with open_store(store_url) as opened:
-        yield opened
-
-
 def test_batch_round_trip(store, tmp_path):
     batch = saved(store, tmp_path / "book")
     loaded = store.load_batch(batch.batch_id)

@@ -38,12 +38,6 @@ DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
 
 
 @pytest.fixture
-def store(store_url):
-    with open_store(store_url) as opened:
-        yield opened
-
-
-@pytest.fixture
 def exported(store, tmp_path):
     book = tiny_book(tmp_path / "book")
     return exported_batch(store, book, tmp_path), book

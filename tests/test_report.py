@@ -30,12 +30,6 @@ MISSING_CHROMIUM = (
 
 
 @pytest.fixture
-def store(store_url):
-    with open_store(store_url) as opened:
-        yield opened
-
-
-@pytest.fixture
 def batch(store, tmp_path):
     return exported_batch(store, tiny_book(tmp_path / "book"), tmp_path)
 

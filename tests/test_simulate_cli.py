@@ -37,26 +37,22 @@ def _prices_file(tmp_path: Path, days: int = 300) -> Path:
     return path
 
 
+def _simulate(out: Path, *args: str):
+    """``rebalance simulate ARGS --out OUT``, through the CLI runner."""
+    return runner.invoke(app, ["simulate", *args, "--out", str(out)])
+
+
+def _sixty_forty(prices: Path, out: Path, *options: str):
+    """``rebalance simulate`` of a 60/40 SPY/AGG portfolio on ``prices`` from 2021-06-01."""
+    weights = ("--weights", "SPY=0.6,AGG=0.4", "--prices", str(prices), "--start", "2021-06-01")
+    return _simulate(out, *weights, *options)
+
+
 def test_cli_writes_every_file(tmp_path):
+    workflows = ("--workflows", "never,quarterly,threshold:0.02", "--naive")
     prices = _prices_file(tmp_path)
     out = tmp_path / "out"
-    result = runner.invoke(
-        app,
-        [
-            "simulate",
-            "--weights",
-            "SPY=0.6,AGG=0.4",
-            "--prices",
-            str(prices),
-            "--start",
-            "2021-06-01",
-            "--workflows",
-            "never,quarterly,threshold:0.02",
-            "--naive",
-            "--out",
-            str(out),
-        ],
-    )
+    result = _sixty_forty(prices, out, *workflows)
     assert result.exit_code == 0, result.output
     for name in ("metrics.csv", "daily.csv", "trade_log.csv", "report.html"):
         assert (out / name).is_file(), name
@@ -76,23 +72,7 @@ def test_cli_writes_every_file(tmp_path):
     html = (out / "report.html").read_text()
     assert html.count("<svg") == 3 and "<script" not in html
     first = (out / "metrics.csv").read_bytes()
-    again = runner.invoke(
-        app,
-        [
-            "simulate",
-            "--weights",
-            "SPY=0.6,AGG=0.4",
-            "--prices",
-            str(prices),
-            "--start",
-            "2021-06-01",
-            "--workflows",
-            "never,quarterly,threshold:0.02",
-            "--naive",
-            "--out",
-            str(out),
-        ],
-    )
+    again = _sixty_forty(prices, out, *workflows)
     assert again.exit_code == 0
     assert (out / "metrics.csv").read_bytes() == first  # deterministic
 
@@ -106,15 +86,13 @@ def test_cli_writes_every_file(tmp_path):
     ],
 )
 def test_cli_usage_errors_exit_2(tmp_path, args, text):
-    result = runner.invoke(
-        app, ["simulate", "--weights", "SPY=1", *args, "--out", str(tmp_path / "o")]
-    )
+    result = _simulate(tmp_path / "o", "--weights", "SPY=1", *args)
     assert result.exit_code == 2
     assert text in result.output
 
 
 def test_cli_needs_a_book_or_weights(tmp_path):
-    result = runner.invoke(app, ["simulate", "--out", str(tmp_path / "o")])
+    result = _simulate(tmp_path / "o")
     assert result.exit_code == 2
     assert "give a BOOK" in result.output
 
@@ -127,10 +105,7 @@ def test_bad_price_file_names_file_row_and_field(tmp_path):
     path.write_text("date,SPY\n2021-01-05,300\n2021-01-04,301\n")
     with pytest.raises(ConfigError, match=r"prices.csv:3: date: 2021-01-04 is not after"):
         read_prices(path)
-    result = runner.invoke(
-        app,
-        ["simulate", "--weights", "SPY=1", "--prices", str(path), "--out", str(tmp_path / "o")],
-    )
+    result = _simulate(tmp_path / "o", "--weights", "SPY=1", "--prices", str(path))
     assert result.exit_code == 1
     assert "is not after" in result.output
 
@@ -149,25 +124,8 @@ def test_flows_are_invested_and_raised(tmp_path):
     flows = tmp_path / "flows.csv"
     flows.write_text("date,amount\n2021-07-04,100000\n2021-09-15,-50000\n")
     out = tmp_path / "out"
-    result = runner.invoke(
-        app,
-        [
-            "simulate",
-            "--weights",
-            "SPY=0.6,AGG=0.4",
-            "--prices",
-            str(prices),
-            "--start",
-            "2021-06-01",
-            "--workflows",
-            "never",
-            "--flows",
-            str(flows),
-            "--registration",
-            "ira",
-            "--out",
-            str(out),
-        ],
+    result = _sixty_forty(
+        prices, out, "--workflows", "never", "--flows", str(flows), "--registration", "ira"
     )
     assert result.exit_code == 0, result.output
     trades = pd.read_csv(out / "trade_log.csv")
@@ -194,43 +152,33 @@ def test_synthetic_market_is_seeded_and_has_a_crash():
 
 def test_demo_model_from_cash_and_from_an_account(tmp_path):
     out = tmp_path / "out"
-    result = runner.invoke(
-        app,
-        [
-            "simulate",
-            str(DEMO),
-            "--model",
-            "moderate",
-            "--start",
-            "2010-01-01",
-            "--end",
-            "2011-12-31",
-            "--workflows",
-            "never,quarterly,5/25",
-            "--out",
-            str(out),
-        ],
+    result = _simulate(
+        out,
+        str(DEMO),
+        "--model",
+        "moderate",
+        "--start",
+        "2010-01-01",
+        "--end",
+        "2011-12-31",
+        "--workflows",
+        "never,quarterly,5/25",
     )
     assert result.exit_code == 0, result.output
     metrics = pd.read_csv(out / "metrics.csv")
     assert metrics["failed_plans"].sum() == 0
     assert metrics.loc[metrics["workflow"] == "quarterly", "rebalances"].item() > 0
-    result = runner.invoke(
-        app,
-        [
-            "simulate",
-            str(DEMO),
-            "--account",
-            "A0005",
-            "--start",
-            "2010-01-01",
-            "--end",
-            "2010-12-31",
-            "--workflows",
-            "never,annual",
-            "--out",
-            str(out),
-        ],
+    result = _simulate(
+        out,
+        str(DEMO),
+        "--account",
+        "A0005",
+        "--start",
+        "2010-01-01",
+        "--end",
+        "2010-12-31",
+        "--workflows",
+        "never,annual",
     )
     assert result.exit_code == 0, result.output
     metrics = pd.read_csv(out / "metrics.csv")

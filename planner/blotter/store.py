@@ -356,31 +356,9 @@ class Store:
         """Record a new batch with its orders and account plans, and an audit entry
         ``propose`` by ``actor`` (default: the proposer), in one transaction."""
         with self._sessions.begin() as session:
-            session.add(
-                BatchRow(
-                    batch_id=batch.batch_id,
-                    proposer=batch.proposer,
-                    as_of=batch.as_of,
-                    options=dict(batch.options),
-                    package_version=batch.package_version,
-                    book_fingerprint=batch.book_fingerprint,
-                    book_path=batch.book_path,
-                    created_at=batch.created_at,
-                    status=batch.status,
-                    revision=0,
-                )
-            )
+            session.add(convert.batch_row(batch))
             session.flush()
-            session.add_all(
-                AccountPlanRow(
-                    batch_id=batch.batch_id,
-                    account_id=a.account_id,
-                    summary=dict(a.summary),
-                    status=a.status,
-                    flags=list(a.flags),
-                )
-                for a in accounts
-            )
+            session.add_all(convert.account_row(batch.batch_id, a) for a in accounts)
             for order in orders:
                 session.add(convert.order_row(batch.batch_id, order))
             session.flush()
@@ -543,23 +521,8 @@ class Store:
                 .values(summary={**summaries[account_id], **values})
                 .execution_options(synchronize_session=False)
             )
-        session.add_all(
-            ApprovalRow(
-                batch_id=a.batch_id, approver=a.approver, at=a.at, account_ids=list(a.account_ids)
-            )
-            for a in change._new_approvals
-        )
-        session.add_all(
-            FillRow(
-                batch_id=f.batch_id,
-                order_id=f.order_id,
-                shares=f.shares,
-                price=f.price,
-                trade_date=f.trade_date,
-                lot_id=f.lot_id,
-            )
-            for f in change._new_fills
-        )
+        session.add_all(convert.approval_row(a) for a in change._new_approvals)
+        session.add_all(convert.fill_row(f) for f in change._new_fills)
         session.add_all(convert.audit_row(entry) for entry in change._audit)
         session.flush()
 
