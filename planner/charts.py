@@ -84,6 +84,12 @@ __all__ = [
 ]
 
 
+def _open(width: float, height: float, title: str, legend: list) -> list[str]:
+    """An ``<svg>`` opened for a plot ``height`` tall with its legend's rows below it."""
+    rows = legend_rows([label for label, _, _ in legend], width)
+    return svg_open(width, height + rows * LEGEND_ROW + 6, title)
+
+
 def line_chart(
     series: Mapping[str, Sequence[tuple[X, float]]],
     *,
@@ -120,10 +126,8 @@ def line_chart(
     legend = [(n, PALETTE[i % len(PALETTE)], "line") for i, n in enumerate(names)]
     if any(markers.values()):
         legend.append((marker_label or "markers", "#333333", "dot"))
-    rows = legend_rows([label for label, _, _ in legend], width)
-    total = height + rows * LEGEND_ROW + 6
     frame = Frame(width, height, left, (x0, x1), (y0, y1))
-    out = svg_open(width, total, title)
+    out = _open(width, height, title, legend)
     out += axes(frame, x_ticks, y_ticks, x_label, y_label)
     for i, name in enumerate(names):
         colour = PALETTE[i % len(PALETTE)]
@@ -197,10 +201,8 @@ def scatter_chart(
     ]
     if highlight is not None:
         legend.append((highlight[2], HIGHLIGHT, "dot"))
-    rows = legend_rows([label for label, _, _ in legend], width)
-    total = height + rows * LEGEND_ROW + 6
     frame = Frame(width, height, left, (x0, x1), (y0, y1))
-    out = svg_open(width, total, title)
+    out = _open(width, height, title, legend)
     out += axes(frame, x_ticks, y_ticks, x_label, y_label)
     for i, name in enumerate(names):
         colour = PALETTE[i % len(PALETTE)]
@@ -275,11 +277,9 @@ def bar_chart(
     names = list(groups)
     legend = [(n, PALETTE[i % len(PALETTE)], "box") for i, n in enumerate(names)]
     legend += [(n, "#000000", "tick") for n in reference]
-    rows = legend_rows([label for label, _, _ in legend], width)
     height = MARGIN_TOP + plot + MARGIN_BOTTOM
-    total = height + rows * LEGEND_ROW + 6
     frame = Frame(width, height, left, (v0, v1), (0.0, plot))
-    out = svg_open(width, total, title)
+    out = _open(width, height, title, legend)
     for tick, label in ticks:
         px = frame.px(tick)
         out.append(

@@ -31,14 +31,12 @@ from cvxpy.reductions.solvers.conic_solvers import scip_conif
 from cvxpy.settings import OFFSET
 
 from constraints.base import AccountInputs, Switches
-from planner import tax
 from planner.errors import InfeasibleError, MissingExtraError, RuleViolationError
-from planner.program.objective import Tax, gain_fracs
+from planner.program.objective import Tax, gain_fracs, regime_pieces
 from planner.program.problem import Template
 from planner.search import solve_account
 from planner.search_state import SolveReport
 from planner.solvers import Solution
-from planner.tax import regimes
 
 TIME_LIMIT_S = 60.0
 """SCIP's time limit per account, in seconds (``PlanOptions.exact_time_limit`` overrides
@@ -279,9 +277,7 @@ def regime_rows(ctx, inputs: AccountInputs) -> tuple[cp.Variable, list]:
         "lt": (lt, float(np.minimum(lt_frac, 0) @ held), float(np.maximum(lt_frac, 0) @ held)),
     }
     ranges["sum"] = (st + lt, ranges["st"][1] + ranges["lt"][1], ranges["st"][2] + ranges["lt"][2])
-    pieces = regimes.pieces(
-        inputs.tax_year or tax.YearSoFar(), inputs.st_rate, inputs.lt_rate, inputs.loss_benefit
-    )
+    pieces = regime_pieces(inputs)
     value = inputs.value
     on = cp.Variable(len(pieces), boolean=True, name="tax_regime")
     tax_value = cp.Variable(name="exact_tax")

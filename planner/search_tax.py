@@ -9,8 +9,13 @@ import dataclasses
 import numpy as np
 
 from constraints.base import AccountInputs
-from planner import tax
-from planner.program.objective import Tax, ordinary_offset, realized, tax_per_dollar
+from planner.program.objective import (
+    Tax,
+    ordinary_offset,
+    realized,
+    regime_pieces,
+    tax_per_dollar,
+)
 from planner.program.problem import Template
 from planner.solvers import Solution
 from planner.tax import regimes
@@ -63,10 +68,7 @@ def in_regime(inputs: AccountInputs, sell: np.ndarray) -> bool:
     if inputs.tax_regime is None:
         return False
     st, lt = realized(inputs, sell)
-    year = inputs.tax_year or tax.YearSoFar()
-    piece = regimes.pieces(year, inputs.st_rate, inputs.lt_rate, inputs.loss_benefit)[
-        inputs.tax_regime
-    ]
+    piece = regime_pieces(inputs)[inputs.tax_regime]
     return piece.violation(st, lt) <= REGIME_TOLERANCE * inputs.value
 
 
@@ -82,7 +84,7 @@ def model_is_locally_exact(inputs: AccountInputs, sol: Solution) -> bool:
         slopes.append(rates)
     if excess >= -REGIME_TOLERANCE:  # on: a net loss at loss_benefit of its value
         slopes.append(tuple(inputs.loss_benefit * r for r in rates))
-    year = inputs.tax_year or tax.YearSoFar()
-    pieces = regimes.pieces(year, inputs.st_rate, inputs.lt_rate, inputs.loss_benefit)
     st, lt = realized(inputs, sol.sell)
-    return regimes.locally_above(pieces, st, lt, slopes, 10 * REGIME_TOLERANCE * inputs.value)
+    return regimes.locally_above(
+        regime_pieces(inputs), st, lt, slopes, 10 * REGIME_TOLERANCE * inputs.value
+    )

@@ -152,7 +152,7 @@ def brute_force(template: Template, inputs: AccountInputs):
     import itertools
 
     from planner import solvers
-    from planner.program.objective import Tax, _pieces, regime_bounds
+    from planner.program.objective import Tax, regime_pieces, regime_reachable
     from planner.search_state import obeys_rules
     from planner.search_tax import with_exact_tax
 
@@ -175,8 +175,8 @@ def brute_force(template: Template, inputs: AccountInputs):
             cap = template.values(candidate)["sell_cap"]
             forms += [
                 candidate.with_state(tax_regime=k)
-                for k, piece in enumerate(_pieces(inputs))
-                if regime_bounds(inputs, piece, cap) is not None
+                for k, piece in enumerate(regime_pieces(inputs))
+                if regime_reachable(inputs, piece, cap)
             ]
         for form in forms:
             sol = solvers.solve(template, form, confirm=False)

@@ -32,7 +32,7 @@ from planner.blotter.records import APPROVED, Batch
 from planner.errors import BlotterError, OutputError
 from planner.io import cells
 from planner.io.cells import Issues
-from planner.io.tables import MAX_FILE_BYTES, SUFFIXES, Table, _read_csv, _read_parquet
+from planner.io.tables import SUFFIXES, Table, checked, read_file
 
 FILL_REQUIRED = ("shares", "price", "date")
 FILL_OPTIONAL = ("order_id", "account_id", "symbol", "side", "lot_id", "commission")
@@ -118,26 +118,9 @@ def read_fills(path: str | Path) -> tuple[FillRow, ...]:
 def _table(path: Path, issues: Issues) -> Table | None:
     """The file as a :class:`~planner.io.tables.Table`, its columns checked; ``None`` after
     reporting why it cannot be read. The book reader's own readers read it (every cell of
-    a CSV as text, lines named as an editor shows them); its ``find`` is not used, since
-    it looks for a table's other format beside the file too."""
-    if not path.is_file():
-        why = "missing file" if not path.exists() else "expected a regular file"
-        issues.add(path.name, None, "(file)", f"{why}: {path}")
-        return None
-    if path.stat().st_size > MAX_FILE_BYTES:
-        issues.add(path.name, None, "(file)", f"larger than the {MAX_FILE_BYTES:,} bytes allowed")
-        return None
-    table = _read_parquet(path, issues) if path.suffix == ".parquet" else _read_csv(path, issues)
-    if table is None:
-        return None
-    missing = [c for c in FILL_REQUIRED if c not in table.columns]
-    for c in missing:
-        issues.add(table.name, 1, c, "missing required column")
-    known = FILL_REQUIRED + FILL_OPTIONAL
-    for c in table.columns:
-        if c not in known:
-            issues.add(table.name, 1, c, f"unknown column (expected one of {', '.join(known)})")
-    return None if missing else table
+    a CSV as text, lines named as an editor shows them)."""
+    table = read_file(path, issues)
+    return None if table is None else checked(table, FILL_REQUIRED, FILL_OPTIONAL, issues)
 
 
 def _rows(table: Table, issues: Issues) -> tuple[FillRow, ...]:

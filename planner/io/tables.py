@@ -83,14 +83,19 @@ def find(folder: Path, stem: str, issues: Issues, must_exist: bool = True) -> Pa
             )
         return None
     path = present[0]
+    return path if _readable(path, issues) else None
+
+
+def _readable(path: Path, issues: Issues) -> bool:
+    """Whether ``path`` is a regular file within :data:`MAX_FILE_BYTES`; reported if not."""
     try:
         info = path.stat()
     except OSError as exc:
         issues.add(path.name, None, "(file)", f"cannot read it: {exc.strerror}")
-        return None
+        return False
     if not stat.S_ISREG(info.st_mode):
         issues.add(path.name, None, "(file)", "expected a regular file")
-        return None
+        return False
     if info.st_size > MAX_FILE_BYTES:
         issues.add(
             path.name,
@@ -98,8 +103,34 @@ def find(folder: Path, stem: str, issues: Issues, must_exist: bool = True) -> Pa
             "(file)",
             f"{info.st_size:,} bytes: larger than the {MAX_FILE_BYTES:,} a book file may have",
         )
+        return False
+    return True
+
+
+def read_file(path: Path, issues: Issues) -> Table | None:
+    """The table in one file given by its path (``.parquet``, else CSV), for files outside
+    a book (a fills file); ``None`` after reporting why it cannot be read."""
+    if not path.exists():
+        issues.add(path.name, None, "(file)", f"missing file: {path}")
         return None
-    return path
+    if not _readable(path, issues):
+        return None
+    return _read_parquet(path, issues) if path.suffix == ".parquet" else _read_csv(path, issues)
+
+
+def checked(
+    table: Table, required: tuple[str, ...], optional: tuple[str, ...], issues: Issues
+) -> Table | None:
+    """``table`` if it has every ``required`` column; a column in neither ``required`` nor
+    ``optional`` is reported too. ``None`` when one is missing (reported)."""
+    missing = [c for c in required if c not in table.columns]
+    for c in missing:
+        issues.add(table.name, 1, c, "missing required column")
+    known = required + optional
+    for c in table.columns:
+        if c not in known:
+            issues.add(table.name, 1, c, f"unknown column (expected one of {', '.join(known)})")
+    return None if missing else table
 
 
 def read(
@@ -113,16 +144,7 @@ def read(
     """Table ``stem`` of the book in ``folder``, its columns checked against ``required``
     and ``optional``; ``None`` when it is absent or unreadable (reported)."""
     table = read_any_columns(folder, stem, issues, must_exist)
-    if table is None:
-        return None
-    missing = [c for c in required if c not in table.columns]
-    for c in missing:
-        issues.add(table.name, 1, c, "missing required column")
-    known = required + optional
-    for c in table.columns:
-        if c not in known:
-            issues.add(table.name, 1, c, f"unknown column (expected one of {', '.join(known)})")
-    return None if missing else table
+    return None if table is None else checked(table, required, optional, issues)
 
 
 def read_any_columns(

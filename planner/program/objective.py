@@ -225,24 +225,15 @@ class Tax(Term):
         """The regime form (class doc) when the search fixes ``inputs.tax_regime``."""
         if inputs.tax_regime is None or not inputs.taxable:
             return
-        piece = _pieces(inputs)[inputs.tax_regime]
+        piece = regime_pieces(inputs)[inputs.tax_regime]
         st_frac, lt_frac = gain_fracs(inputs)
         values["tax_coef"] = piece.st_slope * st_frac + piece.lt_slope * lt_frac
         values["carry_keep"] = np.asarray(0.0)
         values["carry_keep_offset"] = np.asarray(0.0)
-        bounds = regime_bounds(inputs, piece, values["sell_cap"])
-        if bounds is None:
-            # No plan reaches the regime: its bounds as they are, for the solver to say so.
-            bounds = {
-                "st": piece.st_bounds,
-                "lt": piece.lt_bounds,
-                "sum": piece.sum_bounds,
-            }
-            bounds = {k: (lo / inputs.value, hi / inputs.value) for k, (lo, hi) in bounds.items()}
-            bounds = {k: (max(lo, -BIG), min(hi, BIG)) for k, (lo, hi) in bounds.items()}
-        for name, (low, high) in bounds.items():
-            values[f"regime_{name}_low"] = np.asarray(low)
-            values[f"regime_{name}_high"] = np.asarray(high)
+        # A regime no plan reaches keeps the bound it cannot meet: the solver says so.
+        for name, (low, high) in regime_bounds(inputs, piece, values["sell_cap"]).items():
+            values[f"regime_{name}_low"] = np.asarray(max(low, -BIG))
+            values[f"regime_{name}_high"] = np.asarray(min(high, BIG))
 
     def value(self, inputs, risk, sell, buy, weights) -> float:
         """The convex model's value net of its value without trades (a carried-in loss
@@ -250,7 +241,7 @@ class Tax(Term):
         a regime, the regime's tax."""
         if inputs.taxable and inputs.tax_regime is not None:
             st, lt = realized(inputs, sell)
-            return _pieces(inputs)[inputs.tax_regime].value(st, lt) / inputs.value
+            return regime_pieces(inputs)[inputs.tax_regime].value(st, lt) / inputs.value
         net = float(tax_per_dollar(inputs) @ sell)
         if not inputs.taxable:
             return net
@@ -267,7 +258,7 @@ class Tax(Term):
             net = float(tax_per_dollar(inputs) @ sell)
             keep = 1.0 - inputs.loss_benefit
             return net + max(0.0, keep * (-net - ordinary_offset(inputs)))
-        piece = _pieces(inputs)[inputs.tax_regime]
+        piece = regime_pieces(inputs)[inputs.tax_regime]
         st, lt = realized(inputs, sell)
         return (piece.st_slope * st + piece.lt_slope * lt) / inputs.value
 
@@ -294,34 +285,54 @@ REGIME_BOUNDS = ("st", "lt", "sum")
 """The gains a regime bounds: short-term, long-term and their total."""
 
 
-def regime_bounds(
-    inputs: AccountInputs, piece: regimes.Piece, sell_cap: np.ndarray | None = None
-) -> dict[str, tuple[float, float]] | None:
-    """The bounds (fractions of V) a regime puts on the plan's short-term, long-term and
-    total gain, each left slack (``-BIG``, ``BIG``) where lot sales within ``sell_cap``
-    (fractions of V per slot; default: every lot) cannot cross it (a row no plan can leave
-    is degenerate for an interior-point solver: selling no short-term lot leaves the
-    short-term gain at exactly 0). ``None`` when no such sales can reach the regime."""
+def _gain_ranges(inputs: AccountInputs, sell_cap: np.ndarray | None):
+    """Per bounded gain (short-term, long-term, total): its gain per unit of sale of each
+    lot slot, and the least and most it can be with lot sales within ``sell_cap``
+    (fractions of V per slot; default: every lot)."""
     st_frac, lt_frac = gain_fracs(inputs)
     cap = inputs.lot_value_weight
     if sell_cap is not None:
         cap = np.minimum(cap, sell_cap)
+    for name, frac in (("st", st_frac), ("lt", lt_frac), ("sum", st_frac + lt_frac)):
+        yield name, float(np.minimum(frac, 0.0) @ cap), float(np.maximum(frac, 0.0) @ cap)
+
+
+def _piece_bounds(inputs: AccountInputs, piece: regimes.Piece) -> dict[str, tuple[float, float]]:
+    """A regime's bounds on the plan's gains in fractions of V."""
+    bounds = {"st": piece.st_bounds, "lt": piece.lt_bounds, "sum": piece.sum_bounds}
+    return {k: (lo / inputs.value, hi / inputs.value) for k, (lo, hi) in bounds.items()}
+
+
+def regime_bounds(
+    inputs: AccountInputs, piece: regimes.Piece, sell_cap: np.ndarray | None = None
+) -> dict[str, tuple[float, float]]:
+    """The bounds (fractions of V) a regime puts on the plan's short-term, long-term and
+    total gain, each left slack (``-BIG``, ``BIG``) where lot sales within ``sell_cap``
+    (fractions of V per slot; default: every lot) cannot cross it: a row no plan can leave
+    is degenerate for an interior-point solver (selling no short-term lot leaves the
+    short-term gain at exactly 0)."""
+    bounds = _piece_bounds(inputs, piece)
     out = {}
-    for name, frac, (low, high) in (
-        ("st", st_frac, piece.st_bounds),
-        ("lt", lt_frac, piece.lt_bounds),
-        ("sum", st_frac + lt_frac, piece.sum_bounds),
-    ):
-        least = float(np.minimum(frac, 0.0) @ cap)
-        most = float(np.maximum(frac, 0.0) @ cap)
-        low, high = low / inputs.value, high / inputs.value
-        if low > most + REGIME_SLACK or high < least - REGIME_SLACK:
-            return None
+    for name, least, most in _gain_ranges(inputs, sell_cap):
+        low, high = bounds[name]
         out[name] = (
             low if low > least + REGIME_SLACK else -BIG,
             high if high < most - REGIME_SLACK else BIG,
         )
     return out
+
+
+def regime_reachable(
+    inputs: AccountInputs, piece: regimes.Piece, sell_cap: np.ndarray | None = None
+) -> bool:
+    """Whether lot sales within ``sell_cap`` can bring each of the plan's gains within the
+    regime's bounds (each on its own)."""
+    bounds = _piece_bounds(inputs, piece)
+    for name, least, most in _gain_ranges(inputs, sell_cap):
+        low, high = bounds[name]
+        if low > most + REGIME_SLACK or high < least - REGIME_SLACK:
+            return False
+    return True
 
 
 REGIME_SLACK = 1e-9
@@ -342,7 +353,9 @@ def realized(inputs: AccountInputs, sell: np.ndarray) -> tuple[float, float]:
     return float(st_frac @ sell) * inputs.value, float(lt_frac @ sell) * inputs.value
 
 
-def _pieces(inputs: AccountInputs) -> list[regimes.Piece]:
+def regime_pieces(inputs: AccountInputs) -> list[regimes.Piece]:
+    """The netting regimes of the account's return this year (in :data:`regimes.REGIMES`
+    order), as functions of the plan's gains in dollars."""
     year = inputs.tax_year or tax.YearSoFar()
     return regimes.pieces(year, inputs.st_rate, inputs.lt_rate, inputs.loss_benefit)
 
