@@ -19,10 +19,14 @@
 
 5. The tax made exact: the convex tax model taxes each lot at its rate, but US netting is
    piecewise linear in the plan's net ST and LT gains (:mod:`planner.tax.regimes`). Every
-   candidate is ranked by the exact objective (:mod:`planner.search_tax`), and the best plan's
-   choices are solved again with the tax in its netting regime, then in the regimes whose
-   boundary it sits on (:func:`_exact_tax`), unless the convex model already lies below
-   the exact tax around the plan and meets it there.
+   candidate is ranked by the exact objective (:mod:`planner.search_tax`). Where the
+   relaxation's plan lies inside a netting regime, every candidate is solved with the tax
+   exact in that regime (:func:`_in_relaxed_regime`); one the regime does not suit (its
+   plan infeasible there or pinned to the regime's edge) is also solved with the convex
+   model, and the search goes on from the better. The best plan's choices are then solved
+   in its own regime if they were not already, and in the regimes whose boundary it sits
+   on (:func:`_exact_tax`), unless the convex model already lies below the exact tax
+   around the plan and meets it there.
 
 Two efforts. ``standard`` (the default) makes its first re-solve carry every rule the
 relaxation breaks (the wash candidates, each with the directions of the other securities
@@ -31,11 +35,14 @@ small trades in classes without a conflict) and enumerates up to three conflicti
 on a universe of at most :data:`SMALL_UNIVERSE` securities, where solves are cheap, it runs
 the thorough effort instead. ``thorough`` first runs everything ``standard`` does (so it
 never ends worse), then goes step by step, enumerates up to four groups (beyond that,
-branches on the three most wash-traded), searches minimum trades wider, releases
-restrictions the plan no longer uses, and last improves the best plan locally: one
-security's trade state changed at a time (buy, sell, no trade), or two sharing a class or
-a wash group, every other state fixed, while that improves, within ``LOCAL_SOLVES`` solves. Its cost and gaps are in
-docs/performance.md, ``tests/test_search_gap.py`` and ``examples/heuristic_gap.py``. The
+branches on the three most wash-traded) and takes the two runners-up of the first wash
+choice through the other rules too, searches minimum trades wider, releases restrictions
+the plan no longer uses, and improves the best plan locally: one security's trade state
+changed at a time (buy, sell, no trade), or two sharing a class or a wash group (one
+handing its trade to the other first), every other state fixed, while that improves,
+within :data:`~planner.search_local.LOCAL_SOLVES` solves. Last, it lets the convex model place the plan's choices
+and solves them in the regime that lands in (a plan inside one regime may be only a local
+optimum of the tax). Its cost and gaps are in docs/performance.md, ``tests/test_search_gap.py`` and ``examples/heuristic_gap.py``. The
 best solution that obeys every rule is kept; both efforts rank candidates by the same
 exact objective. All passes reuse one compiled template, so each is a parameter update and
 a solver call; an account whose relaxation already obeys every rule and whose tax the
@@ -55,14 +62,18 @@ from planner import solvers, tax
 from planner.errors import InfeasibleError, RuleViolationError
 from planner.program.objective import realized
 from planner.program.problem import Template
+from planner.search_local import fall_back, improve
 from planner.search_state import (
+    DIRECTION,
     TRADE_EPS,
     Search,
     SolveReport,
+    below_minimum,
     fixed_states,
     members,
     trade_states,
     trades,
+    wash_conflicts,
     zeros,
 )
 from planner.search_tax import (
@@ -75,13 +86,9 @@ from planner.search_tax import (
 from planner.solvers import Solution
 from planner.tax import regimes
 
-DIRECTION, WASH = C.TradeDirection(), C.WashSaleOneDirection()
-"""The non-convex rules whose choices the search makes; each says where a solution breaks
-it (``violations``), and the search fixes exactly that."""
 MAX_ROUNDS = 4
-LOCAL_SOLVES = 40
-"""Solves the thorough effort's local improvement may spend on one account: on 12 securities
-a full round of one-security moves (at most 2 solves each) and the first pair moves fit."""
+MINIMUMS_UNMET = "minimum trade sizes could not all be met"
+"""A search note on a candidate (reported only when no plan obeys every rule)."""
 SMALL_UNIVERSE = 12
 """Securities up to which the standard effort runs the thorough one (:func:`small_universe`)."""
 EFFORTS = ("standard", "thorough")
@@ -103,22 +110,15 @@ BRANCHED_GROUPS = 3
 """Beyond enumeration, the most wash-traded groups whose every combination of directions is
 solved (the others keep their larger side)."""
 MAX_GREEDY_GROUPS = 8
+WASH_ALTERNATIVES = 2
+"""Thorough: wash-direction candidates after the best that also go through the other rules."""
 """Thorough, beyond enumeration: conflicting groups up to which each group's direction is
 also flipped on its own from the best global candidate."""
 
 
-def _to_pin(done: C.Trades) -> np.ndarray:
-    """Securities whose trade the minimum-trade search forces up or drops: those short of
-    their minimum by more than a pinned solve's round-off."""
-    return C.MinimumTrade.below_minimum(done.inputs, done, C.MinimumTrade.EXACT)
-
-
-def _conflicts(inputs: AccountInputs, sol: Solution) -> np.ndarray:
-    """Wash groups (indices into the sorted group names) that buy and sell at a loss."""
-    return np.flatnonzero(WASH.violations(trades(inputs, sol)))
-
-
-def _resolve_wash(search: Search, inputs, sol, notes, thorough: bool = True, conflicts=None):
+def _resolve_wash(
+    search: Search, inputs, sol, thorough: bool = True, conflicts=None, runners_up=None
+):
     """Give every group that buys and sells at a loss one direction.
 
     Global candidates are solved: every conflicting group keeps its loss sales (harvest),
@@ -131,7 +131,7 @@ def _resolve_wash(search: Search, inputs, sol, notes, thorough: bool = True, con
     codes = inputs.group_codes
     buys, losses = trades(inputs, sol).group_totals
     if conflicts is None:
-        conflicts = _conflicts(inputs, sol)
+        conflicts = wash_conflicts(inputs, sol)
     if not len(conflicts):
         return inputs, sol
     base = zeros(inputs, "wash_direction")
@@ -189,7 +189,10 @@ def _resolve_wash(search: Search, inputs, sol, notes, thorough: bool = True, con
             scored.append((trial.objective, len(scored), choices, candidate, trial))
     if not scored:
         return inputs, sol
-    _, _, choices, inputs_best, sol_best = min(scored, key=lambda t: (t[0], t[1]))
+    scored.sort(key=lambda t: (t[0], t[1]))
+    _, _, choices, inputs_best, sol_best = scored[0]
+    if runners_up is not None:
+        runners_up.extend((candidate, trial) for _, _, _, candidate, trial in scored[1:])
     if thorough and MAX_ENUMERATED_GROUPS_THOROUGH < len(conflicts) <= MAX_GREEDY_GROUPS:
         for k in range(len(conflicts)):
             flipped = choices.copy()
@@ -198,14 +201,23 @@ def _resolve_wash(search: Search, inputs, sol, notes, thorough: bool = True, con
             trial = search.run(candidate)
             if trial.ok and trial.objective < sol_best.objective - 1e-12:
                 choices, inputs_best, sol_best = flipped, candidate, trial
-    names = np.array(name_codes(tuple(inputs.wash_groups))[0], dtype=object)[conflicts]
-    harvested = sorted(names[choices < 0].tolist())
-    held = sorted(names[choices > 0].tolist())
+    return inputs_best, sol_best
+
+
+def _wash_notes(relaxed_inputs: AccountInputs, relaxed: Solution, inputs, sol) -> list[str]:
+    """What the plan ``sol`` did in each wash group the relaxation both bought and sold at
+    a loss in: kept the loss sales (no buys) or the buys (no loss sales)."""
+    conflicts = wash_conflicts(relaxed_inputs, relaxed)
+    buys, losses = trades(inputs, sol).group_totals
+    names = name_codes(tuple(inputs.wash_groups))[0]
+    harvested = sorted(names[g] for g in conflicts if losses[g] > TRADE_EPS)
+    held = sorted(names[g] for g in conflicts if buys[g] > TRADE_EPS)
+    notes = []
     if harvested:
         notes.append(f"wash groups with loss sales kept (no buys): {', '.join(harvested)}")
     if held:
         notes.append(f"wash groups with buys kept (no loss sales): {', '.join(held)}")
-    return inputs_best, sol_best
+    return notes
 
 
 def _substitutes_free(inputs: AccountInputs, codes: np.ndarray, conflicts: np.ndarray) -> bool:
@@ -233,7 +245,7 @@ def _first_step(search: Search, inputs, sol, notes):
     every rule, and the account is done in two or three solves."""
     done = trades(inputs, sol)
     sales = done.sales
-    conflicts = _conflicts(inputs, sol)
+    conflicts = wash_conflicts(inputs, sol)
     in_conflict = members(inputs.group_codes, conflicts)
     class_codes = inputs.class_codes
     touched_class = members(class_codes, class_codes[in_conflict])
@@ -244,7 +256,7 @@ def _first_step(search: Search, inputs, sol, notes):
         direction = zeros(inputs, "direction")
         direction[both] = np.where(sol.buy[both] > sales[both], 1, -1)
         base = base.with_state(direction=direction)
-    dollars, small = done.dollars, _to_pin(done)
+    dollars, small = done.dollars, below_minimum(done)
     small &= ~touched_class
     if small.any():
         state = zeros(inputs, "min_trade")
@@ -257,7 +269,7 @@ def _first_step(search: Search, inputs, sol, notes):
             return inputs, sol
         trial = search.run(base)
         return (base, trial) if trial.ok else (inputs, sol)
-    return _resolve_wash(search, base, sol, notes, thorough=False, conflicts=conflicts)
+    return _resolve_wash(search, base, sol, thorough=False, conflicts=conflicts)
 
 
 def _fix_directions(search: Search, inputs, sol):
@@ -282,7 +294,7 @@ def _minimum_trades(search: Search, inputs, sol, notes, thorough: bool = True):
     done = trades(inputs, sol)
     sales = done.sales
     state = zeros(inputs, "min_trade")
-    dollars, small = done.dollars, _to_pin(done)
+    dollars, small = done.dollars, below_minimum(done)
     small &= state == 0
     if not small.any():
         return inputs, sol, False
@@ -316,7 +328,7 @@ def _minimum_trades(search: Search, inputs, sol, notes, thorough: bool = True):
             if best is not None:
                 break
     if best is None:
-        notes.append("minimum trade sizes could not all be met")
+        notes.append(MINIMUMS_UNMET)
         return inputs, sol, False
     return best[0], best[1], True
 
@@ -362,19 +374,22 @@ def solve_account(
         raise InfeasibleError(
             inputs.account_id, [], f"solver status {best.status} with {best.solver}"
         )
+    inputs = _in_relaxed_regime(search, inputs, best)
+    start = (inputs, best)
     if not search.obeyed(inputs, best):
-        start = (inputs, best)
         _search_rules(search, inputs, best, notes, max_min_trade_passes, thorough=False)
         if effort == "thorough":
-            _search_rules(search, *start, notes, max_min_trade_passes, thorough=True)
+            _search_rules(search, *start, notes, max_min_trade_passes, True, WASH_ALTERNATIVES)
             if search.valid is not None:
-                _improve(search, *start)
+                improve(search, *start)
         if search.valid is None:
-            _fall_back(search, *start, notes)
+            fall_back(search, *start, notes)
         if search.valid is None:
             raise RuleViolationError(inputs.account_id, "; ".join(dict.fromkeys(notes)) or "none")
     _exact_tax(search, REGIME_SOLVES_THOROUGH if effort == "thorough" else REGIME_SOLVES)
     inputs, best = search.valid
+    # Notes describe the plan the account ends with, not the candidates tried on the way.
+    notes = _wash_notes(*start, inputs, best) + [n for n in notes if n != MINIMUMS_UNMET]
     return SolveReport(inputs, best, search.passes, search.ms, tuple(dict.fromkeys(notes)))
 
 
@@ -413,19 +428,49 @@ def solve_capped(
     )
 
 
+def _in_relaxed_regime(search: Search, inputs: AccountInputs, relaxed: Solution) -> AccountInputs:
+    """``inputs`` with the tax in the netting regime of the relaxation's plan, for every
+    candidate the search solves (each then ranked and solved by its exact tax, so the
+    plan it ends with needs no solve of its own regime), when that plan lies inside the
+    regime (not on its boundary); otherwise unchanged (a plan near a boundary
+    may end on either side). A candidate that cannot reach the regime is solved with the
+    convex model instead (:class:`Search`)."""
+    if not (inputs.taxable and search.tax_weight):
+        return inputs
+    year = inputs.tax_year or tax.YearSoFar()
+    st, lt = realized(inputs, relaxed.sell)
+    if regimes.neighbours(year, st, lt, REGIME_TOLERANCE * inputs.value):
+        return inputs
+    search.preset_regime = regimes.regime_of(year, st, lt)
+    return inputs.with_state(tax_regime=search.preset_regime)
+
+
 def _exact_tax(search: Search, budget: int) -> None:
     """Make the tax of the best plan exact: solve again with every other choice of the
     plan kept and the tax in its netting regime (:mod:`planner.tax.regimes`), then in each
     regime whose boundary the new plan sits on, while that improves, within ``budget``
-    solves. Where the regime's solve breaks a trade rule, every security's trade state is
-    fixed as well. Nothing to solve when the convex model lies below the exact tax around
-    the plan and meets it there (:func:`model_is_locally_exact`)."""
+    solves (:func:`_in_regime`). Nothing to solve when the convex model lies below the
+    exact tax around the plan and meets it there (:func:`model_is_locally_exact`).
+
+    With the thorough budget, a plan solved in the relaxation's regime is also placed by
+    the convex model and solved in the regime that lands in: the tax is not convex, and a
+    plan inside one regime can be only a local optimum."""
     inputs, sol = search.valid
     if not (inputs.taxable and search.tax_weight):
         return
     year = inputs.tax_year or tax.YearSoFar()
     tolerance = REGIME_TOLERANCE * inputs.value
     tried: set[int] = set()
+    preset = search.preset_regime
+    if budget >= REGIME_SOLVES_THOROUGH and preset is not None and inputs.tax_regime == preset:
+        convex = search.run(inputs.with_state(tax_regime=None))
+        budget -= 1
+        tried.add(preset)
+        if convex.ok:
+            regime = regimes.regime_of(year, *realized(inputs, convex.sell))
+            if regime not in tried:
+                tried.add(regime)
+                budget -= _in_regime(search, inputs, sol, regime, budget)
     while budget > 0:
         inputs, sol = search.valid
         st, lt = realized(inputs, sol.sell)
@@ -444,27 +489,49 @@ def _exact_tax(search: Search, budget: int) -> None:
             if budget <= 0:
                 break
             tried.add(regime)
-            candidate = inputs.with_state(tax_regime=regime)
-            trial = search.run(candidate)
-            budget -= 1
-            if trial.ok and not search.obeyed(candidate, trial) and budget > 0:
-                candidate = fixed_states(inputs, trade_states(inputs, sol))
-                candidate = candidate.with_state(tax_regime=regime)
-                trial = search.run(candidate)
-                budget -= 1
-            if (
-                trial.ok
-                and search.valid[0].tax_regime is None
-                and trial.objective <= search.valid[1].objective + REGIME_TIE
-                and search.obeyed(candidate, trial)
-            ):
-                # As good as the convex model's plan: keep the plan whose tax is exact.
-                search.valid = (candidate, trial)
+            budget -= _in_regime(search, inputs, sol, regime, budget)
         if search.valid[1] is before:
             return
 
 
-def _search_rules(search: Search, inputs, best, notes, max_min_trade_passes, thorough):
+def _in_regime(search: Search, inputs: AccountInputs, sol: Solution, regime: int, budget: int):
+    """Solve the plan's choices with the tax in ``regime``; where that breaks a trade
+    rule, one round of the rule passes (:func:`_repair`), and if a rule is still broken,
+    every security's trade state fixed to the plan's. Returns the solves spent."""
+    passes = search.passes
+    candidate = inputs.with_state(tax_regime=regime)
+    trial = search.run(candidate)
+    if trial.ok and not search.obeyed(candidate, trial) and budget > 1:
+        candidate, trial = _repair(search, candidate, trial)
+        if not search.obeyed(candidate, trial) and search.passes - passes < budget:
+            candidate = fixed_states(inputs, trade_states(inputs, sol))
+            candidate = candidate.with_state(tax_regime=regime)
+            trial = search.run(candidate)
+    if (
+        trial.ok
+        and search.valid[0].tax_regime is None
+        and trial.objective <= search.valid[1].objective + REGIME_TIE
+        and search.obeyed(candidate, trial)
+    ):
+        # As good as the convex model's plan: keep the plan whose tax is exact.
+        search.valid = (candidate, trial)
+    return search.passes - passes
+
+
+def _repair(search: Search, inputs: AccountInputs, sol: Solution):
+    """One round of the standard effort's rule passes from ``sol`` (wash groups, then
+    directions, then minimum trades, each only where the plan breaks its rule): a plan
+    solved in another netting regime often trades a little more, or a little less, than
+    the rules allow."""
+    inputs, sol = _resolve_wash(search, inputs, sol, thorough=False)
+    inputs, sol = _fix_directions(search, inputs, sol)
+    inputs, sol, _ = _minimum_trades(search, inputs, sol, [], thorough=False)
+    return inputs, sol
+
+
+def _search_rules(
+    search: Search, inputs, best, notes, max_min_trade_passes, thorough, alternatives=0
+):
     """The re-solves that make a relaxed solution obey the rules (module doc, steps 2-4);
     the best valid solution is left in ``search.valid``."""
     min_passes = 0
@@ -472,8 +539,15 @@ def _search_rules(search: Search, inputs, best, notes, max_min_trade_passes, tho
         inputs, best = _first_step(search, inputs, best, notes)
         if search.obeyed(inputs, best):
             return
+    runners_up = [] if thorough and alternatives else None
     for _ in range(MAX_ROUNDS):
-        inputs, best = _resolve_wash(search, inputs, best, notes, thorough)
+        inputs, best = _resolve_wash(search, inputs, best, thorough, runners_up=runners_up)
+        if runners_up:
+            # The wash choice that looks best before the other rules are met is not always
+            # best after: the next ones go through the same rounds too.
+            for other in runners_up[:alternatives]:
+                _search_rules(search, *other, notes, max_min_trade_passes, thorough, 0)
+            runners_up = None
         inputs, best = _fix_directions(search, inputs, best)
         if min_passes < max_min_trade_passes:
             inputs, best, changed = _minimum_trades(search, inputs, best, notes, thorough)
@@ -487,46 +561,6 @@ def _search_rules(search: Search, inputs, best, notes, max_min_trade_passes, tho
         released = _release_unused(kept_inputs, kept)
         if not _same_restrictions(released, kept_inputs):
             search.run(released)
-
-
-def _improve(
-    search: Search, relaxed_inputs: AccountInputs, relaxed: Solution, budget: int = 0
-) -> None:
-    """Local improvement of the best valid plan: change one security's trade state (to
-    buying, to selling if it holds any, or to not trading), or two at once where they
-    share an asset class or a wash group (where one takes over the other's trade), solve
-    with every state fixed, and move to the best; repeat while that improves, within
-    ``budget`` solves (:data:`LOCAL_SOLVES` by default). Securities whose net trade the
-    rules moved furthest from the relaxation's come first: a large account's
-    neighbourhood does not fit the budget."""
-    budget = budget or LOCAL_SOLVES
-    while budget > 0:
-        inputs, sol = search.valid
-        state = trade_states(inputs, sol)
-        held = np.bincount(inputs.lot_security, weights=inputs.lot_real, minlength=len(state)) > 0
-        net = sol.buy - trades(inputs, sol).sales
-        wanted = relaxed.buy - trades(relaxed_inputs, relaxed).sales
-        order = np.argsort(-np.abs(net - wanted), kind="stable").tolist()
-        options = [(2, 1, -1) if held[i] else (2, 1) for i in range(len(state))]
-        moves = [((i,), (o,)) for i in order for o in options[i] if o != state[i]]
-        classes, groups = inputs.class_codes, inputs.group_codes
-        for a, i in enumerate(order):
-            for j in order[a + 1 :]:
-                if classes[i] != classes[j] and groups[i] != groups[j]:
-                    continue
-                for pair in itertools.product(options[i], options[j]):
-                    if pair[0] != state[i] and pair[1] != state[j]:
-                        moves.append(((i, j), pair))
-        before = sol.objective
-        for where, states in moves:
-            if budget <= 0:
-                break
-            trial = state.copy()
-            trial[list(where)] = states
-            search.run(fixed_states(inputs, trial))
-            budget -= 1
-        if search.valid[1].objective >= before - 1e-12:
-            return
 
 
 def _without_unreachable_band(search: Search, inputs, notes) -> Solution:
@@ -549,48 +583,6 @@ def _without_unreachable_band(search: Search, inputs, notes) -> Solution:
             )
             return sol
     raise InfeasibleError(inputs.account_id, conflicts)
-
-
-def _fall_back(search: Search, inputs, sol, notes) -> None:
-    """Last resort when the search found no rule-abiding solution: candidates that can only
-    shrink the last solution's trades. Every security keeps the side it trades on and no
-    new trade may start; small trades are dropped (or, next, forced up to the minimum); a
-    wash group that both buys and sells at a loss keeps its buys (or, next, its loss
-    sales). Then one of the largest buys alone, at least its minimum. Last, no trade at
-    all. The first that obeys every rule and is feasible wins."""
-    done = trades(inputs, sol)
-    sales = done.sales
-    traded = (sol.buy > TRADE_EPS) | (sales > TRADE_EPS)
-    side = np.where(sol.buy > sales, 1, -1)
-    direction = np.where(traded, side, 0)
-    small = traded & _to_pin(done)
-    codes = inputs.group_codes
-    conflicting = members(codes, _conflicts(inputs, sol))
-    base = inputs.with_state(direction=direction)
-    for small_state in (2, 0):  # drop small trades, then force them up to the minimum
-        state = np.where(~traded, 2, 0)
-        state = np.where(small, small_state if small_state else side, state)
-        for wash_side in (1, -1):  # keep buys, then keep loss sales
-            wash = np.where(conflicting, wash_side, zeros(inputs, "wash_direction"))
-            search.run(base.with_state(min_trade=state, wash_direction=wash))
-            if search.valid is not None:
-                notes.append("trade rules met by shrinking the plan (fallback)")
-                return
-    # One buy instead of many small ones: a cash band may need buys that are each under
-    # the minimum trade, and one of them forced up to it (every other trade dropped) can
-    # take them all. The three largest are tried and the best kept.
-    for i in np.argsort(-sol.buy, kind="stable")[:3].tolist():
-        if sol.buy[i] > TRADE_EPS:
-            one = np.full(len(inputs.symbols), 2)
-            one[i] = 1
-            search.run(fixed_states(inputs, one))
-    if search.valid is not None:
-        notes.append("trade rules met by one buy at its minimum in place of small ones (fallback)")
-        return
-    nothing = np.full(len(inputs.symbols), 2)
-    search.run(inputs.with_state(min_trade=nothing, direction=None, wash_direction=None))
-    if search.valid is not None:
-        notes.append("no rule-abiding trades found: the account is left as it is")
 
 
 def _same_restrictions(a: AccountInputs, b: AccountInputs) -> bool:

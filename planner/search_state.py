@@ -10,14 +10,18 @@ import numpy as np
 
 import constraints as C
 from constraints.base import AccountInputs
-from planner import solvers
-from planner.program.objective import Tax
+from planner import solvers, tax
+from planner.program.objective import Tax, realized
 from planner.program.problem import Template
-from planner.search_tax import with_exact_tax
+from planner.search_tax import REGIME_TOLERANCE, with_exact_tax
 from planner.solvers import Solution
+from planner.tax import regimes
 
 TRADE_EPS = C.TRADE_EPS
 """A trade smaller than this fraction of account value counts as no trade."""
+DIRECTION, WASH = C.TradeDirection(), C.WashSaleOneDirection()
+"""The non-convex rules whose choices the search makes; each says where a solution breaks
+it (``violations``), and the search fixes exactly that."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ class Search:
         self.relaxed: tuple = ()  # constraints left out of every solve (see solve_account)
         self._seen: dict[tuple, Solution] = {}
         self.tax_weight = template.objective.weight_of(Tax)
+        self.preset_regime: int | None = None  # set by the search from the relaxation
 
     def run(self, candidate: AccountInputs) -> Solution:
         key = (
@@ -82,7 +87,25 @@ class Search:
         better = self.valid is None or sol.objective < self.valid[1].objective - 1e-12
         if sol.ok and better and self.obeyed(candidate, sol):
             self.valid = (candidate, sol)
+        if self._at_preset_edge(candidate, sol):
+            # The candidate's restrictions push its plan to (or past) the edge of the
+            # regime taken from the relaxation: solve it with the convex tax model too,
+            # and go on from the better plan.
+            other = self.run(candidate.with_state(tax_regime=None))
+            if other.ok and (not sol.ok or other.objective < sol.objective):
+                sol = self._seen[key] = other
         return sol
+
+    def _at_preset_edge(self, inputs: AccountInputs, sol: Solution) -> bool:
+        """Whether ``sol`` was solved in the regime the search took from the relaxation
+        and is infeasible there or sits on its boundary."""
+        if self.preset_regime is None or inputs.tax_regime != self.preset_regime:
+            return False
+        if not sol.ok:
+            return True
+        year = inputs.tax_year or tax.YearSoFar()
+        st, lt = realized(inputs, sol.sell)
+        return bool(regimes.neighbours(year, st, lt, REGIME_TOLERANCE * inputs.value))
 
     def exact(self, inputs: AccountInputs, sol: Solution) -> Solution:
         return with_exact_tax(self.tax_weight, inputs, sol)
@@ -134,3 +157,14 @@ def fixed_states(inputs: AccountInputs, state: np.ndarray) -> AccountInputs:
     return inputs.with_state(
         direction=np.where(state == 2, 0, state), wash_direction=wash, min_trade=state
     )
+
+
+def below_minimum(done: C.Trades) -> np.ndarray:
+    """Securities whose trade the minimum-trade search forces up or drops: those short of
+    their minimum by more than a pinned solve's round-off."""
+    return C.MinimumTrade.below_minimum(done.inputs, done, C.MinimumTrade.EXACT)
+
+
+def wash_conflicts(inputs: AccountInputs, sol: Solution) -> np.ndarray:
+    """Wash groups (indices into the sorted group names) that buy and sell at a loss."""
+    return np.flatnonzero(WASH.violations(trades(inputs, sol)))

@@ -29,7 +29,6 @@ REGIME_TOLERANCE = 1e-7
 REGIME_TIE = 1e-9
 """Objective (fraction of account value) within which a plan solved in its regime counts as
 good as the convex model's plan, and is kept in its place."""
-"""Plan gains within this fraction of account value of a regime's boundary sit on it."""
 
 
 def with_exact_tax(tax_weight: float, inputs: AccountInputs, sol: Solution) -> Solution:

@@ -11,7 +11,7 @@ import pytest
 from scipy.optimize import minimize_scalar
 
 import constraints as C
-from planner.errors import InfeasibleError
+from planner.errors import InfeasibleError, RuleViolationError
 from planner.program.objective import PP2
 from planner.rounding import to_shares
 from planner.search import solve_account
@@ -305,3 +305,40 @@ def test_small_buys_a_cash_band_needs_become_one_buy_at_its_minimum():
     assert row.status == "optimal"
     assert "one buy at its minimum in place of small ones" in row.message
     assert len(result.orders) == 1 and result.orders.iloc[0].est_value >= 100
+
+
+def test_wash_notes_describe_the_plan_the_account_ends_with():
+    """Each wash group a note names did what the note says in the final plan (loss sales
+    and no buys, or buys and no loss sales), and no group is named both ways: notes of
+    candidates the search tried and left are not reported."""
+    from constraints.base import name_codes
+    from planner.search_state import trades
+    from tests.optimiser_helpers import random_account
+
+    named = 0
+    for seed in range(12):
+        inputs, risk = random_account(seed, n=8)
+        try:
+            report = solve_account(make_template(inputs, risk, 3), inputs)
+        except (InfeasibleError, RuleViolationError):  # nothing to describe
+            continue
+        buys, losses = trades(report.inputs, report.solution).group_totals
+        index = {name: k for k, name in enumerate(name_codes(tuple(inputs.wash_groups))[0])}
+        said = {}
+        for note in report.notes:
+            for prefix, side in (
+                ("wash groups with loss sales kept", -1),
+                ("wash groups with buys kept", 1),
+            ):
+                if note.startswith(prefix):
+                    for name in note.split(": ")[1].split(", "):
+                        assert name not in said, report.notes
+                        said[name] = side
+        for name, side in said.items():
+            g = index[name]
+            if side < 0:
+                assert losses[g] > 0 and buys[g] <= 1e-9, (seed, name)
+            else:
+                assert buys[g] > 0 and losses[g] <= 1e-9, (seed, name)
+        named += len(said)
+    assert named >= 5
