@@ -80,7 +80,13 @@ class Search:
         )
         if key in self._seen:  # the same restrictions again: the same answer, no solve
             return self._seen[key]
-        sol = self.exact(candidate, self.chain.solve(candidate, skip=self.relaxed))
+        # A netting regime the candidate cannot reach is an expected outcome, which
+        # LotQP reports as not converging: no other solver is asked to confirm it, and
+        # the search moves on without the regime.
+        solved = self.chain.solve(
+            candidate, skip=self.relaxed, fallback=candidate.tax_regime is None
+        )
+        sol = self.exact(candidate, solved)
         self._seen[key] = sol
         self.passes += 1
         self.ms += sol.solve_ms

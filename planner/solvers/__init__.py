@@ -65,11 +65,13 @@ class Chain:
         skip: Iterable[Constraint] = (),
         names: Sequence[str] | None = None,
         confirm: bool = True,
+        fallback: bool = True,
     ) -> Solution:
         """Solve for one account with each solver in turn until one is optimal. An
         infeasible verdict is confirmed by the next solver, unless the solver is certain
         of it or ``confirm`` is false (the many trial solves that explain an infeasible
-        account)."""
+        account). With ``fallback`` false, the first solver that takes the template
+        answers, whatever its status (trial solves that are often infeasible)."""
         values = self.template.values(inputs, skip)
         names = tuple(names or self.names)
         last = None
@@ -79,7 +81,7 @@ class Chain:
                 continue
             solution = solver.solve(values)
             final = solver.infeasible_is_certain or not confirm or k == len(names) - 1
-            if solution.ok or (solution.infeasible and final):
+            if solution.ok or (solution.infeasible and final) or not fallback:
                 return solution
             last = solution
         return last or failed("no_solver", ",".join(names), self.template, 0.0)
