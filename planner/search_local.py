@@ -22,9 +22,9 @@ from planner.search_state import (
 )
 from planner.solvers import Solution
 
-LOCAL_SOLVES = 40
+LOCAL_SOLVES = 80
 """Solves the thorough effort's local improvement may spend on one account: on 12 securities
-a full round of one-security moves (at most 2 solves each) and the first pair moves fit."""
+a round of one-security moves (at most 2 each), then the likeliest pair moves."""
 
 
 def improve(
@@ -32,11 +32,13 @@ def improve(
 ) -> None:
     """Local improvement of the best valid plan: change one security's trade state (to
     buying, to selling if it holds any, or to not trading), or two at once where they
-    share an asset class or a wash group (where one takes over the other's trade), solve
-    with every state fixed, and move to the best; repeat while that improves, within
-    ``budget`` solves (:data:`LOCAL_SOLVES` by default). Securities whose net trade the
-    rules moved furthest from the relaxation's come first: a large account's
-    neighbourhood does not fit the budget."""
+    share an asset class or a wash group, solve with every state fixed, and move to the
+    first plan that improves; repeat from there within ``budget`` solves
+    (:data:`LOCAL_SOLVES` by default). Single moves come first, then pairs where one
+    security hands its trade to the other, then pairs of a buy and a sale starting or
+    stopping together, then the rest; within each, securities whose net trade the rules
+    moved furthest from the relaxation's: a large account's neighbourhood does not fit
+    the budget."""
     budget = budget or LOCAL_SOLVES
     while budget > 0:
         inputs, sol = search.valid
@@ -48,30 +50,47 @@ def improve(
         options = [(2, 1, -1) if held[i] else (2, 1) for i in range(len(state))]
         moves = [((i,), (o,)) for i in order for o in options[i] if o != state[i]]
         classes, groups = inputs.class_codes, inputs.group_codes
-        transfers, pairs = [], []
+        handovers, offsetting, pairs = [], [], []
         for a, i in enumerate(order):
             for j in order[a + 1 :]:
                 if classes[i] != classes[j] and groups[i] != groups[j]:
                     continue
                 for pair in itertools.product(options[i], options[j]):
-                    if pair[0] != state[i] and pair[1] != state[j]:
-                        # One security handing its trade to the other (a substitute
-                        # swap) first: the likeliest pair to pay.
-                        handover = (pair[0] == 2 and pair[1] == state[i]) or (
-                            pair[1] == 2 and pair[0] == state[j]
-                        )
-                        (transfers if handover else pairs).append(((i, j), pair))
-        moves += transfers + pairs
+                    if pair[0] == state[i] or pair[1] == state[j]:
+                        continue
+                    # The pairs likeliest to pay first: one security handing its trade
+                    # to the other (a substitute swap), then a buy and a sale that
+                    # offset each other starting or stopping together.
+                    if (pair[0] == 2 and pair[1] == state[i]) or (
+                        pair[1] == 2 and pair[0] == state[j]
+                    ):
+                        handovers.append(((i, j), pair))
+                    elif _opposite(pair) or (pair == (2, 2) and _opposite(state[[i, j]])):
+                        offsetting.append(((i, j), pair))
+                    else:
+                        pairs.append(((i, j), pair))
+        moves += handovers + offsetting + pairs
         before = sol.objective
         for where, states in moves:
             if budget <= 0:
                 break
             trial = state.copy()
             trial[list(where)] = states
-            search.run(fixed_states(inputs, trial))
-            budget -= 1
+            passes = search.passes
+            # One solve per move, in the plan's regime: the final regime search
+            # (planner.search._exact_tax) looks across the best plan's edges, and a
+            # second solve per move would halve the moves the budget affords.
+            search.run(fixed_states(inputs, trial), across_edge=False)
+            budget -= search.passes - passes  # a move solved before costs nothing
+            if search.valid[1].objective < before - 1e-12:
+                break  # the first move that improves: start again from its plan
         if search.valid[1].objective >= before - 1e-12:
-            return
+            break
+
+
+def _opposite(states) -> bool:
+    """Whether two trade states are a buy and a sale."""
+    return sorted(int(x) for x in states) == [-1, 1]
 
 
 def fall_back(search: Search, inputs, sol, notes) -> None:

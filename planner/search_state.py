@@ -69,7 +69,11 @@ class Search:
         self.tax_weight = template.objective.weight_of(Tax)
         self.preset_regime: int | None = None  # set by the search from the relaxation
 
-    def run(self, candidate: AccountInputs) -> Solution:
+    def run(self, candidate: AccountInputs, across_edge: bool = True) -> Solution:
+        """``candidate`` solved (once: the same restrictions again give the same answer)
+        and ranked by the exact objective. A candidate in the regime taken from the
+        relaxation whose plan is infeasible there or pinned to its edge is solved with the
+        convex model too, and the better answer returned, unless ``across_edge`` is false."""
         key = (
             self.relaxed,
             candidate.tax_regime,
@@ -93,7 +97,7 @@ class Search:
         better = self.valid is None or sol.objective < self.valid[1].objective - 1e-12
         if sol.ok and better and self.obeyed(candidate, sol):
             self.valid = (candidate, sol)
-        if self._at_preset_edge(candidate, sol):
+        if across_edge and self._at_preset_edge(candidate, sol):
             # The candidate's restrictions push its plan to (or past) the edge of the
             # regime taken from the relaxation: solve it with the convex tax model too,
             # and go on from the better plan.
