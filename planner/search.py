@@ -90,6 +90,11 @@ MAX_ROUNDS = 4
 MINIMUMS_UNMET = "minimum trade sizes could not all be met"
 """A search note on a candidate (reported only when no plan obeys every rule)."""
 SMALL_UNIVERSE = 12
+NEARBY_REGIME = 0.02
+REGIME_RESTART_SOLVES = 24
+"""Thorough: after the local improvement, it runs again with the moves solved in each
+netting regime within ``NEARBY_REGIME`` (fraction of account value) of the plan's gains,
+within ``REGIME_RESTART_SOLVES`` solves each."""
 """Securities up to which the standard effort runs the thorough one (:func:`small_universe`)."""
 EFFORTS = ("standard", "thorough")
 
@@ -382,6 +387,8 @@ def solve_account(
             _search_rules(search, *start, notes, max_min_trade_passes, True, WASH_ALTERNATIVES)
             if search.valid is not None:
                 improve(search, *start)
+                for regime in _nearby_regimes(*search.valid):
+                    improve(search, *start, REGIME_RESTART_SOLVES, regime)
         if search.valid is None:
             fall_back(search, *start, notes)
         if search.valid is None:
@@ -426,6 +433,19 @@ def solve_capped(
         report.solve_ms + search.ms,
         report.notes,
     )
+
+
+def _nearby_regimes(inputs: AccountInputs, sol: Solution) -> list[int]:
+    """Netting regimes other than the one the plan was solved in that lie within
+    :data:`NEARBY_REGIME` of account value of its gains (its own first, when it was solved
+    with the convex model): where one more move of the local improvement may land."""
+    if not inputs.taxable:
+        return []
+    year = inputs.tax_year or tax.YearSoFar()
+    st, lt = realized(inputs, sol.sell)
+    near = regimes.neighbours(year, st, lt, NEARBY_REGIME * inputs.value)
+    own = regimes.regime_of(year, st, lt)
+    return [r for r in (own, *near) if r != inputs.tax_regime]
 
 
 def _in_relaxed_regime(search: Search, inputs: AccountInputs, relaxed: Solution) -> AccountInputs:

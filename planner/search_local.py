@@ -28,7 +28,11 @@ a round of one-security moves (at most 2 each), then the likeliest pair moves.""
 
 
 def improve(
-    search: Search, relaxed_inputs: AccountInputs, relaxed: Solution, budget: int = 0
+    search: Search,
+    relaxed_inputs: AccountInputs,
+    relaxed: Solution,
+    budget: int = 0,
+    regime: int | None = None,
 ) -> None:
     """Local improvement of the best valid plan: change one security's trade state (to
     buying, to selling if it holds any, or to not trading), or two at once where they
@@ -38,7 +42,8 @@ def improve(
     security hands its trade to the other, then pairs of a buy and a sale starting or
     stopping together, then the rest; within each, securities whose net trade the rules
     moved furthest from the relaxation's: a large account's neighbourhood does not fit
-    the budget."""
+    the budget. With ``regime``, the moves are solved with the tax in that netting regime
+    rather than the plan's (moves that pay only across a regime's edge)."""
     budget = budget or LOCAL_SOLVES
     while budget > 0:
         inputs, sol = search.valid
@@ -80,7 +85,10 @@ def improve(
             # One solve per move, in the plan's regime: the final regime search
             # (planner.search._exact_tax) looks across the best plan's edges, and a
             # second solve per move would halve the moves the budget affords.
-            search.run(fixed_states(inputs, trial), across_edge=False)
+            candidate = fixed_states(inputs, trial)
+            if regime is not None:
+                candidate = candidate.with_state(tax_regime=regime)
+            search.run(candidate, across_edge=False)
             budget -= search.passes - passes  # a move solved before costs nothing
             if search.valid[1].objective < before - 1e-12:
                 break  # the first move that improves: start again from its plan
