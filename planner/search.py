@@ -56,12 +56,12 @@ import itertools
 
 import numpy as np
 
-import constraints as C
 from constraints.base import BIG, AccountInputs, name_codes
-from planner import solvers, tax
+from planner import tax
 from planner.errors import InfeasibleError, RuleViolationError
 from planner.program.objective import realized
 from planner.program.problem import Template
+from planner.search_infeasible import without_unreachable_band
 from planner.search_local import fall_back, improve
 from planner.search_state import (
     DIRECTION,
@@ -374,7 +374,7 @@ def solve_account(
     inputs = inputs.with_state(direction=None, wash_direction=None, min_trade=None)
     best = search.run(inputs)
     if best.infeasible:
-        best = _without_unreachable_band(search, inputs, notes)
+        best = without_unreachable_band(search, inputs, notes)
     if not best.ok:
         raise InfeasibleError(
             inputs.account_id, [], f"solver status {best.status} with {best.solver}"
@@ -583,28 +583,6 @@ def _search_rules(
             search.run(released)
 
 
-def _without_unreachable_band(search: Search, inputs, notes) -> Solution:
-    """An infeasible account whose conflict involves the partial rebalance's band edges
-    (e.g. the only security that could fill a class is wash-blocked): plan it without the
-    hard band, its goal still pulling the classes toward the band, and say why. Any other
-    conflict raises :class:`InfeasibleError` naming the constraints."""
-    template = search.template
-    conflicts = explain_infeasible(search.chain, inputs)
-    bands = [c for c, _ in template.labels if isinstance(c, C.ClassBands)]
-    if bands and any(c.describe(inputs) in conflicts for c in bands):
-        search.relaxed = tuple(bands)
-        sol = search.run(inputs)
-        if sol.ok:
-            others = [c for c in conflicts if c not in {b.describe(inputs) for b in bands}]
-            notes.append(
-                "band edges not reachable"
-                + (f" ({'; '.join(others)})" if others else "")
-                + ": planned as close to them as the other rules allow"
-            )
-            return sol
-    raise InfeasibleError(inputs.account_id, conflicts)
-
-
 def _same_restrictions(a: AccountInputs, b: AccountInputs) -> bool:
     def same(x, y):
         if x is None or y is None:
@@ -612,25 +590,3 @@ def _same_restrictions(a: AccountInputs, b: AccountInputs) -> bool:
         return np.array_equal(x, y)
 
     return same(a.wash_direction, b.wash_direction) and same(a.direction, b.direction)
-
-
-def explain_infeasible(chain: solvers.Chain, inputs: AccountInputs) -> list[str]:
-    """Labels of the constraints behind an infeasible account.
-
-    First every constraint whose relaxation alone makes the account feasible; if none does,
-    a minimal set found by a deletion filter (relax them all, then restore each one that is
-    not needed). Constraints that only describe what the account holds (lot bounds, no
-    shorting) are never blamed.
-    """
-    candidates = [c for c, _ in chain.template.labels if c.blamable and c.active(inputs)]
-    singles = [c for c in candidates if chain.solve(inputs, skip=(c,), confirm=False).ok]
-    if singles:
-        return [c.describe(inputs) for c in singles]
-    relaxed = list(candidates)
-    if not relaxed or not chain.solve(inputs, skip=relaxed, confirm=False).ok:
-        return []
-    for c in candidates:
-        trial = [r for r in relaxed if r is not c]
-        if chain.solve(inputs, skip=trial, confirm=False).ok:
-            relaxed = trial
-    return [c.describe(inputs) for c in relaxed]
