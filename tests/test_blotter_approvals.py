@@ -205,3 +205,37 @@ def test_two_processes_cannot_both_win(store_url, tmp_path, second):
     assert len(moved) == 1 and moved[0].actor == won[0]
     assert final.status == moved[0].to_status
     assert len(approvals) == (1 if final.status == APPROVED else 0)
+
+
+def test_two_batches_with_the_same_accounts_are_not_both_approved_at_once(store_url, tmp_path):
+    """Two plans of the same accounts, approved at the same moment by two people: the
+    check that no other batch has the accounts in the market and the approval are one
+    step, so one approval wins and the other is refused (both read before either writes:
+    ``_contend`` slows each down inside its change)."""
+    with open_store(store_url) as store:
+        first = saved(store, tmp_path / "book")
+        second = saved(store, tmp_path / "book", batch_id="B20261120-120001-abcdef")
+    context = multiprocessing.get_context("spawn")
+    go, results = context.Event(), context.Queue()
+    children = [
+        context.Process(target=_contend, args=(store_url, batch_id, who, "approve", go, results))
+        for who, batch_id in (("bob", first.batch_id), ("carol", second.batch_id))
+    ]
+    for child in children:
+        child.start()
+    assert sorted(results.get(timeout=60) for _ in children) == [
+        ("bob", "ready"),
+        ("carol", "ready"),
+    ]
+    go.set()
+    outcomes = dict(results.get(timeout=60) for _ in children)
+    for child in children:
+        child.join(30)
+        assert child.exitcode == 0
+    assert sorted(o == "won" for o in outcomes.values()) == [False, True], outcomes
+    [loser] = [o for o in outcomes.values() if o != "won"]
+    assert "are in batch" in loser and "nothing changed" in loser
+    with open_store(store_url) as store:
+        statuses = [store.load_batch(b.batch_id).status for b in (first, second)]
+        assert sorted(statuses) == [APPROVED, PROPOSED]
+        assert set(store.pending_accounts()) == {"A1", "A2"}

@@ -93,13 +93,11 @@ def approve(
     batch = store.load_batch(batch_id)
     ensure_book_unchanged(batch)
     settings = blotter_settings(batch)
-    # Accounts whose orders of another batch may be in the market (a plan saved before
-    # that batch was approved): approving them again would send their trades twice.
-    elsewhere = {a: b for a, b in store.pending_accounts().items() if b != batch_id}
-    if batch.options.get("ignore_pending"):
-        elsewhere = {}
-    with store.change(batch_id, expect_revision=batch.revision) as change:
+    with store.change(batch_id, expect_revision=batch.revision, others=True) as change:
         batch = change.batch
+        # Accounts whose orders of another batch may be in the market (a plan saved before
+        # that batch was approved): approving them again would send their trades twice.
+        elsewhere = {} if batch.options.get("ignore_pending") else change.pending_elsewhere
         if change.status != PROPOSED:
             raise BatchStatusError(
                 f"batch {batch_id} is {change.status}; only a proposed batch can be approved "

@@ -137,6 +137,33 @@ def _upgrade(engine: Engine) -> None:
         command.upgrade(_alembic_config(connection), "head")
 
 
+STORE_LOCK = 7105150002
+"""PostgreSQL advisory lock key of the changes that read other batches (the migrations'
+first-open lock is 7105150001)."""
+
+
+def _lock_store(session: Session) -> None:
+    """Hold a store-wide lock until the transaction ends: PostgreSQL's transaction-level
+    advisory lock; on SQLite the file's write lock, taken now by an update that changes
+    nothing (another writer waits for it, up to the busy timeout)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(STORE_LOCK)))
+    else:
+        session.execute(update(BatchRow).where(BatchRow.revision < 0).values(revision=0))
+
+
+def _pending(session: Session) -> dict[str, str]:
+    """See :meth:`Store.pending_accounts`."""
+    rows = session.execute(
+        select(AccountPlanRow.account_id, AccountPlanRow.batch_id)
+        .join(BatchRow, BatchRow.batch_id == AccountPlanRow.batch_id)
+        .where(BatchRow.status.in_(sorted(PENDING_STATUSES)))
+        .where(AccountPlanRow.status == "approved")
+        .order_by(AccountPlanRow.batch_id)
+    )
+    return {account_id: batch_id for account_id, batch_id in rows}
+
+
 def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
@@ -156,6 +183,9 @@ class BatchChange:
     batch: Batch
     approvals: tuple[Approval, ...]
     fills: tuple[Fill, ...]
+    pending_elsewhere: Mapping[str, str] = field(default_factory=dict)
+    """With ``Store.change(..., others=True)``: the accounts of other batches whose orders
+    may be in the market (account id -> batch id), read under the store-wide lock."""
     status: str = ""
     _new_approvals: list[Approval] = field(default_factory=list)
     _new_fills: list[Fill] = field(default_factory=list)
@@ -334,14 +364,7 @@ class Store:
         """Accounts whose orders may be in the market: account id -> the id of its
         approved, exported or filled batch (the account's plan approved, not rejected)."""
         with self._sessions() as session:
-            rows = session.execute(
-                select(AccountPlanRow.account_id, AccountPlanRow.batch_id)
-                .join(BatchRow, BatchRow.batch_id == AccountPlanRow.batch_id)
-                .where(BatchRow.status.in_(sorted(PENDING_STATUSES)))
-                .where(AccountPlanRow.status == "approved")
-                .order_by(AccountPlanRow.batch_id)
-            )
-            return {account_id: batch_id for account_id, batch_id in rows}
+            return _pending(session)
 
     # writes
 
@@ -382,7 +405,9 @@ class Store:
             )
 
     @contextmanager
-    def change(self, batch_id: str, expect_revision: int | None = None) -> Iterator[BatchChange]:
+    def change(
+        self, batch_id: str, expect_revision: int | None = None, others: bool = False
+    ) -> Iterator[BatchChange]:
         """Change one batch in one transaction::
 
             with store.change(batch_id) as change:
@@ -393,8 +418,15 @@ class Store:
         its revision: if someone else changed it meanwhile, or the block raises, nothing is
         written (:class:`BatchStatusError` for the former). With ``expect_revision`` (the
         ``revision`` of a :class:`Batch` loaded earlier) the change is also refused when the
-        batch changed since that read: a decision acts on the batch its maker saw."""
+        batch changed since that read: a decision acts on the batch its maker saw.
+
+        With ``others``, the change also reads other batches (``pending_elsewhere``: an
+        approval checks that no other batch has the same accounts in the market), and such
+        changes are serialised store-wide (:func:`_lock_store`), so two approvals of two
+        batches cannot both pass that check before either is written."""
         with self._sessions() as session, session.begin():
+            if others:
+                _lock_store(session)
             row = self._row(session, batch_id, lock=True)
             revision = row.revision
             if expect_revision is not None and revision != expect_revision:
@@ -412,7 +444,9 @@ class Store:
                     .order_by(ApprovalRow.approval_id)
                 )
             )
-            change = BatchChange(batch, approvals, self._fills(session, batch_id))
+            pending = _pending(session) if others else {}
+            elsewhere = {a: b for a, b in pending.items() if b != batch_id}
+            change = BatchChange(batch, approvals, self._fills(session, batch_id), elsewhere)
             yield change
             try:
                 self._write(session, change, revision)
