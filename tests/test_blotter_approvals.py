@@ -171,28 +171,34 @@ def _contend(url: str, batch_id: str, who: str, action: str, go, results) -> Non
             results.put((who, f"lost: {exc}"))
 
 
-@pytest.mark.parametrize("second", ["approve", "reject"])
-def test_two_processes_cannot_both_win(store_url, tmp_path, second):
-    with open_store(store_url) as store:
-        batch = saved(store, tmp_path / "book")
+def _race(store_url: str, contenders: list[tuple[str, str, str]]) -> dict[str, str]:
+    """Run each ``(who, batch_id, action)`` in its own process, all at once once every one
+    has opened the store and read its batch; returns who -> ``won`` or ``lost: ...``."""
     context = multiprocessing.get_context("spawn")
     go, results = context.Event(), context.Queue()
     children = [
-        context.Process(target=_contend, args=(store_url, batch.batch_id, who, action, go, results))
-        for who, action in (("bob", "approve"), ("carol", second))
+        context.Process(target=_contend, args=(store_url, batch_id, who, action, go, results))
+        for who, batch_id, action in contenders
     ]
     for child in children:
         child.start()
-    # Both children have opened the store and read the batch before either acts.
-    assert sorted(results.get(timeout=60) for _ in children) == [
-        ("bob", "ready"),
-        ("carol", "ready"),
-    ]
+    ready = sorted(results.get(timeout=60) for _ in children)
+    assert ready == sorted((who, "ready") for who, _, _ in contenders)
     go.set()
     outcomes = dict(results.get(timeout=60) for _ in children)
     for child in children:
         child.join(30)
         assert child.exitcode == 0
+    return outcomes
+
+
+@pytest.mark.parametrize("second", ["approve", "reject"])
+def test_two_processes_cannot_both_win(store_url, tmp_path, second):
+    with open_store(store_url) as store:
+        batch = saved(store, tmp_path / "book")
+    outcomes = _race(
+        store_url, [("bob", batch.batch_id, "approve"), ("carol", batch.batch_id, second)]
+    )
     won = [who for who, outcome in outcomes.items() if outcome == "won"]
     assert len(won) == 1, outcomes
     [loser] = [o for o in outcomes.values() if o != "won"]
@@ -215,23 +221,9 @@ def test_two_batches_with_the_same_accounts_are_not_both_approved_at_once(store_
     with open_store(store_url) as store:
         first = saved(store, tmp_path / "book")
         second = saved(store, tmp_path / "book", batch_id="B20261120-120001-abcdef")
-    context = multiprocessing.get_context("spawn")
-    go, results = context.Event(), context.Queue()
-    children = [
-        context.Process(target=_contend, args=(store_url, batch_id, who, "approve", go, results))
-        for who, batch_id in (("bob", first.batch_id), ("carol", second.batch_id))
-    ]
-    for child in children:
-        child.start()
-    assert sorted(results.get(timeout=60) for _ in children) == [
-        ("bob", "ready"),
-        ("carol", "ready"),
-    ]
-    go.set()
-    outcomes = dict(results.get(timeout=60) for _ in children)
-    for child in children:
-        child.join(30)
-        assert child.exitcode == 0
+    outcomes = _race(
+        store_url, [("bob", first.batch_id, "approve"), ("carol", second.batch_id, "approve")]
+    )
     assert sorted(o == "won" for o in outcomes.values()) == [False, True], outcomes
     [loser] = [o for o in outcomes.values() if o != "won"]
     assert "are in batch" in loser and "nothing changed" in loser
