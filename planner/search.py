@@ -37,13 +37,13 @@ the thorough effort instead. ``thorough`` first runs everything ``standard`` doe
 never ends worse), then goes step by step, enumerates up to four groups (beyond that,
 branches on the three most wash-traded) and takes the two runners-up of the first wash
 choice through the other rules too, searches minimum trades wider, releases restrictions
-the plan no longer uses, and improves the best plan locally: one security's trade state
-changed at a time (buy, sell, no trade), or two sharing a class or a wash group (one
-handing its trade to the other first), every other state fixed, while that improves,
-within :data:`~planner.search_local.LOCAL_SOLVES` solves. Last, it lets the convex model place the plan's choices
-and solves them in the regime that lands in (a plan inside one regime may be only a local
-optimum of the tax). Its cost and gaps are in docs/performance.md, ``tests/test_search_gap.py`` and ``examples/heuristic_gap.py``. The
-best solution that obeys every rule is kept; both efforts rank candidates by the same
+the plan no longer uses, and improves the best plan locally (:mod:`planner.search_local`:
+one security's trade state changed at a time, or two sharing a class or a wash group,
+every other state fixed), in the plan's netting regime and then in the nearby ones. Last,
+it lets the convex model place the plan's choices and solves them in the regime that
+lands in (a plan inside one regime may be only a local optimum of the tax). Its cost and
+gaps are in docs/performance.md, ``tests/test_search_gap.py`` and
+``examples/heuristic_gap.py``. The best solution that obeys every rule is kept; both efforts rank candidates by the same
 exact objective. All passes reuse one compiled template, so each is a parameter update and
 a solver call; an account whose relaxation already obeys every rule and whose tax the
 convex model gets right costs one solve.
@@ -57,9 +57,7 @@ import itertools
 import numpy as np
 
 from constraints.base import BIG, AccountInputs, name_codes
-from planner import tax
 from planner.errors import InfeasibleError, RuleViolationError
-from planner.program.objective import realized
 from planner.program.problem import Template
 from planner.search_infeasible import without_unreachable_band
 from planner.search_local import fall_back, improve
@@ -82,20 +80,20 @@ from planner.search_tax import (
     REGIME_TIE,
     REGIME_TOLERANCE,
     model_is_locally_exact,
+    plan_regimes,
 )
 from planner.solvers import Solution
-from planner.tax import regimes
 
 MAX_ROUNDS = 4
 MINIMUMS_UNMET = "minimum trade sizes could not all be met"
 """A search note on a candidate (reported only when no plan obeys every rule)."""
 SMALL_UNIVERSE = 12
+"""Securities up to which the standard effort runs the thorough one (:func:`small_universe`)."""
 NEARBY_REGIME = 0.02
 REGIME_RESTART_SOLVES = 24
 """Thorough: after the local improvement, it runs again with the moves solved in each
 netting regime within ``NEARBY_REGIME`` (fraction of account value) of the plan's gains,
 within ``REGIME_RESTART_SOLVES`` solves each."""
-"""Securities up to which the standard effort runs the thorough one (:func:`small_universe`)."""
 EFFORTS = ("standard", "thorough")
 
 
@@ -115,10 +113,10 @@ BRANCHED_GROUPS = 3
 """Beyond enumeration, the most wash-traded groups whose every combination of directions is
 solved (the others keep their larger side)."""
 MAX_GREEDY_GROUPS = 8
-WASH_ALTERNATIVES = 2
-"""Thorough: wash-direction candidates after the best that also go through the other rules."""
 """Thorough, beyond enumeration: conflicting groups up to which each group's direction is
 also flipped on its own from the best global candidate."""
+WASH_ALTERNATIVES = 2
+"""Thorough: wash-direction candidates after the best that also go through the other rules."""
 
 
 def _resolve_wash(
@@ -441,10 +439,7 @@ def _nearby_regimes(inputs: AccountInputs, sol: Solution) -> list[int]:
     with the convex model): where one more move of the local improvement may land."""
     if not inputs.taxable:
         return []
-    year = inputs.tax_year or tax.YearSoFar()
-    st, lt = realized(inputs, sol.sell)
-    near = regimes.neighbours(year, st, lt, NEARBY_REGIME * inputs.value)
-    own = regimes.regime_of(year, st, lt)
+    own, near = plan_regimes(inputs, sol.sell, NEARBY_REGIME)
     return [r for r in (own, *near) if r != inputs.tax_regime]
 
 
@@ -457,12 +452,11 @@ def _in_relaxed_regime(search: Search, inputs: AccountInputs, relaxed: Solution)
     convex model instead (:class:`Search`)."""
     if not (inputs.taxable and search.tax_weight):
         return inputs
-    year = inputs.tax_year or tax.YearSoFar()
-    st, lt = realized(inputs, relaxed.sell)
-    if regimes.neighbours(year, st, lt, REGIME_TOLERANCE * inputs.value):
+    own, near = plan_regimes(inputs, relaxed.sell, REGIME_TOLERANCE)
+    if near:
         return inputs
-    search.preset_regime = regimes.regime_of(year, st, lt)
-    return inputs.with_state(tax_regime=search.preset_regime)
+    search.preset_regime = own
+    return inputs.with_state(tax_regime=own)
 
 
 def _exact_tax(search: Search, budget: int) -> None:
@@ -478,24 +472,21 @@ def _exact_tax(search: Search, budget: int) -> None:
     inputs, sol = search.valid
     if not (inputs.taxable and search.tax_weight):
         return
-    year = inputs.tax_year or tax.YearSoFar()
-    tolerance = REGIME_TOLERANCE * inputs.value
     tried: set[int] = set()
     preset = search.preset_regime
     if budget >= REGIME_SOLVES_THOROUGH and preset is not None and inputs.tax_regime == preset:
+        passes = search.passes
         convex = search.run(inputs.with_state(tax_regime=None))
-        budget -= 1
+        budget -= search.passes - passes
         tried.add(preset)
         if convex.ok:
-            regime = regimes.regime_of(year, *realized(inputs, convex.sell))
+            regime, _ = plan_regimes(inputs, convex.sell, REGIME_TOLERANCE)
             if regime not in tried:
                 tried.add(regime)
                 budget -= _in_regime(search, inputs, sol, regime, budget)
     while budget > 0:
         inputs, sol = search.valid
-        st, lt = realized(inputs, sol.sell)
-        own = regimes.regime_of(year, st, lt)
-        near = regimes.neighbours(year, st, lt, tolerance)
+        own, near = plan_regimes(inputs, sol.sell, REGIME_TOLERANCE)
         if inputs.tax_regime is None and model_is_locally_exact(inputs, sol):
             # The regime's program has the same optimum: no solve, but the plan's tax is
             # the regime's (for the reports' model_tax).

@@ -10,12 +10,11 @@ import numpy as np
 
 import constraints as C
 from constraints.base import AccountInputs
-from planner import solvers, tax
-from planner.program.objective import Tax, realized
+from planner import solvers
+from planner.program.objective import Tax
 from planner.program.problem import Template
-from planner.search_tax import REGIME_TOLERANCE, with_exact_tax
+from planner.search_tax import REGIME_TOLERANCE, plan_regimes, with_exact_tax
 from planner.solvers import Solution
-from planner.tax import regimes
 
 TRADE_EPS = C.TRADE_EPS
 """A trade smaller than this fraction of account value counts as no trade."""
@@ -111,11 +110,7 @@ class Search:
         and is infeasible there or sits on its boundary."""
         if self.preset_regime is None or inputs.tax_regime != self.preset_regime:
             return False
-        if not sol.ok:
-            return True
-        year = inputs.tax_year or tax.YearSoFar()
-        st, lt = realized(inputs, sol.sell)
-        return bool(regimes.neighbours(year, st, lt, REGIME_TOLERANCE * inputs.value))
+        return not sol.ok or bool(plan_regimes(inputs, sol.sell, REGIME_TOLERANCE)[1])
 
     def exact(self, inputs: AccountInputs, sol: Solution) -> Solution:
         return with_exact_tax(self.tax_weight, inputs, sol)

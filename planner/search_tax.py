@@ -9,6 +9,7 @@ import dataclasses
 import numpy as np
 
 from constraints.base import AccountInputs
+from planner import tax
 from planner.program.objective import (
     Tax,
     ordinary_offset,
@@ -69,6 +70,18 @@ def in_regime(inputs: AccountInputs, sell: np.ndarray) -> bool:
     st, lt = realized(inputs, sell)
     piece = regime_pieces(inputs)[inputs.tax_regime]
     return piece.violation(st, lt) <= REGIME_TOLERANCE * inputs.value
+
+
+def plan_regimes(
+    inputs: AccountInputs, sell: np.ndarray, tolerance: float
+) -> tuple[int, list[int]]:
+    """The netting regime of the plan selling ``sell`` (fractions of V per lot slot), and
+    the other regimes that lie within ``tolerance`` (fraction of account value) of its
+    gains: with :data:`REGIME_TOLERANCE`, those whose boundary it sits on."""
+    year = inputs.tax_year or tax.YearSoFar()
+    st, lt = realized(inputs, sell)
+    near = regimes.neighbours(year, st, lt, tolerance * inputs.value)
+    return regimes.regime_of(year, st, lt), near
 
 
 def model_is_locally_exact(inputs: AccountInputs, sol: Solution) -> bool:
