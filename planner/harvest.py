@@ -24,9 +24,9 @@ import numpy as np
 
 from constraints.base import BIG, AccountInputs
 from planner import tax
+from planner.decisions import Decision
 from planner.domain import CASH, Account, Book, FrozenDict
 from planner.program.inputs import Universe, wash_blocks
-from planner.triggers import Decision
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from planner import harvest
+from planner.decisions import Decision
 from planner.domain import Book
 from planner.orders import AccountOutcome
 from planner.program.inputs import Universe
-from planner.triggers import Decision
 
 
 def household_order(book: Book, account_id: str) -> tuple:

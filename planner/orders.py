@@ -15,11 +15,11 @@ import pandas as pd
 
 from constraints.base import name_codes
 from planner import harvest, returns
+from planner.decisions import Decision
 from planner.domain import CASH
 from planner.positions import lot_arrays
 from planner.program.objective import Tax
 from planner.reasons import Reasons
-from planner.triggers import Decision
 
 ORDER_COLUMNS = (
     "account_id",

@@ -46,8 +46,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from constraints.base import AccountInputs
+from planner.decisions import Decision, pct_pair
 from planner.domain import CASH, Model
-from planner.triggers import Decision, legacy_band, pct_pair
+from planner.triggers import legacy_band
 
 MOVE_TOL = 1e-6
 """A class weight change smaller than this (a fraction) is no move."""

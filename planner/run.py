@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from planner import harvest, tax
+from planner.decisions import Decision
 from planner.domain import Account, Book
 from planner.errors import ConfigError, InfeasibleError, MissingExtraError, RuleViolationError
 from planner.households import (
@@ -55,7 +56,7 @@ from planner.rounding import RELIEF_METHODS, to_shares
 from planner.search import EFFORTS, solve_account, solve_capped
 from planner.search_tax import in_regime, plan_objective
 from planner.solvers import DEFAULT_SOLVERS
-from planner.triggers import Decision, evaluate_account
+from planner.triggers import evaluate_account
 
 
 @dataclass(frozen=True)

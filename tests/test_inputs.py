@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from planner.benchmark_book import generate_benchmark_book
+from planner.decisions import Decision
 from planner.domain import CASH
 from planner.io import load_book, validate_book, write_book
 from planner.positions import lot_arrays
@@ -22,7 +23,6 @@ from planner.program.inputs import (
     universe_for,
 )
 from planner.run import plan
-from planner.triggers import Decision
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from planner.decisions import Decision
 from planner.domain import CASH, Band, ClassTarget, Model, TriggerSpec
 from planner.io import load_book
 from planner.reasons import Reasons
 from planner.rounding import Executable
 from planner.run import plan
-from planner.triggers import Decision
 from tests.optimiser_helpers import make_inputs
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"

@@ -16,15 +16,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from planner.calendar import review_dates
+from planner.decisions import AccountState, Breach, Decision
 from planner.domain import CASH, Account, Band, ClassTarget, Model, TriggerSpec
 from planner.triggers import (
-    AccountState,
     AllOf,
     AnyOf,
-    Breach,
     Calendar,
     CashFlow,
-    Decision,
     OuterOnly,
     Threshold,
     evaluate,

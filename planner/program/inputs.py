@@ -12,9 +12,9 @@ import numpy as np
 
 from constraints.base import BIG, AccountInputs
 from planner import tax
+from planner.decisions import Decision
 from planner.domain import CASH, Account, Book, Model
 from planner.positions import accounts_with_recent_trades, lot_arrays
-from planner.triggers import Decision
 
 
 @dataclass(frozen=True, eq=False)

@@ -35,6 +35,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from planner.decisions import AccountState, Decision
 from planner.domain import CASH, Book, Model, Security
 from planner.errors import PlannerError
 from planner.program.inputs import universe_for
@@ -43,7 +44,7 @@ from planner.run import PlanOptions, RunSpec, plan_account, prepare
 from planner.simulate.ledger import ACCOUNT_ID, Ledger
 from planner.simulate.portfolio import Portfolio, TaxesFrom, shifted_lots
 from planner.simulate.workflows import Workflow
-from planner.triggers import AccountState, CashFlow, Decision
+from planner.triggers import CashFlow
 
 NAIVE_TE_VALUE = 1.0
 """Tracking-error value of the naive baseline: it pays anything to reach target."""

@@ -34,13 +34,14 @@ from datetime import date, timedelta
 import pandas as pd
 
 from planner.calendar import next_business_day_on_or_after
+from planner.decisions import AccountState, Decision
 from planner.domain import REBALANCE_TO, Book, TaxReturn
 from planner.errors import ConfigError
 from planner.orders import assemble
 from planner.positions import weights_and_values
 from planner.run import PlanOptions, decide, prepare, run_chunks
 from planner.tax import net_capital_gains
-from planner.triggers import AccountState, Decision, Threshold
+from planner.triggers import Threshold
 from planner.whatif.gains import embedded_gains
 
 SWEEPS: tuple[str, ...] = ("te_value", "tax_rate", "gain_budget", "rebalance_to", "wait")
